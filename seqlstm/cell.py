@@ -1,0 +1,100 @@
+"""One LSTM step: the gate math, `LSTMState(h, c)` and Keras-default initialisers.
+
+Gate order is i, f, g, o (input, forget, cell candidate, output): the order of Keras and of
+PyTorch, so weights move between the three without permutation.
+
+Parameters are a plain dict so the functional core works under Linen, Equinox or bare JAX:
+
+  kernel:            [in_features, 4 * hidden]   (Keras `kernel`, PyTorch `weight_ih.T`)
+  recurrent_kernel:  [hidden, 4 * hidden]        (Keras `recurrent_kernel`, PyTorch `weight_hh.T`)
+  bias:              [4 * hidden]                (Keras `bias`, PyTorch `bias_ih + bias_hh`)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class LSTMState(NamedTuple):
+    """The recurrent state of an LSTM, named so no one mixes up (h, c) and (c, h).
+
+    Attributes:
+      h: hidden state (the layer's output at the last step), `[batch, hidden]`.
+      c: cell state, `[batch, hidden]`.
+    """
+
+    h: jax.Array
+    c: jax.Array
+
+
+def zeros_state(batch: int, hidden: int, dtype=jnp.float32) -> LSTMState:
+    """An all-zero `LSTMState` of shape `[batch, hidden]`, Keras's and PyTorch's default."""
+    z = jnp.zeros((batch, hidden), dtype)
+    return LSTMState(h=z, c=z)
+
+
+def gate_update(z: jax.Array, c: jax.Array) -> LSTMState:
+    """Applies the LSTM gate nonlinearities to fused pre-activations.
+
+    Args:
+      z: pre-activations of the four gates, `[batch, 4 * hidden]`, order i, f, g, o.
+      c: previous cell state, `[batch, hidden]`.
+
+    Returns:
+      The new `LSTMState`: c' = sigmoid(f) * c + sigmoid(i) * tanh(g), h' = sigmoid(o) * tanh(c').
+    """
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
+    return LSTMState(h=h_new, c=c_new)
+
+
+def lstm_cell(params: dict, state: LSTMState, x: jax.Array) -> LSTMState:
+    """One LSTM step, written plainly: the reference the scanned forms are tested against.
+
+    Args:
+      params: `{"kernel", "recurrent_kernel", "bias"}` as in the module docstring.
+      state: previous `LSTMState`, each `[batch, hidden]`.
+      x: input at this step, `[batch, in_features]`.
+
+    Returns:
+      The new `LSTMState`; its `h` is the step's output.
+    """
+    z = x @ params["kernel"] + state.h @ params["recurrent_kernel"] + params["bias"][None, :]
+    return gate_update(z, state.c)
+
+
+def init_params(
+    key: jax.Array,
+    in_features: int,
+    hidden_size: int,
+    *,
+    unit_forget_bias: bool = True,
+    dtype=jnp.float32,
+) -> dict:
+    """Keras-default LSTM parameters.
+
+    Glorot-uniform input kernel, orthogonal recurrent kernel (over the whole `[H, 4H]` matrix, as
+    Keras does), zero bias with the forget-gate slice set to one when `unit_forget_bias`.
+
+    Args:
+      key: PRNG key.
+      in_features: input feature size D.
+      hidden_size: number of units H.
+      unit_forget_bias: add one to the forget-gate bias (Keras default True).
+      dtype: parameter dtype.
+
+    Returns:
+      `{"kernel": [D, 4H], "recurrent_kernel": [H, 4H], "bias": [4H]}`.
+    """
+    k_in, k_rec = jax.random.split(key)
+    h4 = 4 * hidden_size
+    kernel = jax.nn.initializers.glorot_uniform()(k_in, (in_features, h4), dtype)
+    recurrent = jax.nn.initializers.orthogonal()(k_rec, (hidden_size, h4), dtype)
+    bias = jnp.zeros((h4,), dtype)
+    if unit_forget_bias:
+        bias = bias.at[hidden_size : 2 * hidden_size].set(1)
+    return {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias}

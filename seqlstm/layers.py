@@ -1,0 +1,393 @@
+"""Flax NNX modules with Keras output and state semantics: LSTM, Bidirectional, StackedLSTM.
+
+The math lives in `seqlstm.scan.lstm_scan`; these modules hold parameters, check arguments in
+Python before anything is traced, and shape results the way Keras users expect:
+
+  return_sequences  return_state   result
+  False             False          last output                 [B, H]
+  True              False          all outputs                 [B, T, H]
+  False             True           (last output, LSTMState)    [B, H], (h, c: [B, H])
+  True              True           (all outputs, LSTMState)    [B, T, H], (h, c: [B, H])
+
+Dropout follows Flax: active after `model.train()` (the default for new modules), off after
+`model.eval()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from seqlstm.cell import LSTMState, init_params
+from seqlstm.masking import lengths_and_poison
+from seqlstm.scan import PROJECTIONS, lstm_scan
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _check_positive(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def check_input(x: jax.Array, in_features: int, argname: str = "x") -> None:
+    """Raises ValueError unless `x` is `[batch, time, in_features]`."""
+    if x.ndim != 3:
+        raise ValueError(
+            f"{argname} must be [batch, time, features] (rank 3), got shape {tuple(x.shape)}"
+        )
+    if x.shape[-1] != in_features:
+        raise ValueError(
+            f"{argname} has {x.shape[-1]} features (shape {tuple(x.shape)}), expected "
+            f"in_features={in_features}"
+        )
+
+
+def check_state(state, batch: int, hidden: int, argname: str = "initial_state") -> LSTMState:
+    """Returns `state` as an `LSTMState` after checking `h` and `c` are `[batch, hidden]`."""
+    if not isinstance(state, tuple) or len(state) != 2:
+        raise ValueError(f"{argname} must be an LSTMState(h, c), got {type(state).__name__}")
+    state = LSTMState(*state)
+    for name, v in zip(("h", "c"), state):
+        shape = tuple(jnp.shape(v))
+        if shape != (batch, hidden):
+            raise ValueError(
+                f"{argname}.{name} must have shape [batch, hidden] = {(batch, hidden)}, got {shape}"
+            )
+    return state
+
+
+def merge(fwd: jax.Array, bwd: jax.Array, merge_mode: str | None):
+    """Merges forward and backward outputs as Keras's `Bidirectional(merge_mode=)` does."""
+    if merge_mode == "concat":
+        return jnp.concatenate([fwd, bwd], axis=-1)
+    if merge_mode == "sum":
+        return fwd + bwd
+    if merge_mode == "mul":
+        return fwd * bwd
+    if merge_mode == "ave":
+        return (fwd + bwd) / 2
+    return fwd, bwd
+
+
+class LSTM(nnx.Module):
+    """An LSTM layer over `[batch, time, features]`, Keras semantics, Keras parameter layout.
+
+    Args:
+      in_features: input feature size D.
+      hidden_size: units H.
+      return_sequences: return all outputs `[B, T, H]` instead of the last `[B, H]`.
+      return_state: also return the final `LSTMState`.
+      reverse: process each row from its last valid step back to step 0; outputs stay aligned
+        with the input time axis (as PyTorch's backward direction; Keras's `go_backwards`
+        returns them in processing order instead).
+      unroll: steps per scan iteration.
+      projection: step form, see `seqlstm.scan` (`"auto"`, `"hoisted"`, `"per_step"`).
+      unit_forget_bias: Keras's forget-gate bias of one at initialisation.
+      dtype: computation dtype (None: promote input and parameter dtypes).
+      param_dtype: parameter dtype.
+      rngs: `nnx.Rngs` for initialisation.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_size: int,
+        *,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        reverse: bool = False,
+        unroll: int = 1,
+        projection: str = "auto",
+        unit_forget_bias: bool = True,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        _check_positive("in_features", in_features)
+        _check_positive("hidden_size", hidden_size)
+        _check_positive("unroll", unroll)
+        if projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+        self.in_features = in_features
+        self.hidden_size = hidden_size
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.reverse = reverse
+        self.unroll = unroll
+        self.projection = projection
+        self.dtype = dtype
+        p = init_params(
+            rngs.params(),
+            in_features,
+            hidden_size,
+            unit_forget_bias=unit_forget_bias,
+            dtype=param_dtype,
+        )
+        self.kernel = nnx.Param(p["kernel"])
+        self.recurrent_kernel = nnx.Param(p["recurrent_kernel"])
+        self.bias = nnx.Param(p["bias"])
+
+    def params_dict(self) -> dict:
+        """The parameters as the plain dict `seqlstm.scan.lstm_scan` takes."""
+        return {
+            "kernel": self.kernel[...],
+            "recurrent_kernel": self.recurrent_kernel[...],
+            "bias": self.bias[...],
+        }
+
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        initial_state: LSTMState | None = None,
+        seq_lengths: jax.Array | None = None,
+        mask: jax.Array | None = None,
+    ):
+        """Runs the layer.
+
+        Args:
+          x: `[batch, time, in_features]`.
+          initial_state: `LSTMState(h, c)`, each `[batch, hidden_size]`; zeros when None.
+          seq_lengths: `int[batch]` valid steps per row (right padding), or
+          mask: boolean `[batch, time]` right-padded mask (not both).
+
+        Returns:
+          See the table in the module docstring. Outputs at padded steps are zero; the state is
+          the state at each row's last valid step; a row of length 0 has zero outputs and returns
+          its initial state.
+        """
+        x = jnp.asarray(x)
+        check_input(x, self.in_features)
+        batch, time = x.shape[0], x.shape[1]
+        if initial_state is not None:
+            initial_state = check_state(initial_state, batch, self.hidden_size)
+        lengths, bad = lengths_and_poison(batch, time, seq_lengths, mask)
+        outputs, state = lstm_scan(
+            self.params_dict(),
+            x,
+            initial_state,
+            seq_lengths=lengths,
+            reverse=self.reverse,
+            unroll=self.unroll,
+            projection=self.projection,
+            dtype=self.dtype,
+        )
+        last = state.h
+        if lengths is not None:
+            last = jnp.where((lengths > 0)[:, None], last, jnp.zeros_like(last))
+        if bad is not None:
+            nan = jnp.asarray(jnp.nan, outputs.dtype)
+            outputs = jnp.where(bad[:, None, None], nan, outputs)
+            last = jnp.where(bad[:, None], nan, last)
+            state = LSTMState(*(jnp.where(bad[:, None], nan, s) for s in state))
+        out = outputs if self.return_sequences else last
+        return (out, state) if self.return_state else out
+
+
+class Bidirectional(nnx.Module):
+    """A forward and a backward LSTM over the same input, merged as Keras's `Bidirectional`.
+
+    Args:
+      in_features, hidden_size: as `LSTM`; each direction has `hidden_size` units.
+      merge_mode: `"concat"` (output `2H`), `"sum"`, `"mul"`, `"ave"` (output `H`), or None for
+        the pair `(forward, backward)`.
+      return_sequences, return_state: as `LSTM`; the state is `(forward LSTMState, backward
+        LSTMState)`.
+      **lstm_kwargs: passed to both directions (`unroll`, `projection`, `dtype`, ...).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_size: int,
+        *,
+        merge_mode: str | None = "concat",
+        return_sequences: bool = False,
+        return_state: bool = False,
+        rngs: nnx.Rngs,
+        **lstm_kwargs,
+    ):
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
+        self.in_features = in_features
+        self.hidden_size = hidden_size
+        self.merge_mode = merge_mode
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        common = dict(return_sequences=True, return_state=True, rngs=rngs, **lstm_kwargs)
+        self.forward_layer = LSTM(in_features, hidden_size, **common)
+        self.backward_layer = LSTM(in_features, hidden_size, reverse=True, **common)
+
+    @property
+    def out_features(self) -> int:
+        return 2 * self.hidden_size if self.merge_mode == "concat" else self.hidden_size
+
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        initial_state: tuple[LSTMState, LSTMState] | None = None,
+        seq_lengths: jax.Array | None = None,
+        mask: jax.Array | None = None,
+    ):
+        """Runs both directions.
+
+        Args:
+          x: `[batch, time, in_features]`.
+          initial_state: `(forward LSTMState, backward LSTMState)` or None.
+          seq_lengths, mask: as `LSTM`.
+
+        Returns:
+          The merged last outputs `[B, H or 2H]` or sequences `[B, T, H or 2H]` (a pair when
+          `merge_mode=None`), with `(forward LSTMState, backward LSTMState)` when `return_state`.
+          The backward direction's last output is its output at step 0.
+        """
+        fwd_init = bwd_init = None
+        if initial_state is not None:
+            if not isinstance(initial_state, tuple) or len(initial_state) != 2:
+                raise ValueError(
+                    "initial_state of Bidirectional must be a pair (forward LSTMState, backward "
+                    f"LSTMState), got {type(initial_state).__name__}"
+                )
+            fwd_init, bwd_init = initial_state
+        kw = dict(seq_lengths=seq_lengths, mask=mask)
+        fwd_seq, fwd_state = self.forward_layer(x, initial_state=fwd_init, **kw)
+        bwd_seq, bwd_state = self.backward_layer(x, initial_state=bwd_init, **kw)
+        if self.return_sequences:
+            fwd_out, bwd_out = fwd_seq, bwd_seq
+        else:
+            fwd_out, bwd_out = fwd_state.h, bwd_state.h
+            lengths, _ = lengths_and_poison(x.shape[0], x.shape[1], seq_lengths, mask)
+            if lengths is not None:
+                keep = (lengths > 0)[:, None]
+                fwd_out = jnp.where(keep, fwd_out, jnp.zeros_like(fwd_out))
+                bwd_out = jnp.where(keep, bwd_out, jnp.zeros_like(bwd_out))
+        out = merge(fwd_out, bwd_out, self.merge_mode)
+        return (out, (fwd_state, bwd_state)) if self.return_state else out
+
+
+class StackedLSTM(nnx.Module):
+    """LSTM layers where each reads the previous layer's full output sequence.
+
+    Args:
+      in_features: input feature size of the first layer.
+      hidden_sizes: units of each layer, first to last.
+      bidirectional: make every layer a `Bidirectional`.
+      merge_mode: how bidirectional layers merge (not None: the next layer needs one array).
+      dropout: dropout rate between layers (not after the last), active in training mode only.
+      return_sequences: return the last layer's outputs `[B, T, H_last]` instead of `[B, H_last]`.
+      return_state: also return `states`, one per layer: an `LSTMState`, or a
+        `(forward, backward)` pair when bidirectional.
+      **lstm_kwargs: passed to every layer (`unroll`, `projection`, `dtype`, ...).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_sizes: Sequence[int] = (64, 32),
+        *,
+        bidirectional: bool = False,
+        merge_mode: str = "concat",
+        dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        rngs: nnx.Rngs,
+        **lstm_kwargs,
+    ):
+        hidden_sizes = tuple(hidden_sizes) if isinstance(hidden_sizes, Sequence) else hidden_sizes
+        if not isinstance(hidden_sizes, tuple) or not hidden_sizes:
+            raise ValueError(f"hidden_sizes must be a non-empty sequence of ints, got {hidden_sizes!r}")
+        for i, h in enumerate(hidden_sizes):
+            _check_positive(f"hidden_sizes[{i}]", h)
+        if bidirectional and merge_mode not in MERGE_MODES[:-1]:
+            raise ValueError(
+                f"merge_mode of a bidirectional StackedLSTM must be one of {MERGE_MODES[:-1]} "
+                f"(the next layer reads one array), got {merge_mode!r}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.in_features = in_features
+        self.hidden_sizes = hidden_sizes
+        self.bidirectional = bidirectional
+        self.merge_mode = merge_mode
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        layers = []
+        d = in_features
+        for h in hidden_sizes:
+            common = dict(return_sequences=True, return_state=True, rngs=rngs, **lstm_kwargs)
+            if bidirectional:
+                layer = Bidirectional(d, h, merge_mode=merge_mode, **common)
+                d = layer.out_features
+            else:
+                layer = LSTM(d, h, **common)
+                d = h
+            layers.append(layer)
+        self.layers = nnx.List(layers)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        initial_state: Sequence | None = None,
+        seq_lengths: jax.Array | None = None,
+        mask: jax.Array | None = None,
+    ):
+        """Runs the stack.
+
+        Args:
+          x: `[batch, time, in_features]`.
+          initial_state: None, or one entry per layer (an `LSTMState`, a `(forward, backward)`
+            pair when bidirectional, or None for zeros).
+          seq_lengths, mask: as `LSTM`, applied to every layer.
+
+        Returns:
+          The last layer's last output or sequence; with `return_state`, `(outputs, states)`.
+        """
+        n = len(self.hidden_sizes)
+        if initial_state is None:
+            initial_state = (None,) * n
+        elif not isinstance(initial_state, Sequence) or len(initial_state) != n:
+            raise ValueError(
+                f"initial_state must hold one entry per layer ({n}), got "
+                f"{len(initial_state) if isinstance(initial_state, Sequence) else initial_state!r}"
+            )
+        check_input(jnp.asarray(x), self.in_features)
+        states = []
+        h = x
+        for i, (layer, init) in enumerate(zip(self.layers, initial_state)):
+            if i > 0:
+                h = self.dropout(h)
+            h, state = layer(h, initial_state=init, seq_lengths=seq_lengths, mask=mask)
+            states.append(state)
+        if self.return_sequences:
+            out = h
+        else:
+            last = states[-1]
+            if self.bidirectional:
+                out = merge(last[0].h, last[1].h, self.merge_mode)
+            else:
+                out = last.h
+            lengths, _ = lengths_and_poison(x.shape[0], x.shape[1], seq_lengths, mask)
+            if lengths is not None:
+                out = jnp.where((lengths > 0)[:, None], out, jnp.zeros_like(out))
+        return (out, tuple(states)) if self.return_state else out
+
+
+class RepeatVector(nnx.Module):
+    """Keras's `RepeatVector(n)`: `[batch, features] -> [batch, n, features]`."""
+
+    def __init__(self, n: int):
+        _check_positive("n", n)
+        self.n = n
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = jnp.asarray(x)
+        if x.ndim != 2:
+            raise ValueError(f"x must be [batch, features] (rank 2), got shape {tuple(x.shape)}")
+        return jnp.repeat(x[:, None, :], self.n, axis=1)

@@ -1,0 +1,118 @@
+"""The functional core: a whole-sequence LSTM recurrence over arrays, one `lax.scan`.
+
+Two equivalent forms of the step, chosen per backend and shape (`projection=`):
+
+* ``"hoisted"``: the input projection `x @ kernel + bias` for all steps is ONE large matmul
+  before the scan; each step adds `h @ recurrent_kernel` to its slice.
+* ``"per_step"``: each step computes `x_t @ kernel + h @ recurrent_kernel + bias` itself.
+
+Both fuse the four gates into one `[., 4H]` matmul. XLA:CPU can compile the gate math over a slice of
+the hoisted array to scalar code, so on CPU the per-step form is often faster despite doing the same
+FLOPs in smaller pieces; `"auto"` picks by backend (see `choose_projection`).
+
+Variable length is right padding: row b is valid for `t < seq_lengths[b]`. At padded steps the state
+is carried unchanged and the output is zero, so the final state is the state at each row's last valid
+step; with `reverse=True` the scan runs from t = T - 1 down to 0 and so starts, for each row, from its
+initial state at its last valid step.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from seqlstm.cell import LSTMState, gate_update
+
+Projection = Literal["auto", "hoisted", "per_step"]
+PROJECTIONS = ("auto", "hoisted", "per_step")
+
+
+def choose_projection(backend: str | None = None) -> str:
+    """The step form `"auto"` resolves to on a backend.
+
+    On CPU the per-step form wins at every shape benchmarks/lstm_layer.py measures (the hoisted
+    slice is compiled to scalar gate math); on GPU and TPU the hoisted matmul is the standard choice.
+    """
+    backend = backend or jax.default_backend()
+    return "per_step" if backend == "cpu" else "hoisted"
+
+
+def lstm_scan(
+    params: dict,
+    x: jax.Array,
+    initial_state: LSTMState | None = None,
+    *,
+    seq_lengths: jax.Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    projection: Projection = "auto",
+    dtype=None,
+) -> tuple[jax.Array, LSTMState]:
+    """Runs an LSTM over a whole batch of sequences.
+
+    Args:
+      params: `{"kernel": [D, 4H], "recurrent_kernel": [H, 4H], "bias": [4H]}`.
+      x: inputs `[batch, time, D]`.
+      initial_state: `LSTMState` with `h, c: [batch, H]`; zeros when None.
+      seq_lengths: optional `int32[batch]`, valid steps per row (right padding). Values are
+        trusted here; `seqlstm.LSTM` validates them.
+      reverse: process each row from its last valid step back to step 0.
+      unroll: steps per scan iteration (`lax.scan(unroll=)`).
+      projection: `"hoisted"`, `"per_step"` or `"auto"` (see the module docstring).
+      dtype: computation dtype; None promotes the input and parameter dtypes.
+
+    Returns:
+      `(outputs, final_state)`: `outputs: [batch, time, H]` (zeros at padded steps, aligned with the
+      input even when `reverse`), `final_state` the `LSTMState` after each row's last processed step.
+    """
+    kernel, recurrent, bias = params["kernel"], params["recurrent_kernel"], params["bias"]
+    if dtype is None:
+        dtype = jnp.result_type(x.dtype, kernel.dtype)
+    x = x.astype(dtype)
+    kernel, recurrent, bias = kernel.astype(dtype), recurrent.astype(dtype), bias.astype(dtype)
+    batch, time = x.shape[0], x.shape[1]
+    hidden = recurrent.shape[0]
+    if initial_state is None:
+        zeros = jnp.zeros((batch, hidden), dtype)
+        initial_state = LSTMState(zeros, zeros)
+    initial_state = LSTMState(initial_state.h.astype(dtype), initial_state.c.astype(dtype))
+    if projection == "auto":
+        projection = choose_projection()
+    if projection not in ("hoisted", "per_step"):
+        raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+
+    x_tm = jnp.swapaxes(x, 0, 1)  # [T, B, D]
+    if projection == "hoisted":
+        xs = jnp.einsum("tbd,dg->tbg", x_tm, kernel) + bias[None, None, :]
+
+        def project(x_t, h):
+            return x_t + h @ recurrent
+
+    else:
+        xs = x_tm
+
+        def project(x_t, h):
+            return x_t @ kernel + h @ recurrent + bias[None, :]
+
+    if seq_lengths is None:
+
+        def step(state, x_t):
+            new = gate_update(project(x_t, state.h), state.c)
+            return new, new.h
+
+        final, ys = jax.lax.scan(step, initial_state, xs, reverse=reverse, unroll=unroll)
+    else:
+        valid = jnp.arange(time)[:, None] < seq_lengths[None, :].astype(jnp.int32)  # [T, B]
+
+        def step(state, inputs):
+            x_t, valid_t = inputs
+            new = gate_update(project(x_t, state.h), state.c)
+            keep = valid_t[:, None]
+            h = jnp.where(keep, new.h, state.h)
+            c = jnp.where(keep, new.c, state.c)
+            return LSTMState(h, c), jnp.where(keep, new.h, jnp.zeros_like(new.h))
+
+        final, ys = jax.lax.scan(step, initial_state, (xs, valid), reverse=reverse, unroll=unroll)
+    return jnp.swapaxes(ys, 0, 1), final
