@@ -92,8 +92,10 @@ def init_params(
     """
     k_in, k_rec = jax.random.split(key)
     h4 = 4 * hidden_size
-    kernel = jax.nn.initializers.glorot_uniform()(k_in, (in_features, h4), dtype)
-    recurrent = jax.nn.initializers.orthogonal()(k_rec, (hidden_size, h4), dtype)
+    # Drawn in float32 (QR has no bfloat16 kernel), then cast.
+    kernel = jax.nn.initializers.glorot_uniform()(k_in, (in_features, h4), jnp.float32)
+    recurrent = jax.nn.initializers.orthogonal()(k_rec, (hidden_size, h4), jnp.float32)
+    kernel, recurrent = kernel.astype(dtype), recurrent.astype(dtype)
     bias = jnp.zeros((h4,), dtype)
     if unit_forget_bias:
         bias = bias.at[hidden_size : 2 * hidden_size].set(1)

@@ -300,7 +300,9 @@ class StackedLSTM(nnx.Module):
     ):
         hidden_sizes = tuple(hidden_sizes) if isinstance(hidden_sizes, Sequence) else hidden_sizes
         if not isinstance(hidden_sizes, tuple) or not hidden_sizes:
-            raise ValueError(f"hidden_sizes must be a non-empty sequence of ints, got {hidden_sizes!r}")
+            raise ValueError(
+                f"hidden_sizes must be a non-empty sequence of ints, got {hidden_sizes!r}"
+            )
         for i, h in enumerate(hidden_sizes):
             _check_positive(f"hidden_sizes[{i}]", h)
         if bidirectional and merge_mode not in MERGE_MODES[:-1]:

@@ -85,7 +85,9 @@ def lengths_and_poison(
     if mask is not None:
         mask = jnp.asarray(mask)
         if mask.shape != (batch, time):
-            raise ValueError(f"mask must have shape [batch, time] = {(batch, time)}, got {mask.shape}")
+            raise ValueError(
+                f"mask must have shape [batch, time] = {(batch, time)}, got {mask.shape}"
+            )
         lengths = lengths_from_mask(mask)
         if _is_concrete(mask):
             return lengths, None
@@ -95,7 +97,9 @@ def lengths_and_poison(
         return None, None
     seq_lengths = jnp.asarray(seq_lengths)
     if seq_lengths.shape != (batch,):
-        raise ValueError(f"seq_lengths must have shape [batch] = ({batch},), got {seq_lengths.shape}")
+        raise ValueError(
+            f"seq_lengths must have shape [batch] = ({batch},), got {seq_lengths.shape}"
+        )
     if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
         raise ValueError(f"seq_lengths must be integers, got dtype {seq_lengths.dtype}")
     lengths = seq_lengths.astype(jnp.int32)

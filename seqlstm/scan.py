@@ -6,14 +6,14 @@ Two equivalent forms of the step, chosen per backend and shape (`projection=`):
   before the scan; each step adds `h @ recurrent_kernel` to its slice.
 * ``"per_step"``: each step computes `x_t @ kernel + h @ recurrent_kernel + bias` itself.
 
-Both fuse the four gates into one `[., 4H]` matmul. XLA:CPU can compile the gate math over a slice of
-the hoisted array to scalar code, so on CPU the per-step form is often faster despite doing the same
-FLOPs in smaller pieces; `"auto"` picks by backend (see `choose_projection`).
+Both fuse the four gates into one `[., 4H]` matmul. XLA:CPU can compile the gate math over a
+slice of the hoisted array to scalar code, so on CPU the per-step form is faster despite doing the
+same FLOPs in smaller pieces; `"auto"` picks by backend (see `choose_projection`).
 
-Variable length is right padding: row b is valid for `t < seq_lengths[b]`. At padded steps the state
-is carried unchanged and the output is zero, so the final state is the state at each row's last valid
-step; with `reverse=True` the scan runs from t = T - 1 down to 0 and so starts, for each row, from its
-initial state at its last valid step.
+Variable length is right padding: row b is valid for `t < seq_lengths[b]`. At padded steps the
+state is carried unchanged and the output is zero, so the final state is the state at each row's
+last valid step; with `reverse=True` the scan runs from t = T - 1 down to 0 and so starts, for each
+row, from its initial state at its last valid step.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def choose_projection(backend: str | None = None) -> str:
     """The step form `"auto"` resolves to on a backend.
 
     On CPU the per-step form wins at every shape benchmarks/lstm_layer.py measures (the hoisted
-    slice is compiled to scalar gate math); on GPU and TPU the hoisted matmul is the standard choice.
+    slice is compiled to scalar gate math); on GPU and TPU the hoisted matmul is the usual choice.
     """
     backend = backend or jax.default_backend()
     return "per_step" if backend == "cpu" else "hoisted"
@@ -64,8 +64,9 @@ def lstm_scan(
       dtype: computation dtype; None promotes the input and parameter dtypes.
 
     Returns:
-      `(outputs, final_state)`: `outputs: [batch, time, H]` (zeros at padded steps, aligned with the
-      input even when `reverse`), `final_state` the `LSTMState` after each row's last processed step.
+      `(outputs, final_state)`: `outputs: [batch, time, H]` (zeros at padded steps, aligned with
+      the input even when `reverse`); `final_state`, the `LSTMState` after each row's last
+      processed step.
     """
     kernel, recurrent, bias = params["kernel"], params["recurrent_kernel"], params["bias"]
     if dtype is None:

@@ -82,7 +82,9 @@ def summary(model: nnx.Module, *example_inputs, **example_kwargs) -> str:
 
     rows = [r for r in rows if r is not None]
     header = ("Layer (type)", "Output shape", "Param #")
-    body = [("  " * depth + f"{name} ({typ})", shape, f"{n:,}") for depth, name, typ, shape, n in rows]
+    body = [
+        ("  " * depth + f"{name} ({typ})", shape, f"{n:,}") for depth, name, typ, shape, n in rows
+    ]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(3)]
     line = "-" * (sum(widths) + 6)
     fmt = lambda r: f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   {r[2]:>{widths[2]}}"  # noqa: E731

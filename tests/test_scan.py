@@ -1,0 +1,148 @@
+"""seqlstm/scan.py: the scanned recurrence against a step-by-step loop and finite differences."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from seqlstm.cell import LSTMState, init_params, lstm_cell
+from seqlstm.scan import choose_projection, lstm_scan
+
+B, T, D, H = 3, 6, 4, 5
+
+
+def _inputs(seed=0, dtype=jnp.float32):
+    k = jax.random.split(jax.random.key(seed), 4)
+    params = init_params(k[0], D, H, dtype=dtype)
+    params["bias"] = jax.random.normal(k[3], (4 * H,), dtype) * 0.1
+    x = jax.random.normal(k[1], (B, T, D), dtype)
+    h0, c0 = jax.random.normal(k[2], (2, B, H), dtype) * 0.5
+    return params, x, LSTMState(h0, c0)
+
+
+def loop_reference(params, x, state, lengths=None, reverse=False):
+    """Each row on its own, one `lstm_cell` call per valid step, in plain Python."""
+    x, lengths = np.asarray(x), np.full(x.shape[0], x.shape[1]) if lengths is None else lengths
+    outputs = np.zeros(x.shape[:2] + (H,), np.float32)
+    hs, cs = [], []
+    for b in range(x.shape[0]):
+        s = LSTMState(state.h[b : b + 1], state.c[b : b + 1])
+        steps = range(lengths[b])
+        for t in reversed(steps) if reverse else steps:
+            s = lstm_cell(params, s, jnp.asarray(x[b : b + 1, t]))
+            outputs[b, t] = np.asarray(s.h[0])
+        hs.append(s.h[0])
+        cs.append(s.c[0])
+    return outputs, LSTMState(np.stack(hs), np.stack(cs))
+
+
+@pytest.mark.parametrize("projection", ["hoisted", "per_step"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, (6, 2, 0)])
+def test_scan_equals_step_loop(projection, reverse, lengths):
+    params, x, s0 = _inputs()
+    lengths = None if lengths is None else np.array(lengths)
+    want_y, want_s = loop_reference(params, x, s0, lengths, reverse)
+    got_y, got_s = lstm_scan(
+        params,
+        x,
+        s0,
+        seq_lengths=None if lengths is None else jnp.asarray(lengths),
+        reverse=reverse,
+        projection=projection,
+    )
+    np.testing.assert_allclose(got_y, want_y, atol=1e-6)
+    np.testing.assert_allclose(got_s.h, want_s.h, atol=1e-6)
+    np.testing.assert_allclose(got_s.c, want_s.c, atol=1e-6)
+
+
+@pytest.mark.parametrize("unroll", [2, 4])
+def test_unroll_changes_nothing(unroll):
+    params, x, s0 = _inputs(1)
+    lengths = jnp.array([5, 6, 1])
+    y1, s1 = lstm_scan(params, x, s0, seq_lengths=lengths)
+    y2, s2 = lstm_scan(params, x, s0, seq_lengths=lengths, unroll=unroll)
+    np.testing.assert_allclose(y1, y2, atol=1e-6)
+    np.testing.assert_allclose(s1.c, s2.c, atol=1e-6)
+
+
+def test_zero_initial_state_is_default():
+    params, x, _ = _inputs(2)
+    zeros = jnp.zeros((B, H))
+    y1, _ = lstm_scan(params, x)
+    y2, _ = lstm_scan(params, x, LSTMState(zeros, zeros))
+    np.testing.assert_array_equal(y1, y2)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_padding_invariance(reverse):
+    """Appending padding steps of any value never changes outputs or states."""
+    params, x, s0 = _inputs(3)
+    lengths = jnp.array([6, 3, 0])
+    y, s = lstm_scan(params, x, s0, seq_lengths=lengths, reverse=reverse)
+    junk = jax.random.normal(jax.random.key(9), (B, 4, D)) * 100
+    y_pad, s_pad = lstm_scan(
+        params, jnp.concatenate([x, junk], axis=1), s0, seq_lengths=lengths, reverse=reverse
+    )
+    np.testing.assert_allclose(y_pad[:, :T], y, atol=1e-6)
+    np.testing.assert_array_equal(y_pad[:, T:], 0.0)
+    np.testing.assert_allclose(s_pad.h, s.h, atol=1e-6)
+    np.testing.assert_allclose(s_pad.c, s.c, atol=1e-6)
+    # And junk inside a row's padding region changes nothing either.
+    x2 = x.at[1, 3:].set(55.0)
+    y2, s2 = lstm_scan(params, x2, s0, seq_lengths=lengths, reverse=reverse)
+    np.testing.assert_allclose(y2, y, atol=1e-6)
+    np.testing.assert_allclose(s2.c, s.c, atol=1e-6)
+
+
+def test_length_zero_row_returns_initial_state_with_finite_gradients():
+    params, x, s0 = _inputs(4)
+    lengths = jnp.array([0, 6, 0])
+
+    def loss(params, x, s0):
+        y, s = lstm_scan(params, x, s0, seq_lengths=lengths)
+        return jnp.sum(y**2) + jnp.sum(s.h * s.c)
+
+    y, s = lstm_scan(params, x, s0, seq_lengths=lengths)
+    np.testing.assert_array_equal(y[0], 0.0)
+    np.testing.assert_array_equal(s.h[0], s0.h[0])
+    np.testing.assert_array_equal(s.c[2], s0.c[2])
+    grads = jax.grad(loss, argnums=(0, 1, 2))(params, x, s0)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+    # No gradient flows into a length-0 row's inputs; its initial state passes straight through.
+    np.testing.assert_array_equal(grads[1][0], 0.0)
+    np.testing.assert_allclose(grads[2].h[0], s0.c[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("projection", ["hoisted", "per_step"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gradients_match_finite_differences(projection, reverse):
+    with jax.enable_x64(True):
+        params, x, s0 = _inputs(5, dtype=jnp.float64)
+        lengths = jnp.array([6, 4, 1])
+
+        def f(params, x, h0, c0):
+            y, s = lstm_scan(
+                params,
+                x,
+                LSTMState(h0, c0),
+                seq_lengths=lengths,
+                reverse=reverse,
+                projection=projection,
+            )
+            return jnp.sum(jnp.sin(y)) + jnp.sum(s.h * s.c)
+
+        check_grads(f, (params, x, s0.h, s0.c), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+
+
+def test_choose_projection_by_backend():
+    assert choose_projection("cpu") == "per_step"
+    assert choose_projection("gpu") == "hoisted"
+    assert choose_projection("tpu") == "hoisted"
+
+
+def test_unknown_projection_raises():
+    params, x, _ = _inputs()
+    with pytest.raises(ValueError, match="projection"):
+        lstm_scan(params, x, projection="fused")
