@@ -23,7 +23,7 @@ from flax import nnx
 
 from seqlstm.cell import LSTMState, init_params
 from seqlstm.masking import lengths_and_poison
-from seqlstm.scan import PROJECTIONS, lstm_scan
+from seqlstm.scan import BACKWARDS, PROJECTIONS, lstm_scan
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -86,6 +86,7 @@ class LSTM(nnx.Module):
         returns them in processing order instead).
       unroll: steps per scan iteration.
       projection: step form, see `seqlstm.scan` (`"auto"`, `"hoisted"`, `"per_step"`).
+      backward: `"fused"` (cuDNN-style custom VJP) or `"autodiff"`, see `seqlstm.scan`.
       unit_forget_bias: Keras's forget-gate bias of one at initialisation.
       dtype: computation dtype (None: promote input and parameter dtypes).
       param_dtype: parameter dtype.
@@ -102,6 +103,7 @@ class LSTM(nnx.Module):
         reverse: bool = False,
         unroll: int = 1,
         projection: str = "auto",
+        backward: str = "fused",
         unit_forget_bias: bool = True,
         dtype=None,
         param_dtype=jnp.float32,
@@ -112,6 +114,8 @@ class LSTM(nnx.Module):
         _check_positive("unroll", unroll)
         if projection not in PROJECTIONS:
             raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+        if backward not in BACKWARDS:
+            raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
         self.in_features = in_features
         self.hidden_size = hidden_size
         self.return_sequences = return_sequences
@@ -119,6 +123,7 @@ class LSTM(nnx.Module):
         self.reverse = reverse
         self.unroll = unroll
         self.projection = projection
+        self.backward = backward
         self.dtype = dtype
         p = init_params(
             rngs.params(),
@@ -174,6 +179,7 @@ class LSTM(nnx.Module):
             reverse=self.reverse,
             unroll=self.unroll,
             projection=self.projection,
+            backward=self.backward,
             dtype=self.dtype,
         )
         last = state.h

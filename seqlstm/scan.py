@@ -24,9 +24,11 @@ import jax
 import jax.numpy as jnp
 
 from seqlstm.cell import LSTMState, gate_update
+from seqlstm.fused_backward import fused_lstm
 
 Projection = Literal["auto", "hoisted", "per_step"]
 PROJECTIONS = ("auto", "hoisted", "per_step")
+BACKWARDS = ("fused", "autodiff")
 
 
 def choose_projection(backend: str | None = None) -> str:
@@ -48,6 +50,7 @@ def lstm_scan(
     reverse: bool = False,
     unroll: int = 1,
     projection: Projection = "auto",
+    backward: str = "fused",
     dtype=None,
 ) -> tuple[jax.Array, LSTMState]:
     """Runs an LSTM over a whole batch of sequences.
@@ -61,6 +64,9 @@ def lstm_scan(
       reverse: process each row from its last valid step back to step 0.
       unroll: steps per scan iteration (`lax.scan(unroll=)`).
       projection: `"hoisted"`, `"per_step"` or `"auto"` (see the module docstring).
+      backward: `"fused"`, the per-step form with a cuDNN-style custom VJP (weight gradients as
+        one matmul over all steps, see `seqlstm.fused_backward`), or `"autodiff"`, JAX's own
+        derivative of the scan. The hoisted form always uses autodiff.
       dtype: computation dtype; None promotes the input and parameter dtypes.
 
     Returns:
@@ -83,6 +89,25 @@ def lstm_scan(
         projection = choose_projection()
     if projection not in ("hoisted", "per_step"):
         raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+    if backward not in BACKWARDS:
+        raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+
+    if projection == "per_step" and backward == "fused":
+        valid = None
+        if seq_lengths is not None:
+            valid = jnp.arange(time)[:, None] < seq_lengths[None, :].astype(jnp.int32)
+        ys, h_t, c_t = fused_lstm(
+            kernel,
+            recurrent,
+            bias,
+            jnp.swapaxes(x, 0, 1),
+            initial_state.h,
+            initial_state.c,
+            valid,
+            reverse,
+            unroll,
+        )
+        return jnp.swapaxes(ys, 0, 1), LSTMState(h_t, c_t)
 
     x_tm = jnp.swapaxes(x, 0, 1)  # [T, B, D]
     if projection == "hoisted":

@@ -115,9 +115,12 @@ def test_length_zero_row_returns_initial_state_with_finite_gradients():
     np.testing.assert_allclose(grads[2].h[0], s0.c[0], atol=1e-6)
 
 
-@pytest.mark.parametrize("projection", ["hoisted", "per_step"])
+@pytest.mark.parametrize(
+    "projection,backward",
+    [("hoisted", "autodiff"), ("per_step", "autodiff"), ("per_step", "fused")],
+)
 @pytest.mark.parametrize("reverse", [False, True])
-def test_gradients_match_finite_differences(projection, reverse):
+def test_gradients_match_finite_differences(projection, backward, reverse):
     with jax.enable_x64(True):
         params, x, s0 = _inputs(5, dtype=jnp.float64)
         lengths = jnp.array([6, 4, 1])

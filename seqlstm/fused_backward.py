@@ -1,0 +1,127 @@
+"""`lstm_scan`'s recurrence with a cuDNN-style backward pass (a `jax.custom_vjp`).
+
+JAX's autodiff of `lax.scan` computes the weight gradients inside the reverse loop: one small
+`[H, B] @ [B, 4H]` matmul per step for the recurrent kernel (and one for the input kernel). Here the
+reverse loop does only what must be sequential, `dz_t @ recurrent_kernel^T` and the gate
+derivatives, and collects every step's gate gradient `dz: [T, B, 4H]`; then
+
+  d kernel            = sum_t x_t^T dz_t        one [D, T*B] @ [T*B, 4H] matmul
+  d recurrent_kernel  = sum_t h_{t-1}^T dz_t    one [H, T*B] @ [T*B, 4H] matmul
+  d bias              = sum_t,b dz              one reduction
+  d x                 = dz @ kernel^T           one [T*B, 4H] @ [4H, D] matmul
+
+which is what cuDNN and oneDNN do. Results equal the autodiff path to float rounding
+(tests/test_fused_backward.py).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+
+def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll):
+    """The recurrence over time-major `x_tm: [T, B, D]`, returning what the backward pass needs."""
+    hidden = recurrent.shape[0]
+
+    def step(carry, inputs):
+        h, c = carry
+        x_t, v_t = inputs
+        z = x_t @ kernel + h @ recurrent + bias[None, :]
+        i = jax.nn.sigmoid(z[:, :hidden])
+        f = jax.nn.sigmoid(z[:, hidden : 2 * hidden])
+        g = jnp.tanh(z[:, 2 * hidden : 3 * hidden])
+        o = jax.nn.sigmoid(z[:, 3 * hidden :])
+        c_new = f * c + i * g
+        h_new = o * jnp.tanh(c_new)
+        if v_t is None:
+            y = h_new
+        else:
+            keep = v_t[:, None]
+            h_new = jnp.where(keep, h_new, h)
+            c_new = jnp.where(keep, c_new, c)
+            y = jnp.where(keep, h_new, jnp.zeros_like(h_new))
+        gates = jnp.concatenate([i, f, g, o], axis=-1)
+        return (h_new, c_new), (y, gates, c_new, h, c)
+
+    xs = (x_tm, valid) if valid is not None else (x_tm, None)
+    (h_t, c_t), (ys, gates, cs, h_prev, c_prev) = jax.lax.scan(
+        step, (h0, c0), xs, reverse=reverse, unroll=unroll
+    )
+    return ys, h_t, c_t, (gates, cs, h_prev, c_prev)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(7, 8))
+def fused_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse=False, unroll=1):
+    """LSTM over time-major inputs with the cuDNN-style backward pass.
+
+    Args:
+      kernel: `[D, 4H]`; recurrent: `[H, 4H]`; bias: `[4H]`.
+      x_tm: inputs, time-major `[T, B, D]`.
+      h0, c0: initial state, `[B, H]` each.
+      valid: None, or boolean `[T, B]`: steps where the state advances (elsewhere it is carried
+        and the output is zero).
+      reverse: scan from t = T - 1 down to 0.
+      unroll: steps per scan iteration.
+
+    Returns:
+      `(ys [T, B, H], h_T [B, H], c_T [B, H])`.
+    """
+    ys, h_t, c_t, _ = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll)
+    return ys, h_t, c_t
+
+
+def _fused_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll):
+    ys, h_t, c_t, res = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll)
+    return (ys, h_t, c_t), (kernel, recurrent, x_tm, valid, res)
+
+
+def _fused_bwd(reverse, unroll, saved, cotangents):
+    kernel, recurrent, x_tm, valid, (gates, cs, h_prev, c_prev) = saved
+    dys, dh_t, dc_t = cotangents
+    hidden = recurrent.shape[0]
+    recurrent_t = recurrent.T
+
+    def step(carry, inputs):
+        dh, dc = carry
+        dy, gate, c, cp, v_t = inputs
+        i = gate[:, :hidden]
+        f = gate[:, hidden : 2 * hidden]
+        g = gate[:, 2 * hidden : 3 * hidden]
+        o = gate[:, 3 * hidden :]
+        dh_total = dh + dy
+        tc = jnp.tanh(c)
+        dc_total = dc + dh_total * o * (1 - tc * tc)
+        dz = jnp.concatenate(
+            [
+                dc_total * g * i * (1 - i),
+                dc_total * cp * f * (1 - f),
+                dc_total * i * (1 - g * g),
+                dh_total * tc * o * (1 - o),
+            ],
+            axis=-1,
+        )
+        if v_t is not None:
+            keep = v_t[:, None]
+            dz = jnp.where(keep, dz, jnp.zeros_like(dz))
+            dh_prev = jnp.where(keep, dz @ recurrent_t, dh)
+            dc_prev = jnp.where(keep, dc_total * f, dc)
+        else:
+            dh_prev = dz @ recurrent_t
+            dc_prev = dc_total * f
+        return (dh_prev, dc_prev), dz
+
+    # Where the forward output was replaced by zero (padding), its cotangent cannot flow; the
+    # masking inside `step` already ignores it because dz and the carries skip `dy` there.
+    inputs = (dys, gates, cs, c_prev, valid)
+    (dh0, dc0), dz = jax.lax.scan(step, (dh_t, dc_t), inputs, reverse=not reverse, unroll=unroll)
+    d_kernel = jnp.einsum("tbd,tbg->dg", x_tm, dz)
+    d_recurrent = jnp.einsum("tbh,tbg->hg", h_prev, dz)
+    d_bias = jnp.sum(dz, axis=(0, 1))
+    d_x = jnp.einsum("tbg,dg->tbd", dz, kernel)
+    return d_kernel, d_recurrent, d_bias, d_x, dh0, dc0, None
+
+
+fused_lstm.defvjp(_fused_fwd, _fused_bwd)
