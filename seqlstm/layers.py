@@ -23,7 +23,7 @@ from flax import nnx
 
 from seqlstm.cell import LSTMState, init_params
 from seqlstm.masking import lengths_and_poison
-from seqlstm.scan import BACKWARDS, PROJECTIONS, lstm_scan
+from seqlstm.scan import BACKENDS, BACKWARDS, PROJECTIONS, lstm_scan
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -87,6 +87,7 @@ class LSTM(nnx.Module):
       unroll: steps per scan iteration.
       projection: step form, see `seqlstm.scan` (`"auto"`, `"hoisted"`, `"per_step"`).
       backward: `"fused"` (cuDNN-style custom VJP) or `"autodiff"`, see `seqlstm.scan`.
+      backend: `"auto"` (cuDNN on a CUDA GPU in float32, else the scan), `"scan"`, `"cudnn"`.
       unit_forget_bias: Keras's forget-gate bias of one at initialisation.
       dtype: computation dtype (None: promote input and parameter dtypes).
       param_dtype: parameter dtype.
@@ -104,6 +105,7 @@ class LSTM(nnx.Module):
         unroll: int = 1,
         projection: str = "auto",
         backward: str = "fused",
+        backend: str = "auto",
         unit_forget_bias: bool = True,
         dtype=None,
         param_dtype=jnp.float32,
@@ -116,6 +118,8 @@ class LSTM(nnx.Module):
             raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
         if backward not in BACKWARDS:
             raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.in_features = in_features
         self.hidden_size = hidden_size
         self.return_sequences = return_sequences
@@ -124,6 +128,7 @@ class LSTM(nnx.Module):
         self.unroll = unroll
         self.projection = projection
         self.backward = backward
+        self.backend = backend
         self.dtype = dtype
         p = init_params(
             rngs.params(),
@@ -180,6 +185,7 @@ class LSTM(nnx.Module):
             unroll=self.unroll,
             projection=self.projection,
             backward=self.backward,
+            backend=self.backend,
             dtype=self.dtype,
         )
         last = state.h

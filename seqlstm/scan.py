@@ -29,6 +29,31 @@ from seqlstm.fused_backward import fused_lstm
 Projection = Literal["auto", "hoisted", "per_step"]
 PROJECTIONS = ("auto", "hoisted", "per_step")
 BACKWARDS = ("fused", "autodiff")
+BACKENDS = ("auto", "scan", "cudnn")
+
+
+def has_cudnn() -> bool:
+    """True when the default backend is a CUDA GPU (where `jax.experimental.rnn` runs cuDNN)."""
+    if jax.default_backend() != "gpu":
+        return False
+    try:
+        return "cuda" in jax.devices()[0].client.platform_version.lower()
+    except Exception:  # an unknown client: take the scan, which runs everywhere
+        return False
+
+
+def choose_backend(backend: str, dtype) -> str:
+    """Resolves `backend="auto"`: cuDNN on a CUDA GPU in float32, the scan everywhere else."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "cudnn" if has_cudnn() and jnp.dtype(dtype) == jnp.float32 else "scan"
+    if backend == "cudnn" and not has_cudnn():
+        raise ValueError(
+            f"backend='cudnn' needs a CUDA GPU, but JAX's default backend is "
+            f"{jax.default_backend()!r}; use backend='auto' or 'scan'"
+        )
+    return backend
 
 
 def choose_projection(backend: str | None = None) -> str:
@@ -51,6 +76,7 @@ def lstm_scan(
     unroll: int = 1,
     projection: Projection = "auto",
     backward: str = "fused",
+    backend: str = "auto",
     dtype=None,
 ) -> tuple[jax.Array, LSTMState]:
     """Runs an LSTM over a whole batch of sequences.
@@ -67,6 +93,8 @@ def lstm_scan(
       backward: `"fused"`, the per-step form with a cuDNN-style custom VJP (weight gradients as
         one matmul over all steps, see `seqlstm.fused_backward`), or `"autodiff"`, JAX's own
         derivative of the scan. The hoisted form always uses autodiff.
+      backend: `"scan"`, `"cudnn"` (`seqlstm.cudnn`, CUDA GPUs only, float32), or `"auto"`:
+        cuDNN on a CUDA GPU when the computation is float32, otherwise the scan.
       dtype: computation dtype; None promotes the input and parameter dtypes.
 
     Returns:
@@ -91,6 +119,11 @@ def lstm_scan(
         raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
     if backward not in BACKWARDS:
         raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+
+    if choose_backend(backend, dtype) == "cudnn":
+        from seqlstm.cudnn import cudnn_lstm
+
+        return cudnn_lstm(params, x, initial_state, seq_lengths=seq_lengths, reverse=reverse)
 
     if projection == "per_step" and backward == "fused":
         valid = None
