@@ -22,14 +22,20 @@ import jax
 import jax.numpy as jnp
 
 
-def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll):
+def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtype):
     """The recurrence over time-major `x_tm: [T, B, D]`, returning what the backward pass needs."""
     hidden = recurrent.shape[0]
+    acc = h0.dtype
+    kernel, recurrent = kernel.astype(dtype), recurrent.astype(dtype)
+    bias = bias.astype(acc)
+    x_tm = x_tm.astype(dtype)
 
     def step(carry, inputs):
         h, c = carry
         x_t, v_t = inputs
-        z = x_t @ kernel + h @ recurrent + bias[None, :]
+        z = jnp.matmul(x_t, kernel, preferred_element_type=acc)
+        z = z + jnp.matmul(h.astype(dtype), recurrent, preferred_element_type=acc)
+        z = z + bias[None, :]
         i = jax.nn.sigmoid(z[:, :hidden])
         f = jax.nn.sigmoid(z[:, hidden : 2 * hidden])
         g = jnp.tanh(z[:, 2 * hidden : 3 * hidden])
@@ -44,7 +50,7 @@ def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll):
             c_new = jnp.where(keep, c_new, c)
             y = jnp.where(keep, h_new, jnp.zeros_like(h_new))
         gates = jnp.concatenate([i, f, g, o], axis=-1)
-        return (h_new, c_new), (y, gates, c_new, h, c)
+        return (h_new, c_new), (y.astype(dtype), gates, c_new, h, c)
 
     xs = (x_tm, valid) if valid is not None else (x_tm, None)
     (h_t, c_t), (ys, gates, cs, h_prev, c_prev) = jax.lax.scan(
@@ -53,8 +59,8 @@ def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll):
     return ys, h_t, c_t, (gates, cs, h_prev, c_prev)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(7, 8))
-def fused_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse=False, unroll=1):
+@partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
+def fused_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtype):
     """LSTM over time-major inputs with the cuDNN-style backward pass.
 
     Args:
@@ -65,24 +71,33 @@ def fused_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse=False, unro
         and the output is zero).
       reverse: scan from t = T - 1 down to 0.
       unroll: steps per scan iteration.
+      dtype: matmul input dtype (a hashable `numpy.dtype`); matmuls accumulate in `h0.dtype`,
+        which is also the dtype of the gate math and the state.
 
     Returns:
-      `(ys [T, B, H], h_T [B, H], c_T [B, H])`.
+      `(ys [T, B, H] in dtype, h_T [B, H], c_T [B, H])`.
     """
-    ys, h_t, c_t, _ = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll)
-    return ys, h_t, c_t
+    out = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtype)
+    return out[:3]
 
 
-def _fused_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll):
-    ys, h_t, c_t, res = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll)
-    return (ys, h_t, c_t), (kernel, recurrent, x_tm, valid, res)
+def _fused_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtype):
+    ys, h_t, c_t, res = _forward(
+        kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtype
+    )
+    return (ys, h_t, c_t), (kernel, recurrent, bias, x_tm, valid, res)
 
 
-def _fused_bwd(reverse, unroll, saved, cotangents):
-    kernel, recurrent, x_tm, valid, (gates, cs, h_prev, c_prev) = saved
+def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
+    kernel, recurrent, bias, x_tm, valid, (gates, cs, h_prev, c_prev) = saved
     dys, dh_t, dc_t = cotangents
+    acc = dh_t.dtype
+    dys = dys.astype(acc)
     hidden = recurrent.shape[0]
-    recurrent_t = recurrent.T
+    recurrent_t = recurrent.astype(dtype).T
+
+    def back(dz):
+        return jnp.matmul(dz.astype(dtype), recurrent_t, preferred_element_type=acc)
 
     def step(carry, inputs):
         dh, dc = carry
@@ -106,10 +121,10 @@ def _fused_bwd(reverse, unroll, saved, cotangents):
         if v_t is not None:
             keep = v_t[:, None]
             dz = jnp.where(keep, dz, jnp.zeros_like(dz))
-            dh_prev = jnp.where(keep, dz @ recurrent_t, dh)
+            dh_prev = jnp.where(keep, back(dz), dh)
             dc_prev = jnp.where(keep, dc_total * f, dc)
         else:
-            dh_prev = dz @ recurrent_t
+            dh_prev = back(dz)
             dc_prev = dc_total * f
         return (dh_prev, dc_prev), dz
 
@@ -117,11 +132,20 @@ def _fused_bwd(reverse, unroll, saved, cotangents):
     # masking inside `step` already ignores it because dz and the carries skip `dy` there.
     inputs = (dys, gates, cs, c_prev, valid)
     (dh0, dc0), dz = jax.lax.scan(step, (dh_t, dc_t), inputs, reverse=not reverse, unroll=unroll)
-    d_kernel = jnp.einsum("tbd,tbg->dg", x_tm, dz)
-    d_recurrent = jnp.einsum("tbh,tbg->hg", h_prev, dz)
+    dz_c = dz.astype(dtype)
+    d_kernel = jnp.einsum("tbd,tbg->dg", x_tm.astype(dtype), dz_c, preferred_element_type=acc)
+    d_recurrent = jnp.einsum("tbh,tbg->hg", h_prev.astype(dtype), dz_c, preferred_element_type=acc)
     d_bias = jnp.sum(dz, axis=(0, 1))
-    d_x = jnp.einsum("tbg,dg->tbd", dz, kernel)
-    return d_kernel, d_recurrent, d_bias, d_x, dh0, dc0, None
+    d_x = jnp.einsum("tbg,dg->tbd", dz_c, kernel.astype(dtype), preferred_element_type=acc)
+    return (
+        d_kernel.astype(kernel.dtype),
+        d_recurrent.astype(recurrent.dtype),
+        d_bias.astype(bias.dtype),
+        d_x.astype(x_tm.dtype),
+        dh0,
+        dc0,
+        None,
+    )
 
 
 fused_lstm.defvjp(_fused_fwd, _fused_bwd)

@@ -188,7 +188,7 @@ class LSTM(nnx.Module):
             backend=self.backend,
             dtype=self.dtype,
         )
-        last = state.h
+        last = state.h.astype(outputs.dtype)
         if lengths is not None:
             last = jnp.where((lengths > 0)[:, None], last, jnp.zeros_like(last))
         if bad is not None:
@@ -272,7 +272,7 @@ class Bidirectional(nnx.Module):
         if self.return_sequences:
             fwd_out, bwd_out = fwd_seq, bwd_seq
         else:
-            fwd_out, bwd_out = fwd_state.h, bwd_state.h
+            fwd_out, bwd_out = fwd_state.h.astype(fwd_seq.dtype), bwd_state.h.astype(bwd_seq.dtype)
             lengths, _ = lengths_and_poison(x.shape[0], x.shape[1], seq_lengths, mask)
             if lengths is not None:
                 keep = (lengths > 0)[:, None]
@@ -387,6 +387,7 @@ class StackedLSTM(nnx.Module):
                 out = merge(last[0].h, last[1].h, self.merge_mode)
             else:
                 out = last.h
+            out = out.astype(h.dtype)
             lengths, _ = lengths_and_poison(x.shape[0], x.shape[1], seq_lengths, mask)
             if lengths is not None:
                 out = jnp.where((lengths > 0)[:, None], out, jnp.zeros_like(out))

@@ -56,6 +56,20 @@ def choose_backend(backend: str, dtype) -> str:
     return backend
 
 
+def state_dtype(dtype) -> jnp.dtype:
+    """The dtype of the cell state and gate math for a computation dtype: at least float32.
+
+    With `dtype=bfloat16` the matmuls read bfloat16 and accumulate in float32, and the gates,
+    `h` and `c` stay float32 (mixed precision); outputs are returned in `dtype`.
+    """
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def matmul(a: jax.Array, b: jax.Array, acc) -> jax.Array:
+    """`a @ b` accumulated (and returned) in `acc`."""
+    return jnp.matmul(a, b, preferred_element_type=acc)
+
+
 def choose_projection(backend: str | None = None) -> str:
     """The step form `"auto"` resolves to on a backend.
 
@@ -95,24 +109,25 @@ def lstm_scan(
         derivative of the scan. The hoisted form always uses autodiff.
       backend: `"scan"`, `"cudnn"` (`seqlstm.cudnn`, CUDA GPUs only, float32), or `"auto"`:
         cuDNN on a CUDA GPU when the computation is float32, otherwise the scan.
-      dtype: computation dtype; None promotes the input and parameter dtypes.
+      dtype: matmul input dtype; None promotes the input and parameter dtypes. Gate math and
+        the state run in `state_dtype(dtype)` (float32 for bfloat16: mixed precision).
 
     Returns:
-      `(outputs, final_state)`: `outputs: [batch, time, H]` (zeros at padded steps, aligned with
-      the input even when `reverse`); `final_state`, the `LSTMState` after each row's last
-      processed step.
+      `(outputs, final_state)`: `outputs: [batch, time, H]` in `dtype` (zeros at padded steps,
+      aligned with the input even when `reverse`); `final_state`, the `LSTMState` after each
+      row's last processed step, in `state_dtype(dtype)`.
     """
     kernel, recurrent, bias = params["kernel"], params["recurrent_kernel"], params["bias"]
     if dtype is None:
         dtype = jnp.result_type(x.dtype, kernel.dtype)
-    x = x.astype(dtype)
-    kernel, recurrent, bias = kernel.astype(dtype), recurrent.astype(dtype), bias.astype(dtype)
+    dtype = jnp.dtype(dtype)
+    acc = state_dtype(dtype)
     batch, time = x.shape[0], x.shape[1]
     hidden = recurrent.shape[0]
     if initial_state is None:
-        zeros = jnp.zeros((batch, hidden), dtype)
+        zeros = jnp.zeros((batch, hidden), acc)
         initial_state = LSTMState(zeros, zeros)
-    initial_state = LSTMState(initial_state.h.astype(dtype), initial_state.c.astype(dtype))
+    initial_state = LSTMState(initial_state.h.astype(acc), initial_state.c.astype(acc))
     if projection == "auto":
         projection = choose_projection()
     if projection not in ("hoisted", "per_step"):
@@ -125,10 +140,11 @@ def lstm_scan(
 
         return cudnn_lstm(params, x, initial_state, seq_lengths=seq_lengths, reverse=reverse)
 
+    valid = None
+    if seq_lengths is not None:
+        valid = jnp.arange(time)[:, None] < seq_lengths[None, :].astype(jnp.int32)  # [T, B]
+
     if projection == "per_step" and backward == "fused":
-        valid = None
-        if seq_lengths is not None:
-            valid = jnp.arange(time)[:, None] < seq_lengths[None, :].astype(jnp.int32)
         ys, h_t, c_t = fused_lstm(
             kernel,
             recurrent,
@@ -139,31 +155,35 @@ def lstm_scan(
             valid,
             reverse,
             unroll,
+            dtype,
         )
         return jnp.swapaxes(ys, 0, 1), LSTMState(h_t, c_t)
 
-    x_tm = jnp.swapaxes(x, 0, 1)  # [T, B, D]
+    x_tm = jnp.swapaxes(x, 0, 1).astype(dtype)  # [T, B, D]
+    kernel, recurrent = kernel.astype(dtype), recurrent.astype(dtype)
+    bias = bias.astype(acc)
     if projection == "hoisted":
-        xs = jnp.einsum("tbd,dg->tbg", x_tm, kernel) + bias[None, None, :]
+        xs = jnp.einsum("tbd,dg->tbg", x_tm, kernel, preferred_element_type=acc)
+        xs = xs + bias[None, None, :]
 
         def project(x_t, h):
-            return x_t + h @ recurrent
+            return x_t + matmul(h.astype(dtype), recurrent, acc)
 
     else:
         xs = x_tm
 
         def project(x_t, h):
-            return x_t @ kernel + h @ recurrent + bias[None, :]
+            z = matmul(x_t, kernel, acc) + matmul(h.astype(dtype), recurrent, acc)
+            return z + bias[None, :]
 
-    if seq_lengths is None:
+    if valid is None:
 
         def step(state, x_t):
             new = gate_update(project(x_t, state.h), state.c)
-            return new, new.h
+            return new, new.h.astype(dtype)
 
         final, ys = jax.lax.scan(step, initial_state, xs, reverse=reverse, unroll=unroll)
     else:
-        valid = jnp.arange(time)[:, None] < seq_lengths[None, :].astype(jnp.int32)  # [T, B]
 
         def step(state, inputs):
             x_t, valid_t = inputs
@@ -171,7 +191,8 @@ def lstm_scan(
             keep = valid_t[:, None]
             h = jnp.where(keep, new.h, state.h)
             c = jnp.where(keep, new.c, state.c)
-            return LSTMState(h, c), jnp.where(keep, new.h, jnp.zeros_like(new.h))
+            y = jnp.where(keep, new.h, jnp.zeros_like(new.h)).astype(dtype)
+            return LSTMState(h, c), y
 
         final, ys = jax.lax.scan(step, initial_state, (xs, valid), reverse=reverse, unroll=unroll)
     return jnp.swapaxes(ys, 0, 1), final

@@ -149,3 +149,44 @@ def test_unknown_projection_raises():
     params, x, _ = _inputs()
     with pytest.raises(ValueError, match="projection"):
         lstm_scan(params, x, projection="fused")
+
+
+@pytest.mark.parametrize("projection", ["hoisted", "per_step"])
+def test_bfloat16_mixed_precision(projection):
+    """bfloat16 matmuls, float32 parameters, gates and state: close to float32, dtypes kept."""
+    params, x, s0 = _inputs(6)
+    lengths = jnp.array([6, 3, 0])
+    y32, s32 = lstm_scan(params, x, s0, seq_lengths=lengths, projection=projection)
+    y16, s16 = lstm_scan(
+        params, x, s0, seq_lengths=lengths, projection=projection, dtype=jnp.bfloat16
+    )
+    assert y16.dtype == jnp.bfloat16
+    assert s16.h.dtype == jnp.float32 and s16.c.dtype == jnp.float32
+    np.testing.assert_allclose(y16.astype(jnp.float32), y32, atol=3e-2)
+    np.testing.assert_allclose(s16.c, s32.c, atol=3e-2)
+
+    def loss(params, backward):
+        y, s = lstm_scan(
+            params,
+            x,
+            s0,
+            seq_lengths=lengths,
+            projection=projection,
+            backward=backward,
+            dtype=jnp.bfloat16,
+        )
+        return jnp.sum(y.astype(jnp.float32) ** 2) + jnp.sum(s.c)
+
+    g = jax.grad(loss)(params, "fused")
+    g_ref = jax.grad(loss)(params, "autodiff")
+    g32 = jax.grad(
+        lambda p: (
+            jnp.sum(lstm_scan(p, x, s0, seq_lengths=lengths)[0] ** 2)
+            + jnp.sum(lstm_scan(p, x, s0, seq_lengths=lengths)[1].c)
+        )
+    )(params)
+    for name in params:
+        assert g[name].dtype == jnp.float32
+        scale = float(jnp.max(jnp.abs(g32[name])))
+        np.testing.assert_allclose(g[name], g32[name], atol=0.05 * scale)
+        np.testing.assert_allclose(g[name], g_ref[name], atol=0.05 * scale)
