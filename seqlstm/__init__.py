@@ -1,5 +1,6 @@
 """seqlstm: LSTM sequence models in JAX and Flax NNX, with Keras semantics."""
 
+from seqlstm import interop
 from seqlstm.cell import LSTMState, gate_update, init_params, lstm_cell, zeros_state
 from seqlstm.layers import LSTM, Bidirectional, RepeatVector, StackedLSTM
 from seqlstm.masking import lengths_from_ids, lengths_from_mask
@@ -18,6 +19,7 @@ __all__ = [
     "count_params",
     "gate_update",
     "init_params",
+    "interop",
     "lengths_from_ids",
     "lengths_from_mask",
     "lstm_cell",
