@@ -88,6 +88,7 @@ class LSTM(nnx.Module):
       projection: step form, see `seqlstm.scan` (`"auto"`, `"hoisted"`, `"per_step"`).
       backward: `"fused"` (cuDNN-style custom VJP) or `"autodiff"`, see `seqlstm.scan`.
       backend: `"auto"` (cuDNN on a CUDA GPU in float32, else the scan), `"scan"`, `"cudnn"`.
+      remat_chunk: rematerialise the forward in chunks of this many steps (long sequences).
       unit_forget_bias: Keras's forget-gate bias of one at initialisation.
       dtype: computation dtype (None: promote input and parameter dtypes).
       param_dtype: parameter dtype.
@@ -106,6 +107,7 @@ class LSTM(nnx.Module):
         projection: str = "auto",
         backward: str = "fused",
         backend: str = "auto",
+        remat_chunk: int | None = None,
         unit_forget_bias: bool = True,
         dtype=None,
         param_dtype=jnp.float32,
@@ -129,6 +131,7 @@ class LSTM(nnx.Module):
         self.projection = projection
         self.backward = backward
         self.backend = backend
+        self.remat_chunk = remat_chunk
         self.dtype = dtype
         p = init_params(
             rngs.params(),
@@ -168,7 +171,8 @@ class LSTM(nnx.Module):
         Returns:
           See the table in the module docstring. Outputs at padded steps are zero; the state is
           the state at each row's last valid step; a row of length 0 has zero outputs and returns
-          its initial state.
+          its initial state. The last output is always `state.h` (as Keras: for a row of length
+          0, the initial `h`).
         """
         x = jnp.asarray(x)
         check_input(x, self.in_features)
@@ -186,11 +190,10 @@ class LSTM(nnx.Module):
             projection=self.projection,
             backward=self.backward,
             backend=self.backend,
+            remat_chunk=self.remat_chunk,
             dtype=self.dtype,
         )
         last = state.h.astype(outputs.dtype)
-        if lengths is not None:
-            last = jnp.where((lengths > 0)[:, None], last, jnp.zeros_like(last))
         if bad is not None:
             nan = jnp.asarray(jnp.nan, outputs.dtype)
             outputs = jnp.where(bad[:, None, None], nan, outputs)
@@ -272,12 +275,10 @@ class Bidirectional(nnx.Module):
         if self.return_sequences:
             fwd_out, bwd_out = fwd_seq, bwd_seq
         else:
-            fwd_out, bwd_out = fwd_state.h.astype(fwd_seq.dtype), bwd_state.h.astype(bwd_seq.dtype)
-            lengths, _ = lengths_and_poison(x.shape[0], x.shape[1], seq_lengths, mask)
-            if lengths is not None:
-                keep = (lengths > 0)[:, None]
-                fwd_out = jnp.where(keep, fwd_out, jnp.zeros_like(fwd_out))
-                bwd_out = jnp.where(keep, bwd_out, jnp.zeros_like(bwd_out))
+            # As Keras: each direction's last output is its final h (for an empty row, the
+            # initial h).
+            fwd_out = fwd_state.h.astype(fwd_seq.dtype)
+            bwd_out = bwd_state.h.astype(bwd_seq.dtype)
         out = merge(fwd_out, bwd_out, self.merge_mode)
         return (out, (fwd_state, bwd_state)) if self.return_state else out
 
@@ -388,9 +389,6 @@ class StackedLSTM(nnx.Module):
             else:
                 out = last.h
             out = out.astype(h.dtype)
-            lengths, _ = lengths_and_poison(x.shape[0], x.shape[1], seq_lengths, mask)
-            if lengths is not None:
-                out = jnp.where((lengths > 0)[:, None], out, jnp.zeros_like(out))
         return (out, tuple(states)) if self.return_state else out
 
 

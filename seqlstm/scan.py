@@ -18,6 +18,7 @@ row, from its initial state at its last valid step.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import jax
@@ -91,6 +92,7 @@ def lstm_scan(
     projection: Projection = "auto",
     backward: str = "fused",
     backend: str = "auto",
+    remat_chunk: int | None = None,
     dtype=None,
 ) -> tuple[jax.Array, LSTMState]:
     """Runs an LSTM over a whole batch of sequences.
@@ -109,6 +111,8 @@ def lstm_scan(
         derivative of the scan. The hoisted form always uses autodiff.
       backend: `"scan"`, `"cudnn"` (`seqlstm.cudnn`, CUDA GPUs only, float32), or `"auto"`:
         cuDNN on a CUDA GPU when the computation is float32, otherwise the scan.
+      remat_chunk: if set, rematerialise the forward in chunks of this many steps: training
+        memory grows with T / remat_chunk instead of T, for about one extra forward pass.
       dtype: matmul input dtype; None promotes the input and parameter dtypes. Gate math and
         the state run in `state_dtype(dtype)` (float32 for bfloat16: mixed precision).
 
@@ -117,25 +121,67 @@ def lstm_scan(
       aligned with the input even when `reverse`); `final_state`, the `LSTMState` after each
       row's last processed step, in `state_dtype(dtype)`.
     """
-    kernel, recurrent, bias = params["kernel"], params["recurrent_kernel"], params["bias"]
     if dtype is None:
-        dtype = jnp.result_type(x.dtype, kernel.dtype)
+        dtype = jnp.result_type(x.dtype, params["kernel"].dtype)
     dtype = jnp.dtype(dtype)
-    acc = state_dtype(dtype)
-    batch, time = x.shape[0], x.shape[1]
-    hidden = recurrent.shape[0]
-    if initial_state is None:
-        zeros = jnp.zeros((batch, hidden), acc)
-        initial_state = LSTMState(zeros, zeros)
-    initial_state = LSTMState(initial_state.h.astype(acc), initial_state.c.astype(acc))
     if projection == "auto":
         projection = choose_projection()
     if projection not in ("hoisted", "per_step"):
         raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
     if backward not in BACKWARDS:
         raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+    if remat_chunk is not None and (not isinstance(remat_chunk, int) or remat_chunk <= 0):
+        raise ValueError(f"remat_chunk must be None or a positive int, got {remat_chunk!r}")
+    # One compiled program per (shapes, options), so eager calls do not retrace the scan.
+    return _lstm_scan(
+        params,
+        x,
+        initial_state,
+        seq_lengths,
+        reverse=bool(reverse),
+        unroll=int(unroll),
+        projection=projection,
+        backward=backward,
+        backend=choose_backend(backend, dtype),
+        remat_chunk=remat_chunk,
+        dtype=dtype,
+    )
 
-    if choose_backend(backend, dtype) == "cudnn":
+
+@partial(
+    jax.jit,
+    static_argnames=(
+        "reverse",
+        "unroll",
+        "projection",
+        "backward",
+        "backend",
+        "remat_chunk",
+        "dtype",
+    ),
+)
+def _lstm_scan(
+    params,
+    x,
+    initial_state,
+    seq_lengths,
+    *,
+    reverse,
+    unroll,
+    projection,
+    backward,
+    backend,
+    remat_chunk,
+    dtype,
+):
+    acc = state_dtype(dtype)
+    batch, time = x.shape[0], x.shape[1]
+    hidden = params["recurrent_kernel"].shape[0]
+    if initial_state is None:
+        zeros = jnp.zeros((batch, hidden), acc)
+        initial_state = LSTMState(zeros, zeros)
+    initial_state = LSTMState(initial_state.h.astype(acc), initial_state.c.astype(acc))
+    if backend == "cudnn":
         from seqlstm.cudnn import cudnn_lstm
 
         return cudnn_lstm(params, x, initial_state, seq_lengths=seq_lengths, reverse=reverse)
@@ -143,25 +189,69 @@ def lstm_scan(
     valid = None
     if seq_lengths is not None:
         valid = jnp.arange(time)[:, None] < seq_lengths[None, :].astype(jnp.int32)  # [T, B]
-
     if projection == "per_step" and backward == "fused":
-        ys, h_t, c_t = fused_lstm(
-            kernel,
-            recurrent,
-            bias,
-            jnp.swapaxes(x, 0, 1),
-            initial_state.h,
-            initial_state.c,
-            valid,
-            reverse,
-            unroll,
-            dtype,
+        segment = partial(
+            fused_lstm,
+            params["kernel"],
+            params["recurrent_kernel"],
+            params["bias"],
+            reverse=reverse,
+            unroll=unroll,
+            dtype=dtype,
         )
-        return jnp.swapaxes(ys, 0, 1), LSTMState(h_t, c_t)
+    else:
+        segment = partial(
+            _scan_segment,
+            params,
+            projection=projection,
+            reverse=reverse,
+            unroll=unroll,
+            dtype=dtype,
+        )
+    x_tm = jnp.swapaxes(x, 0, 1)  # [T, B, D]
+    if remat_chunk is None or remat_chunk >= time:
+        ys, h_t, c_t = segment(x_tm, initial_state.h, initial_state.c, valid)
+    else:
+        ys, h_t, c_t = _rematerialised(segment, x_tm, initial_state, valid, remat_chunk, reverse)
+    return jnp.swapaxes(ys, 0, 1), LSTMState(h_t, c_t)
 
-    x_tm = jnp.swapaxes(x, 0, 1).astype(dtype)  # [T, B, D]
-    kernel, recurrent = kernel.astype(dtype), recurrent.astype(dtype)
-    bias = bias.astype(acc)
+
+def _rematerialised(segment, x_tm, initial_state, valid, chunk, reverse):
+    """Runs `segment` over chunks of `chunk` steps, keeping only the state between chunks.
+
+    Each chunk is a `jax.checkpoint`: the backward pass recomputes its forward, so memory holds
+    T / chunk boundary states plus one chunk's residuals instead of every step's.
+    """
+    time, batch = x_tm.shape[0], x_tm.shape[1]
+    n = -(-time // chunk)
+    pad = n * chunk - time
+    if valid is None:
+        valid = jnp.ones((time, batch), bool)
+    # Padding steps at the end are invalid: the state passes through them unchanged.
+    x_tm = jnp.pad(x_tm, ((0, pad), (0, 0), (0, 0)))
+    valid = jnp.pad(valid, ((0, pad), (0, 0)))
+    xs = x_tm.reshape((n, chunk) + x_tm.shape[1:])
+    vs = valid.reshape((n, chunk, batch))
+
+    @jax.checkpoint
+    def body(carry, inputs):
+        ys, h, c = segment(inputs[0], carry[0], carry[1], inputs[1])
+        return (h, c), ys
+
+    (h_t, c_t), ys = jax.lax.scan(
+        body, (initial_state.h, initial_state.c), (xs, vs), reverse=reverse
+    )
+    ys = ys.reshape((n * chunk,) + ys.shape[2:])[:time]
+    return ys, h_t, c_t
+
+
+def _scan_segment(params, x_tm, h0, c0, valid, *, projection, reverse, unroll, dtype):
+    """The recurrence differentiated by JAX's autodiff; returns `(ys [T, B, H], h_T, c_T)`."""
+    acc = h0.dtype
+    x_tm = x_tm.astype(dtype)
+    kernel = params["kernel"].astype(dtype)
+    recurrent = params["recurrent_kernel"].astype(dtype)
+    bias = params["bias"].astype(acc)
     if projection == "hoisted":
         xs = jnp.einsum("tbd,dg->tbg", x_tm, kernel, preferred_element_type=acc)
         xs = xs + bias[None, None, :]
@@ -182,7 +272,7 @@ def lstm_scan(
             new = gate_update(project(x_t, state.h), state.c)
             return new, new.h.astype(dtype)
 
-        final, ys = jax.lax.scan(step, initial_state, xs, reverse=reverse, unroll=unroll)
+        final, ys = jax.lax.scan(step, LSTMState(h0, c0), xs, reverse=reverse, unroll=unroll)
     else:
 
         def step(state, inputs):
@@ -194,5 +284,7 @@ def lstm_scan(
             y = jnp.where(keep, new.h, jnp.zeros_like(new.h)).astype(dtype)
             return LSTMState(h, c), y
 
-        final, ys = jax.lax.scan(step, initial_state, (xs, valid), reverse=reverse, unroll=unroll)
-    return jnp.swapaxes(ys, 0, 1), final
+        final, ys = jax.lax.scan(
+            step, LSTMState(h0, c0), (xs, valid), reverse=reverse, unroll=unroll
+        )
+    return ys, final.h, final.c

@@ -6,9 +6,7 @@ What Keras 3 (JAX backend, keras/src/backend/jax/rnn.py) returns with a mask, fo
 * Keras's `Bidirectional` sets `zero_output_for_mask=return_sequences` on both layers, so its
   sequences are zero at masked steps, as seqlstm's are: whole sequences agree.
 * The last output is the output carried to the final step, i.e. the last valid output; for a fully
-  masked row it is the initial `h` (zeros by default, as seqlstm's). With a non-zero
-  `initial_state` the two differ on empty rows: Keras returns `h0`, seqlstm zeros (by design, see
-  `seqlstm.LSTM`); see test_initial_state_and_empty_row.
+  masked row it is the initial `h`, as seqlstm's (test_initial_state_and_empty_row).
 * Final states are the states at each row's last valid step (the initial state for empty rows).
 """
 
@@ -113,12 +111,10 @@ def test_initial_state_and_empty_row():
     last, state = model(jnp.asarray(x), mask=jnp.asarray(MASK), initial_state=init)
     close(state.h, k_h)
     close(state.c, k_c)
-    full = LENGTHS > 0
-    close(np.asarray(last)[full], k_last[full])
-    # The one divergence: Keras's last output of an empty row is h0, seqlstm's is zero.
-    close(k_last[~full], h0[~full])
-    assert not np.asarray(last)[~full].any()
-    close(np.asarray(state.h)[~full], h0[~full])
+    # Every row's last output is its final h; for the empty row that is h0, in both libraries.
+    close(last, k_last)
+    close(k_last[LENGTHS == 0], h0[LENGTHS == 0])
+    close(np.asarray(state.h)[LENGTHS == 0], h0[LENGTHS == 0])
 
 
 @pytest.mark.parametrize("kind", ["lstm", "bidirectional"])

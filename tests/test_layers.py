@@ -62,7 +62,7 @@ def test_last_output_and_state_with_lengths():
     last = last_layer(_x(), seq_lengths=lengths, initial_state=LSTMState(h0, h0))
     np.testing.assert_array_equal(last[0], y[0, 4])
     np.testing.assert_array_equal(last[1], y[1, 1])
-    np.testing.assert_array_equal(last[2], 0.0)  # as Keras: a fully masked row outputs zeros
+    np.testing.assert_array_equal(last[2], h0[2])  # as Keras: an empty row's last output is h0
 
 
 def test_mask_equals_seq_lengths():
@@ -158,7 +158,7 @@ def test_stacked_equals_chained_layers():
     model.return_sequences = False
     last, _ = model(_x(), seq_lengths=lengths, initial_state=init)
     np.testing.assert_allclose(last[:2], np.stack([y1[0, 4], y1[1, 1]]), atol=1e-6)
-    np.testing.assert_array_equal(last[2], 0.0)
+    np.testing.assert_array_equal(last[2], init[1].h[2])  # empty row: the last layer's initial h
 
 
 def test_stacked_bidirectional_states_are_pairs():

@@ -190,3 +190,48 @@ def test_bfloat16_mixed_precision(projection):
         scale = float(jnp.max(jnp.abs(g32[name])))
         np.testing.assert_allclose(g[name], g32[name], atol=0.05 * scale)
         np.testing.assert_allclose(g[name], g_ref[name], atol=0.05 * scale)
+
+
+@pytest.mark.parametrize("backward", ["fused", "autodiff"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_remat_chunks_change_values_nothing(backward, reverse):
+    params, x, s0 = _inputs(7)
+    lengths = jnp.array([6, 5, 0])
+
+    def f(params, chunk):
+        y, s = lstm_scan(
+            params,
+            x,
+            s0,
+            seq_lengths=lengths,
+            reverse=reverse,
+            backward=backward,
+            remat_chunk=chunk,
+        )
+        return jnp.sum(jnp.sin(y)) + jnp.sum(s.h * s.c)
+
+    np.testing.assert_allclose(f(params, 4), f(params, None), rtol=1e-6)  # 6 = 4 + 2 (padded)
+    g, g_ref = jax.grad(f)(params, 4), jax.grad(f)(params, None)
+    for name in params:
+        np.testing.assert_allclose(g[name], g_ref[name], atol=1e-6)
+
+
+def test_remat_chunks_cut_training_memory():
+    params = init_params(jax.random.key(0), 16, 16)
+    x = jax.ShapeDtypeStruct((4, 1024, 16), jnp.float32)
+
+    def temp_bytes(chunk):
+        grad = jax.jit(jax.grad(lambda p, x: jnp.sum(lstm_scan(p, x, remat_chunk=chunk)[0])))
+        analysis = grad.lower(params, x).compile().memory_analysis()
+        if analysis is None:
+            pytest.skip("this backend reports no memory analysis")
+        return analysis.temp_size_in_bytes
+
+    assert temp_bytes(32) < temp_bytes(None) / 3
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5])
+def test_bad_remat_chunk_raises(bad):
+    params, x, _ = _inputs()
+    with pytest.raises(ValueError, match=f"remat_chunk must be None or a positive int, got {bad}"):
+        lstm_scan(params, x, remat_chunk=bad)
