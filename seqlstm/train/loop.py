@@ -1,0 +1,306 @@
+"""`train_and_evaluate(config, workdir)`: the training loop, resumable at any step.
+
+The run is a function of the config alone. The batches of epoch `e` are fixed by
+`(config.seed, e)`, the dropout key of step `s` by `(config.seed, s)`, and a checkpoint holds the
+position `(epoch, batch index)`; so a run stopped at any step and resumed from its checkpoint ends
+with exactly the parameters of an uninterrupted run.
+
+Evaluation on the validation split happens every epoch (or every `config.eval.every_steps`), with
+early stopping on validation loss: after `config.train.patience` evaluations without improvement
+training stops, and the parameters of the best evaluation are restored (also when the epoch limit
+is reached first). The final parameters are then evaluated on the test split.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from seqlstm.data import eval_batches, get_task, split_size, steps_per_epoch, train_batches
+from seqlstm.models import get_model
+from seqlstm.train.checkpoint import Checkpointer, prepare_workdir
+from seqlstm.train.metrics import MetricSums, MetricWriter, summarize
+from seqlstm.train.optim import make_optimizer
+from seqlstm.train.state import create_train_state, split_model
+from seqlstm.train.steps import make_eval_step, make_train_step
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"config.{name} must be {kind}, got {value!r}")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Checks the training settings of `config` (data, model and optimizer check themselves).
+
+    Raises:
+      ValueError: naming the key, the value given and what was expected.
+    """
+    t = config.train
+    _check_int("train.batch_size", t.batch_size, 1)
+    _check_int("eval.batch_size", config.eval.batch_size, 1)
+    for key in ("num_epochs", "num_steps", "patience", "stop_after_steps", "log_every_steps"):
+        _check_int(f"train.{key}", t[key], 0)
+    _check_int("train.checkpoint_every_steps", t.checkpoint_every_steps, 0)
+    _check_int("train.checkpoint_every_epochs", t.checkpoint_every_epochs, 0)
+    _check_int("train.max_to_keep", t.max_to_keep, 1)
+    _check_int("eval.every_steps", config.eval.every_steps, 0)
+    _check_int("seed", config.seed, 0)
+    if t.num_epochs == 0 and t.num_steps == 0:
+        raise ValueError("config.train.num_epochs or config.train.num_steps must be positive")
+
+
+def build(config: ml_collections.ConfigDict):
+    """Data, model and optimizer of `config`, all validated.
+
+    Returns:
+      `(data, model, tx)`: the splits of `config.data`, the `nnx.Module` of `config.model` (its
+      parameters drawn from `config.seed`), and the optax optimizer of `config.optim`.
+
+    Raises:
+      ValueError: for a bad value anywhere in the config.
+    """
+    check_config(config)
+    data = get_task(**config.data.to_dict())
+    rngs = nnx.Rngs(params=config.seed, dropout=config.seed + 1)
+    model = get_model(**config.model.to_dict(), rngs=rngs)
+    tx = make_optimizer(config.optim.to_dict())
+    return data, model, tx
+
+
+def evaluate(eval_step, params, split: dict, batch_size: int) -> dict[str, Any]:
+    """Loss, token and sequence accuracy, and per-position accuracy of `params` on `split`."""
+    sums = MetricSums()
+    outs = [eval_step(params, b) for b in eval_batches(split, batch_size)]
+    host = jax.device_get(outs)
+    position = np.sum([o["position_correct"] for o in host], axis=0, dtype=np.float64)
+    position_tokens = np.sum([o["position_tokens"] for o in host], axis=0, dtype=np.float64)
+    sums.add_all({k: v for k, v in o.items() if not k.startswith("position_")} for o in host)
+    out: dict[str, Any] = summarize(sums.sums)
+    out["position_accuracy"] = (position / np.maximum(position_tokens, 1.0)).tolist()
+    return out
+
+
+def _fresh_meta() -> dict[str, Any]:
+    return {
+        "epoch": 0,
+        "batch": 0,
+        "best_loss": None,
+        "best_step": None,
+        "bad_evals": 0,
+        "stopped_early": False,
+        "done": False,
+        "train_sums": {},
+    }
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains `config`'s model in `workdir`, or resumes the run that workdir holds.
+
+    Writes `config.json`, `metrics.jsonl`, TensorBoard events, `checkpoints/`, and at the end
+    `results.json` (test loss, token and sequence accuracy, per-position accuracy).
+
+    Args:
+      config: see `configs/reverse.py`.
+      workdir: the run's directory; a workdir holding a finished run only re-evaluates it.
+
+    Returns:
+      The contents of `results.json`, or `{"interrupted": True, "step": s}` when
+      `config.train.stop_after_steps` stopped the run early (checkpointed, to be resumed).
+
+    Raises:
+      ValueError: for a bad config, or a workdir holding a run with a different config; nothing
+        in the workdir is touched then.
+    """
+    data, model, tx = build(config)
+    prepare_workdir(config, workdir)
+    t, ev = config.train, config.eval
+    model_def, params = split_model(model)
+    state = create_train_state(params, tx, config.seed)
+    best_params = state.params
+    meta = _fresh_meta()
+    ckpt = Checkpointer(workdir, max_to_keep=t.max_to_keep)
+    restored = ckpt.latest_step()
+    if restored is not None:
+        state, best_params, meta = ckpt.restore(state, best_params)
+        if meta["done"]:
+            print(
+                f"{workdir} holds a finished run (step {restored}): evaluating its final parameters"
+            )
+        else:
+            where = f"epoch {meta['epoch']}, batch {meta['batch']}"
+            print(f"Resuming {workdir} at step {restored} ({where})")
+    writer = MetricWriter(workdir, resume_step=restored)
+
+    train_step = jax.jit(make_train_step(model_def, tx))
+    eval_step = jax.jit(make_eval_step(model_def))
+    train, val = data["train"], data["val"]
+    has_val = split_size(val) > 0
+    spe = steps_per_epoch(split_size(train), t.batch_size)
+    total = t.num_steps if t.num_steps else t.num_epochs * spe
+    step = int(state.step)
+    sums = MetricSums(meta["train_sums"])
+    pending: list = []
+
+    def save() -> None:
+        sums.add_all(pending)
+        pending.clear()
+        meta["train_sums"] = sums.sums
+        ckpt.save(step, state, best_params, meta)
+
+    pbar = tqdm(
+        total=total,
+        initial=min(step, total),
+        disable=not t.progress_bar,
+        unit="step",
+        desc=f"{config.model.name} T={config.model.get('length', '?')}",
+        dynamic_ncols=True,
+    )
+    clock, clock_step = time.perf_counter(), step
+    stop = _StopRequest()
+    try:
+        while not meta["done"]:
+            epoch = meta["epoch"]
+            for i, batch in train_batches(
+                train, t.batch_size, seed=config.seed, epoch=epoch, start=meta["batch"]
+            ):
+                state, m = train_step(state, batch)
+                step += 1
+                pending.append(m)
+                pbar.update(1)
+                meta["epoch"], meta["batch"] = divmod(step, spe)
+                epoch_end = i + 1 == spe
+                if t.num_steps:
+                    at_end = step >= t.num_steps
+                else:
+                    at_end = epoch_end and epoch + 1 >= t.num_epochs
+                if ev.every_steps:
+                    do_eval = has_val and (at_end or step % ev.every_steps == 0)
+                else:
+                    do_eval = has_val and (at_end or epoch_end)
+                row: dict[str, Any] = {}
+                if do_eval or at_end or (t.log_every_steps and step % t.log_every_steps == 0):
+                    sums.add_all(pending)
+                    pending.clear()
+                    now = time.perf_counter()
+                    row = {"step": step, "epoch": round(step / spe, 4)}
+                    row.update(summarize(sums.sums, "train_"))
+                    row["steps_per_sec"] = (step - clock_step) / max(now - clock, 1e-9)
+                    clock, clock_step, sums = now, step, MetricSums()
+                if do_eval:
+                    val_metrics = evaluate(eval_step, state.params, val, ev.batch_size)
+                    del val_metrics["position_accuracy"]
+                    row.update({f"eval_{k}": v for k, v in val_metrics.items()})
+                    loss = val_metrics["loss"]
+                    if meta["best_loss"] is None or loss < meta["best_loss"] - t.min_delta:
+                        meta.update(best_loss=loss, best_step=step, bad_evals=0)
+                        best_params = state.params
+                    else:
+                        meta["bad_evals"] += 1
+                    if t.patience and meta["bad_evals"] >= t.patience:
+                        meta["stopped_early"] = True
+                    row["eval_best_loss"] = meta["best_loss"]
+                if at_end or meta["stopped_early"]:
+                    meta["done"] = True
+                    if t.patience and has_val:
+                        state = state._replace(params=best_params)
+                if row:
+                    writer.write(row)
+                    shown = {
+                        "train_loss": "loss",
+                        "eval_loss": "val_loss",
+                        "eval_token_accuracy": "val_acc",
+                    }
+                    pbar.set_postfix(
+                        {v: f"{row[k]:.3f}" for k, v in shown.items() if k in row}, refresh=False
+                    )
+                every_steps, every_epochs = t.checkpoint_every_steps, t.checkpoint_every_epochs
+                if (
+                    meta["done"]
+                    or (every_steps and step % every_steps == 0)
+                    or (every_epochs and epoch_end and (epoch + 1) % every_epochs == 0)
+                ):
+                    save()
+                if meta["done"]:
+                    break
+                if (t.stop_after_steps and step >= t.stop_after_steps) or stop.requested:
+                    save()
+                    why = "a signal" if stop.requested else "train.stop_after_steps"
+                    print(f"Stopped by {why} at step {step}, checkpointed: run again to resume.")
+                    return {"interrupted": True, "step": step}
+    finally:
+        stop.restore()
+        pbar.close()
+        writer.close()
+        ckpt.close()
+
+    results = _final_results(config, eval_step, state.params, data, meta, step, spe, has_val)
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    _print_results(results)
+    return results
+
+
+class _StopRequest:
+    """Turns the first SIGINT / SIGTERM into a request to checkpoint and stop after the current
+    step (a consistent point); a second SIGINT interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.saved = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self.saved.get(signal.SIGINT, signal.default_int_handler))
+
+    def restore(self) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
+def _final_results(config, eval_step, params, data, meta, step, spe, has_val) -> dict[str, Any]:
+    batch_size = config.eval.batch_size
+    results: dict[str, Any] = {
+        "model": config.model.name,
+        "length": config.data.get("length"),
+        "seed": config.seed,
+        "steps": step,
+        "epochs": math.ceil(step / spe),
+        "stopped_early": meta["stopped_early"],
+        "best_step": meta["best_step"],
+    }
+    if has_val:
+        results["val"] = evaluate(eval_step, params, data["val"], batch_size)
+    results["test"] = evaluate(eval_step, params, data["test"], batch_size)
+    return results
+
+
+def _print_results(results: dict[str, Any]) -> None:
+    test = results["test"]
+    how = "early stopping" if results["stopped_early"] else "epoch limit"
+    if results["best_step"] is None:
+        params = "final parameters"
+    else:
+        params = f"parameters of the best validation loss, step {results['best_step']}"
+    print(
+        f"Done: {results['steps']} steps, {results['epochs']} epochs ({how}; {params}).\n"
+        f"Test: loss {test['loss']:.4f}, token accuracy {test['token_accuracy']:.4f}, "
+        f"sequence accuracy {test['sequence_accuracy']:.4f}\n"
+        "Test accuracy per position: " + " ".join(f"{a:.2f}" for a in test["position_accuracy"])
+    )

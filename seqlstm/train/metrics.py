@@ -1,0 +1,88 @@
+"""Metric aggregation and writing: `metrics.jsonl`, TensorBoard events (tensorboardX).
+
+Steps return sums and counts (`seqlstm.train.steps.masked_sums`); `MetricSums` adds them up on the
+host in float64 and `summarize` turns them into means.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+
+import jax
+import numpy as np
+from tensorboardX import SummaryWriter
+
+
+class MetricSums:
+    """Running float64 sums of step metrics; `grad_norm` and `param_norm` are averaged per step."""
+
+    def __init__(self, sums: Mapping[str, float] | None = None):
+        self.sums: dict[str, float] = dict(sums or {})
+
+    def add_all(self, metrics: Iterable[Mapping[str, jax.Array]]) -> None:
+        """Adds step metrics (device arrays, fetched together in one transfer)."""
+        for m in jax.device_get(list(metrics)):
+            for k, v in m.items():
+                self.sums[k] = self.sums.get(k, 0.0) + float(np.asarray(v, np.float64).sum())
+            self.sums["steps"] = self.sums.get("steps", 0.0) + 1.0
+
+    def __bool__(self) -> bool:
+        return bool(self.sums)
+
+
+def summarize(sums: Mapping[str, float], prefix: str = "") -> dict[str, float]:
+    """Means from sums: loss, token_accuracy, sequence_accuracy, and the per-step norms."""
+    out = {}
+    if sums.get("tokens"):
+        out["loss"] = sums["loss_sum"] / sums["tokens"]
+        out["token_accuracy"] = sums["token_correct"] / sums["tokens"]
+    if sums.get("sequences"):
+        out["sequence_accuracy"] = sums["seq_correct"] / sums["sequences"]
+    if sums.get("steps") and "grad_norm" in sums:
+        out["grad_norm"] = sums["grad_norm"] / sums["steps"]
+        out["param_norm"] = sums["param_norm"] / sums["steps"]
+    return {f"{prefix}{k}": float(v) for k, v in out.items()}
+
+
+class MetricWriter:
+    """Appends one JSON object per logged step to `metrics.jsonl` and mirrors scalars to
+    TensorBoard.
+
+    Args:
+      workdir: the run's directory.
+      resume_step: when resuming from a checkpoint at this step, rows logged after it by the
+        interrupted run are dropped (from the JSON file, and purged in TensorBoard), so the
+        workdir reads as one uninterrupted run.
+    """
+
+    def __init__(self, workdir: str, resume_step: int | None = None):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        if resume_step is not None and os.path.exists(self.path):
+            with open(self.path) as f:
+                rows = [line for line in f if line.strip()]
+            kept = [r for r in rows if json.loads(r)["step"] <= resume_step]
+            with open(self.path + ".tmp", "w") as f:
+                f.writelines(kept)
+            os.replace(self.path + ".tmp", self.path)
+        elif resume_step is None and os.path.exists(self.path):
+            os.remove(self.path)
+        purge = None if resume_step is None else resume_step + 1
+        self.tb = SummaryWriter(logdir=workdir, purge_step=purge, flush_secs=30)
+
+    def write(self, row: Mapping) -> None:
+        """Writes `row` (must hold `step`); numeric entries other than step and epoch go to
+        TensorBoard as `train/...`, `eval/...` scalars."""
+        with open(self.path, "a") as f:
+            f.write(json.dumps(dict(row), sort_keys=True) + "\n")
+        step = int(row["step"])
+        for k, v in row.items():
+            if k in ("step",) or not isinstance(v, (int, float)):
+                continue
+            tag = k.replace("train_", "train/", 1).replace("eval_", "eval/", 1)
+            self.tb.add_scalar(tag, v, step)
+
+    def close(self) -> None:
+        self.tb.flush()
+        self.tb.close()

@@ -1,0 +1,52 @@
+"""The optimizer factory: `config.optim` -> an `optax.GradientTransformation`.
+
+Defaults follow Keras (`Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)`), so
+a study ported from Keras keeps its optimizer. optax adds `eps` to the bias-corrected
+`sqrt(v_hat)`, Keras to the uncorrected `sqrt(v)`: the two differ only in the first steps and only
+when `v` is near `eps**2`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import optax
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+
+
+def make_optimizer(optim: Mapping) -> optax.GradientTransformation:
+    """Builds the optimizer `optim.name` from the other keys of `optim`.
+
+    Args:
+      optim: `name` (one of `OPTIMIZERS`), `learning_rate`; `b1`, `b2`, `eps` (adam, adamw),
+        `weight_decay` (adamw), `rho` and `eps` (rmsprop), `momentum` (sgd, rmsprop), and
+        `grad_clip_norm` (clip the global gradient norm first; 0 is off). Missing keys take Keras
+        defaults.
+
+    Returns:
+      The `optax.GradientTransformation`.
+
+    Raises:
+      ValueError: for an unknown optimizer name or a non-positive learning rate.
+    """
+    name = optim.get("name", "adam")
+    lr = optim.get("learning_rate", 1e-3)
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+        raise ValueError(f"optim.learning_rate must be a positive number, got {lr!r}")
+    b1, b2, eps = optim.get("b1", 0.9), optim.get("b2", 0.999), optim.get("eps", 1e-7)
+    momentum = optim.get("momentum", 0.0)
+    if name == "adam":
+        tx = optax.adam(lr, b1=b1, b2=b2, eps=eps)
+    elif name == "adamw":
+        tx = optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=optim.get("weight_decay", 0.0))
+    elif name == "rmsprop":
+        tx = optax.rmsprop(lr, decay=optim.get("rho", 0.9), eps=eps, momentum=momentum or None)
+    else:
+        tx = optax.sgd(lr, momentum=momentum or None)
+    clip = optim.get("grad_clip_norm", 0.0)
+    if clip and clip > 0:
+        tx = optax.chain(optax.clip_by_global_norm(clip), tx)
+    return tx
