@@ -1,56 +1,34 @@
-"""One LSTM layer, forward and forward+backward: seqlstm beside Flax and PyTorch in one run.
+"""LSTM forward and training step: seqlstm beside Flax, PyTorch and Keras, in one run.
 
-    python benchmarks/lstm_layer.py            # the four issue shapes, prints a table with ratios
-    python benchmarks/lstm_layer.py --write    # also rewrites the table in benchmarks/README.md
-    python benchmarks/lstm_layer.py --quick    # tiny shapes, a few repetitions (a smoke check)
+    python benchmarks/lstm_layer.py            # one layer at the four issue shapes, and the
+                                               # 2-layer / bidirectional stacks at (64, 100, 256)
+    python benchmarks/lstm_layer.py --write    # also rewrites the tables in benchmarks/README.md
+    python benchmarks/lstm_layer.py --quick    # tiny shapes, few repetitions (a smoke check)
 
-Every framework gets the same shapes, float32, batch-first input, and the same loss (sum of squared
-outputs); the training step is the gradient with respect to all parameters and the input. Times are
-medians over repetitions after warm-up (compile excluded). Ratios are time_other / time_seqlstm, so
-> 1 means seqlstm is faster.
+Every framework gets the same shapes, float32, batch-first input and the same loss (sum of squared
+outputs of the last layer, all steps). "train" is the gradient with respect to every parameter and
+the input. Times are medians after warm-up (compilation excluded). Ratios are
+time_other / time_seqlstm: above 1 means seqlstm is faster.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import re
-import statistics
-import time
+import sys
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SHAPES = [(32, 100, 128), (64, 100, 256), (128, 50, 512), (16, 512, 64)]
-QUICK_SHAPES = [(4, 10, 8)]
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from common import machine, median_ms, write_section  # noqa: E402
 
-
-def _median_ms(fn, reps: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+LAYER_SHAPES = [(32, 100, 128), (64, 100, 256), (128, 50, 512), (16, 512, 64)]
+STACKS = [(2, False), (1, True), (2, True)]  # (layers, bidirectional) at (64, 100, 256)
+FRAMEWORKS = ("seqlstm", "flax", "torch", "keras")
 
 
-def bench_seqlstm(b, t, d, reps):
-    from flax import nnx
-
-    import seqlstm
-
-    layer = seqlstm.LSTM(d, d, return_sequences=True, rngs=nnx.Rngs(0))
-    graphdef, params = nnx.split(layer)
-    x = jax.random.normal(jax.random.key(1), (b, t, d))
-
-    def apply(params, x):
-        return nnx.merge(graphdef, params)(x)
-
+def _jax_pair(apply, params, x, reps):
     def loss(params, x):
         y = apply(params, x)
         return jnp.sum(y * y)
@@ -58,35 +36,65 @@ def bench_seqlstm(b, t, d, reps):
     fwd = jax.jit(apply)
     train = jax.jit(jax.grad(loss, argnums=(0, 1)))
     return (
-        _median_ms(lambda: jax.block_until_ready(fwd(params, x)), reps),
-        _median_ms(lambda: jax.block_until_ready(train(params, x)), reps),
+        median_ms(lambda: jax.block_until_ready(fwd(params, x)), reps),
+        median_ms(lambda: jax.block_until_ready(train(params, x)), reps),
     )
 
 
-def bench_flax(b, t, d, reps):
+def bench_seqlstm(b, t, d, layers, bidirectional, reps):
+    from flax import nnx
+
+    import seqlstm
+
+    model = seqlstm.StackedLSTM(
+        d, (d,) * layers, bidirectional=bidirectional, return_sequences=True, rngs=nnx.Rngs(0)
+    )
+    model.eval()
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    x = jax.random.normal(jax.random.key(1), (b, t, d))
+    return _jax_pair(lambda p, x: nnx.merge(graphdef, p, rest)(x), params, x, reps)
+
+
+def bench_flax(b, t, d, layers, bidirectional, reps):
     from flax import linen as nn
 
-    model = nn.RNN(nn.OptimizedLSTMCell(d))
+    class Stack(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            for _ in range(layers):
+                if bidirectional:
+                    x = nn.Bidirectional(
+                        nn.RNN(nn.OptimizedLSTMCell(d)), nn.RNN(nn.OptimizedLSTMCell(d))
+                    )(x)
+                else:
+                    x = nn.RNN(nn.OptimizedLSTMCell(d))(x)
+            return x
+
+    model = Stack()
     x = jax.random.normal(jax.random.key(1), (b, t, d))
     variables = model.init(jax.random.key(0), x)
-
-    def loss(v, x):
-        y = model.apply(v, x)
-        return jnp.sum(y * y)
-
-    fwd = jax.jit(model.apply)
-    train = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return (
-        _median_ms(lambda: jax.block_until_ready(fwd(variables, x)), reps),
-        _median_ms(lambda: jax.block_until_ready(train(variables, x)), reps),
-    )
+    return _jax_pair(model.apply, variables, x, reps)
 
 
-def bench_torch(b, t, d, reps):
+def bench_keras(b, t, d, layers, bidirectional, reps):
+    import keras
+
+    stack = []
+    for _ in range(layers):
+        lstm = keras.layers.LSTM(d, return_sequences=True)
+        stack.append(keras.layers.Bidirectional(lstm) if bidirectional else lstm)
+    model = keras.Sequential([keras.Input((t, d)), *stack])
+    params = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    x = jax.random.normal(jax.random.key(1), (b, t, d))
+    return _jax_pair(lambda p, x: model.stateless_call(p, non_trainable, x)[0], params, x, reps)
+
+
+def bench_torch(b, t, d, layers, bidirectional, reps):
     import torch
 
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(d, d, batch_first=True)
+    lstm = torch.nn.LSTM(d, d, num_layers=layers, bidirectional=bidirectional, batch_first=True)
     x = torch.randn(b, t, d)
     xg = x.clone().requires_grad_(True)
 
@@ -100,58 +108,28 @@ def bench_torch(b, t, d, reps):
         y, _ = lstm(xg)
         (y * y).sum().backward()
 
-    return _median_ms(fwd, reps), _median_ms(train, reps)
+    return median_ms(fwd, reps), median_ms(train, reps)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return (
-        f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} ({jax.default_backend()}), "
-        f"torch {torch.__version__}, Python {platform.python_version()}"
-    )
+BENCH = {"seqlstm": bench_seqlstm, "flax": bench_flax, "torch": bench_torch, "keras": bench_keras}
+LABEL = {"seqlstm": "seqlstm", "flax": "Flax nn.RNN", "torch": "PyTorch", "keras": "Keras 3 (JAX)"}
 
 
-def run(shapes, reps) -> str:
-    header = (
-        "| (B, T, D=H) | seqlstm fwd / train | Flax nn.RNN fwd / train | PyTorch fwd / train "
-        "| Flax / seqlstm | PyTorch / seqlstm |\n|---|---|---|---|---|---|"
-    )
-    rows = [header]
-    print(header, flush=True)
-    for b, t, d in shapes:
-        s = bench_seqlstm(b, t, d, reps)
-        f = bench_flax(b, t, d, reps)
-        p = bench_torch(b, t, d, reps)
-        row = (
-            f"| ({b}, {t}, {d}) | {s[0]:.1f} / {s[1]:.1f} | {f[0]:.1f} / {f[1]:.1f} "
-            f"| {p[0]:.1f} / {p[1]:.1f} | {f[0] / s[0]:.2f} / {f[1] / s[1]:.2f} "
-            f"| {p[0] / s[0]:.2f} / {p[1] / s[1]:.2f} |"
-        )
-        rows.append(row)
-        print(row, flush=True)
+def run(cases, reps) -> str:
+    """Times every framework on every case; returns a markdown table, printing rows as it goes."""
+    others = [f for f in FRAMEWORKS if f != "seqlstm"]
+    head = ["case (B, T, D=H)"] + [f"{LABEL[f]} fwd / train ms" for f in FRAMEWORKS]
+    head += [f"{LABEL[f]} / seqlstm" for f in others]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    print("\n".join(rows), flush=True)
+    for name, (b, t, d, layers, bidirectional) in cases:
+        times = {f: BENCH[f](b, t, d, layers, bidirectional, reps) for f in FRAMEWORKS}
+        s = times["seqlstm"]
+        cells = [name] + [f"{times[f][0]:.1f} / {times[f][1]:.1f}" for f in FRAMEWORKS]
+        cells += [f"{times[f][0] / s[0]:.2f} / {times[f][1] / s[1]:.2f}" for f in others]
+        rows.append("| " + " | ".join(cells) + " |")
+        print(rows[-1], flush=True)
     return "\n".join(rows)
-
-
-def write_readme(table: str, reps: int) -> None:
-    path = Path(__file__).with_name("README.md")
-    text = path.read_text() if path.exists() else ""
-    block = (
-        "<!-- lstm_layer:start -->\n"
-        f"Median milliseconds over {reps} repetitions, float32, one layer. Machine: {machine()}.\n\n"
-        f"{table}\n<!-- lstm_layer:end -->"
-    )
-    pattern = re.compile(r"<!-- lstm_layer:start -->.*<!-- lstm_layer:end -->", re.S)
-    text = pattern.sub(block, text) if pattern.search(text) else text + "\n" + block + "\n"
-    path.write_text(text)
 
 
 def main() -> None:
@@ -161,10 +139,23 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=20)
     args = parser.parse_args()
     reps = 3 if args.quick else args.reps
-    print(machine())
-    table = run(QUICK_SHAPES if args.quick else SHAPES, reps)
+    if args.quick:
+        layer_cases = [("(4, 10, 8)", (4, 10, 8, 1, False))]
+        stack_cases = [("2-layer bi (4, 10, 8)", (4, 10, 8, 2, True))]
+    else:
+        layer_cases = [(f"({b}, {t}, {d})", (b, t, d, 1, False)) for b, t, d in LAYER_SHAPES]
+        stack_cases = [
+            (f"{n}-layer{' bidirectional' if bi else ''} (64, 100, 256)", (64, 100, 256, n, bi))
+            for n, bi in STACKS
+        ]
+    info = machine()
+    print(info)
+    layer_table = run(layer_cases, reps)
+    stack_table = run(stack_cases, reps)
     if args.write and not args.quick:
-        write_readme(table, reps)
+        note = f"Median ms over {reps} repetitions, float32. Machine: {info}.\n\n"
+        write_section("lstm_layer", note + layer_table)
+        write_section("lstm_stack", note + stack_table)
 
 
 if __name__ == "__main__":
