@@ -36,10 +36,11 @@ def test_config_loads_documents_its_command_and_builds_its_model(path):
         config = load(path, arg)
         data, model, _ = build(config)
         x = data["test"]["inputs"][:2]
+        classes = config.model.get("num_classes") or config.model.get("vocab_size")
         assert jax.eval_shape(model, jnp.asarray(x)).shape == (
             2,
             *data["test"]["targets"].shape[1:],
-            10,
+            classes,
         )
 
 

@@ -1,4 +1,4 @@
-"""Datasets as numpy arrays: synthetic tasks and deterministic, resumable batching."""
+"""Datasets as numpy arrays: synthetic tasks, text corpora, deterministic resumable batching."""
 
 from seqlstm.data.synthetic import (
     TASKS,
@@ -13,8 +13,30 @@ from seqlstm.data.synthetic import (
     take,
     train_batches,
 )
+from seqlstm.data.text import (
+    Corpus,
+    Vocabulary,
+    list_documents,
+    load_corpus,
+    make_text_task,
+    stdlib_dir,
+    task_vocabulary,
+    windows,
+)
+
+# Text splits follow the synthetic splits' contract (dicts of arrays with a leading example axis,
+# here zero-copy strided views), so `get_task`, batching and the training loop serve both.
+TASKS["text"] = make_text_task
 
 __all__ = [
+    "Corpus",
+    "Vocabulary",
+    "list_documents",
+    "load_corpus",
+    "make_text_task",
+    "stdlib_dir",
+    "task_vocabulary",
+    "windows",
     "epoch_permutation",
     "TASKS",
     "eval_batches",
