@@ -1,0 +1,190 @@
+"""The decoder of `seqlstm.seq2seq`: LSTM steps, optional attention with input feeding, output.
+
+Each step runs `seqlstm.cell.lstm_cell` on the layers' parameters (the core's gate math, no
+second implementation). With attention, Luong's placement: the top layer's h_t attends over the
+encoder outputs, h~_t = tanh(W_c [context_t; h_t]) and logits = W_o h~_t; with input feeding,
+h~_{t-1} is concatenated to the embedding of the input token at step t (Luong et al., 2015).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from seqlstm.attention import KINDS, Attention
+from seqlstm.cell import LSTMState, lstm_cell
+from seqlstm.layers import LSTM
+from seqlstm.tokens import check_vocab_size
+
+
+def _check_positive(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+class Memory(NamedTuple):
+    """What the decoder reads from the encoder at every step.
+
+    Attributes:
+      values: encoder outputs `[batch, source, E]` (zero at padded steps).
+      projected: the attention's key projection of `values` (`values` itself without attention).
+      lengths: `int32[batch]`, valid source steps per row.
+    """
+
+    values: jax.Array
+    projected: jax.Array
+    lengths: jax.Array
+
+
+class DecoderCarry(NamedTuple):
+    """The decoder's recurrent state between steps.
+
+    Attributes:
+      states: one `LSTMState` per decoder layer, each `[batch, hidden]`.
+      feed: the previous attentional vector h~_{t-1} `[batch, hidden]` (zeros at the first step;
+        read only with input feeding).
+    """
+
+    states: tuple[LSTMState, ...]
+    feed: jax.Array
+
+
+def embedding(vocab_size: int, embed_dim: int | None, rngs: nnx.Rngs):
+    return None if embed_dim is None else nnx.Embed(vocab_size, embed_dim, rngs=rngs)
+
+
+def embed_tokens(embed, tokens: jax.Array, vocab_size: int) -> jax.Array:
+    if embed is None:
+        return jax.nn.one_hot(tokens, vocab_size, dtype=jnp.float32)
+    return embed(tokens)
+
+
+class Decoder(nnx.Module):
+    """LSTM decoder with optional attention and input feeding, and the output projection.
+
+    Args:
+      vocab_size: target vocabulary size V (reserved ids included).
+      hidden_size: units H of every decoder layer (and of the attentional vector).
+      memory_size: the encoder's output size E.
+      num_layers: stacked LSTM layers.
+      embed_dim: embedding size; None feeds one-hot vectors.
+      attention: None, or one of `seqlstm.attention.KINDS`.
+      input_feeding: concatenate h~_{t-1} to the step's input (attention only).
+      attention_size: hidden size of additive attention (default H).
+      rngs: `nnx.Rngs`.
+      **lstm_kwargs: passed to every LSTM (used by the whole-sequence teacher-forced path).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        memory_size: int,
+        *,
+        num_layers: int = 1,
+        embed_dim: int | None = None,
+        attention: str | None = None,
+        input_feeding: bool = True,
+        attention_size: int | None = None,
+        rngs: nnx.Rngs,
+        **lstm_kwargs,
+    ):
+        check_vocab_size(vocab_size, "target_vocab_size")
+        _check_positive("num_layers", num_layers)
+        if attention is not None and attention not in KINDS:
+            raise ValueError(f"attention must be None or one of {KINDS}, got {attention!r}")
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.input_feeding = bool(input_feeding and attention is not None)
+        self.embed = embedding(vocab_size, embed_dim, rngs)
+        d = (embed_dim or vocab_size) + (hidden_size if self.input_feeding else 0)
+        layers = []
+        for _ in range(num_layers):
+            kw = dict(return_sequences=True, return_state=True, rngs=rngs, **lstm_kwargs)
+            layers.append(LSTM(d, hidden_size, **kw))
+            d = hidden_size
+        self.layers = nnx.List(layers)
+        glorot, zeros = nnx.initializers.glorot_uniform(), nnx.initializers.zeros_init()
+        self.attention = (
+            None
+            if attention is None
+            else Attention(
+                attention, hidden_size, memory_size, attention_size=attention_size, rngs=rngs
+            )
+        )
+        if attention is not None:
+            self.combine = nnx.Linear(
+                memory_size + hidden_size, hidden_size, use_bias=False, kernel_init=glorot,
+                rngs=rngs,
+            )  # fmt: skip
+        self.output = nnx.Linear(
+            hidden_size, vocab_size, kernel_init=glorot, bias_init=zeros, rngs=rngs
+        )
+
+    def memory(self, values: jax.Array, lengths: jax.Array) -> Memory:
+        """The `Memory` of encoder outputs `values [B, S, E]` with `lengths int[B]`."""
+        projected = values if self.attention is None else self.attention.project_keys(values)
+        return Memory(values, projected, lengths.astype(jnp.int32))
+
+    def _attend(self, top: jax.Array, memory: Memory):
+        """`top [B, T, H]` -> `(h~ [B, T, H], weights [B, T, S])`, or `(top, None)`."""
+        if self.attention is None:
+            return top, None
+        context, weights = self.attention.attend(
+            top, memory.projected, memory.values, memory.lengths
+        )
+        return jnp.tanh(self.combine(jnp.concatenate([context, top], axis=-1))), weights
+
+    def step(self, carry: DecoderCarry, token: jax.Array, memory: Memory):
+        """One decoder step.
+
+        Args:
+          carry: the `DecoderCarry` before this step.
+          token: `int[batch]`, the input token (BOS first, then the previous output).
+          memory: the encoder's `Memory`.
+
+        Returns:
+          `(carry, logits [batch, V], weights [batch, S] or None)`.
+        """
+        x = embed_tokens(self.embed, token, self.vocab_size)
+        if self.input_feeding:
+            x = jnp.concatenate([x, carry.feed.astype(x.dtype)], axis=-1)
+        states = []
+        for layer, state in zip(self.layers, carry.states):
+            state = lstm_cell(layer.params_dict(), state, x)
+            states.append(state)
+            x = state.h
+        out, weights = self._attend(x[:, None, :], memory)
+        out = out[:, 0, :]
+        logits = self.output(out)
+        return DecoderCarry(tuple(states), out), logits, None if weights is None else weights[:, 0]
+
+    def __call__(self, target_in: jax.Array, carry: DecoderCarry, memory: Memory):
+        """Teacher forcing over a whole target.
+
+        Without input feeding the layers run as whole sequences (`seqlstm.scan.lstm_scan`) and
+        attention is one batched computation; with input feeding step t needs h~_{t-1}, so the
+        steps run in a `lax.scan` over `step`. Both equal step-by-step decoding.
+
+        Args:
+          target_in: `int[batch, T]`, BOS then the target tokens.
+
+        Returns:
+          `(logits [batch, T, V], weights [batch, T, S] or None)`.
+        """
+        if self.input_feeding:
+
+            def body(c, token):
+                c, logits, weights = self.step(c, token, memory)
+                return c, (logits, weights)
+
+            _, (logits, weights) = jax.lax.scan(body, carry, jnp.swapaxes(target_in, 0, 1))
+            return jnp.swapaxes(logits, 0, 1), jnp.swapaxes(weights, 0, 1)
+        x = embed_tokens(self.embed, target_in, self.vocab_size)
+        for layer, state in zip(self.layers, carry.states):
+            x, _ = layer(x, initial_state=state)
+        out, weights = self._attend(x, memory)
+        return self.output(out), weights
