@@ -29,6 +29,9 @@ _RESULTS_DIR = flags.DEFINE_string(
     "results_dir", "experiments/results/reverse", "Where the results, table and plots go."
 )
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per (variant, length): 0, 1, ...")
+_REPLOT = flags.DEFINE_bool(
+    "replot", False, "Only rewrite table.md and the plots from --results_dir/results.json."
+)
 
 
 def run_all(root: str, seeds: int) -> list[dict]:
@@ -148,9 +151,11 @@ def plot(rows: list[dict], out_dir: str) -> None:
             r = next((r for r in rows if r["variant"] == variant and r["length"] == n), None)
             if r is not None:
                 ax.plot(range(n), r["position_accuracy_mean"], marker=".", label=variant)
+        ax.axhline(0.1, color="gray", ls=":", lw=1)
         ax.set(title=f"T={n}", xlabel="output position", ylim=(0, 1.02))
+        ax.set_xticks(range(0, n, max(1, n // 8)))
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test token accuracy")
+    axes[0].set_ylabel("test token accuracy (dotted: chance)")
     axes[-1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "accuracy_by_position.png"), dpi=110)
@@ -164,20 +169,26 @@ def main(argv: list[str]) -> None:
         logging.set_verbosity(logging.WARNING)
     if _SEEDS.value < 1:
         raise app.UsageError(f"--seeds must be positive, got {_SEEDS.value}")
-    start = time.perf_counter()
-    records = run_all(_WORKDIR.value, _SEEDS.value)
-    seconds = time.perf_counter() - start
+    out = _RESULTS_DIR.value
+    if _REPLOT.value:
+        with open(os.path.join(out, "results.json")) as f:
+            saved = json.load(f)
+        records, seconds = saved["runs"], saved["wall_clock_seconds"]
+    else:
+        start = time.perf_counter()
+        records = run_all(_WORKDIR.value, _SEEDS.value)
+        seconds = time.perf_counter() - start
     rows = summarize(records)
-    os.makedirs(_RESULTS_DIR.value, exist_ok=True)
-    with open(os.path.join(_RESULTS_DIR.value, "results.json"), "w") as f:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"wall_clock_seconds": seconds, "summary": rows, "runs": records}, f, indent=1)
         f.write("\n")
     table = markdown_table(rows)
-    with open(os.path.join(_RESULTS_DIR.value, "table.md"), "w") as f:
+    with open(os.path.join(out, "table.md"), "w") as f:
         f.write(table)
-    plot(rows, _RESULTS_DIR.value)
+    plot(rows, out)
     print(table)
-    print(f"{len(records)} runs in {seconds / 60:.1f} min; results in {_RESULTS_DIR.value}")
+    print(f"{len(records)} runs in {seconds / 60:.1f} min; results in {out}")
 
 
 if __name__ == "__main__":

@@ -43,3 +43,61 @@ def test_launcher_rejects_a_typo_in_a_config_override(tmp_path):
     assert proc.returncode != 0
     assert "trian" in proc.stderr and 'Did you mean "train"' in proc.stderr
     assert not os.listdir(tmp_path)
+
+
+def test_sigint_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    import signal
+    import time
+
+    import jax
+    import numpy as np
+
+    from configs.reverse import get_config
+    from seqlstm.train import (
+        Checkpointer,
+        build,
+        create_train_state,
+        split_model,
+        train_and_evaluate,
+    )
+
+    def config():
+        c = get_config("smoke")
+        c.train.num_epochs, c.train.progress_bar = 20, False
+        return c
+
+    workdir = tmp_path / "run"
+    args = ["--config=configs/reverse.py:smoke", "--config.train.num_epochs=20"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.train", *args, f"--workdir={workdir}"],
+        cwd=ROOT,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.stat().st_size) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Stopped by a signal at step" in out, out
+    step = int(out.split("Stopped by a signal at step ")[1].split(",")[0])
+    assert 4 <= step < 80 and str(step) in os.listdir(workdir / "checkpoints")
+
+    train_and_evaluate(config(), str(workdir))
+    reference = tmp_path / "reference"
+    train_and_evaluate(config(), str(reference))
+
+    def params(path):
+        _, model, tx = build(config())
+        _, p = split_model(model)
+        ckpt = Checkpointer(str(path))
+        state, _, _ = ckpt.restore(create_train_state(p, tx, 0), p)
+        ckpt.close()
+        return jax.tree.leaves(state.params)
+
+    for a, b in zip(params(workdir), params(reference)):
+        np.testing.assert_array_equal(a, b)

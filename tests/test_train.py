@@ -165,15 +165,14 @@ def test_running_a_finished_workdir_again_only_reevaluates(smoke_run):
     assert read_rows(workdir) == rows
 
 
-@pytest.mark.parametrize("stop_after", [2, 5])
-def test_interrupted_and_resumed_run_ends_with_identical_parameters(
-    smoke_run, tmp_path, stop_after
-):
+def test_interrupted_and_resumed_run_ends_with_identical_parameters(smoke_run, tmp_path):
     reference, _ = smoke_run
-    out = train_and_evaluate(smoke(train__stop_after_steps=stop_after), str(tmp_path))
-    assert out == {"interrupted": True, "step": stop_after}
-    (params, _), meta = final_params(tmp_path)
-    assert (meta["epoch"], meta["batch"]) == divmod(stop_after, 4) and not meta["done"]
+    # Stops before the first evaluation, mid-epoch after it, and at an epoch end (4 steps/epoch).
+    for stop_after in (2, 5, 8):
+        out = train_and_evaluate(smoke(train__stop_after_steps=stop_after), str(tmp_path))
+        assert out == {"interrupted": True, "step": stop_after}
+        (params, _), meta = final_params(tmp_path)
+        assert (meta["epoch"], meta["batch"]) == divmod(stop_after, 4) and not meta["done"]
     train_and_evaluate(smoke(), str(tmp_path))
     assert_trees_equal(final_params(tmp_path)[0], final_params(reference)[0])
     strip = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in rows]
