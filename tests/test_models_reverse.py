@@ -130,3 +130,15 @@ def test_bad_arguments_raise():
         model(jnp.zeros((B, T, 3)))
     with pytest.raises(ValueError, match="mask must have shape"):
         model(one_hot_batch(), mask=jnp.ones((B, T + 1), bool))
+
+
+def test_dropout_is_reseeded_for_a_model_built_with_a_single_seed():
+    """`nnx.Rngs(0)` has no "dropout" stream: dropout forks the default one, reseeded too."""
+    model = get_model("stacked_seq", length=T, dropout=0.5, rngs=nnx.Rngs(0))
+    model_def, params = split_model(model)
+    assert model_def.streams == ("default",)
+    x = one_hot_batch()
+    train = jax.jit(lambda r: model_def.apply(params, x, train=True, rng=r))
+    a, b = train(jax.random.PRNGKey(1)), train(jax.random.PRNGKey(2))
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(a, train(jax.random.PRNGKey(1)))

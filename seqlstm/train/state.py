@@ -42,11 +42,14 @@ class ModelDef:
       train_def: graph definition in training mode (dropout active).
       eval_def: graph definition in evaluation mode (dropout off).
       rest: non-parameter state (RNG streams), reseeded at every training step.
+      streams: names of the RNG streams in `rest` (`"dropout"`, or `"default"` for a model built
+        with `nnx.Rngs(seed)` alone); all are reseeded from the step key.
     """
 
     train_def: Any
     eval_def: Any
     rest: Any
+    streams: tuple[str, ...] = ()
 
     def apply(
         self,
@@ -61,8 +64,8 @@ class ModelDef:
         graphdef = self.train_def if train else self.eval_def
         # copy=True: reseeding below must not write traced keys into `self.rest`.
         model = nnx.merge(graphdef, params, self.rest, copy=True)
-        if train and rng is not None:
-            nnx.reseed(model, dropout=rng)
+        if train and rng is not None and self.streams:
+            nnx.reseed(model, **{name: rng for name in self.streams})
         return model(x, mask=mask)
 
 
@@ -74,7 +77,10 @@ def split_model(model: nnx.Module) -> tuple[ModelDef, Any]:
     eval_def, _, _ = nnx.split(
         nnx.view(model, deterministic=True, raise_if_not_found=False), nnx.Param, ...
     )
-    return ModelDef(train_def, eval_def, rest), params
+    streams = sorted(
+        {s.key.tag for _, s in nnx.graph.iter_graph(model) if isinstance(s, nnx.RngStream)}
+    )
+    return ModelDef(train_def, eval_def, rest, tuple(streams)), params
 
 
 def create_train_state(params, tx: optax.GradientTransformation, seed: int) -> TrainState:
