@@ -63,22 +63,27 @@ def test_sequence_connection_is_causal_and_state_connection_is_not():
 
 def test_state_last_repeat_is_encoder_state_into_decoder():
     model = build("state_last_repeat")
-    x = one_hot_batch()
-    last, state = model.encoder(x)
     enc = LSTM(V, H, return_state=True, rngs=nnx.Rngs(0))
     nnx.update(enc, nnx.state(model.encoder))
-    np.testing.assert_array_equal(enc(x)[0], last)
-    dec_in = jnp.repeat(last[:, None, :], T, axis=1)
-    expected = model.dense(model.decoder(dec_in, initial_state=state))
-    np.testing.assert_allclose(model(x), expected, rtol=1e-6, atol=1e-6)
+
+    @jax.jit  # one compilation instead of op-by-op eager calls
+    def both(x):
+        last, state = enc(x)
+        dec_in = jnp.repeat(last[:, None, :], T, axis=1)
+        return model(x), model.dense(model.decoder(dec_in, initial_state=state))
+
+    np.testing.assert_allclose(*both(one_hot_batch()), rtol=1e-6, atol=1e-6)
 
 
 def test_state_seq_decoder_reads_encoder_sequence_from_its_state():
     model = build("state_seq")
-    x = one_hot_batch()
-    seq, state = model.encoder(x)
-    expected = model.dense(model.decoder(seq, initial_state=state))
-    np.testing.assert_allclose(model(x), expected, rtol=1e-6, atol=1e-6)
+
+    @jax.jit
+    def both(x):
+        seq, state = model.encoder(x)
+        return model(x), model.dense(model.decoder(seq, initial_state=state))
+
+    np.testing.assert_allclose(*both(one_hot_batch()), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
