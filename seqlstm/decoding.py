@@ -226,3 +226,60 @@ def _beam(graphdef, state, source, lengths, alpha, *, beam_size, max_len):
     final = jnp.take_along_axis(final, order, axis=1)
     out_len = jnp.take_along_axis(out_len, order, axis=1)
     return DecodeResult(beams[:, 0], out_len[:, 0], final[:, 0], None, beams, final)
+
+
+def evaluate_decoding(
+    model,
+    split: dict,
+    batch_size: int = 256,
+    *,
+    beam_size: int = 1,
+    length_penalty: float = 0.0,
+    max_len: int | None = None,
+) -> dict[str, float]:
+    """Free-running accuracy: decoded outputs (greedy, or beam search) against the targets.
+
+    Unlike teacher-forced accuracy, each step reads the model's own previous output, so one early
+    mistake spoils the rest: this is the accuracy a user of the model sees.
+
+    Args:
+      model: an `EncoderDecoder`.
+      split: a seq2seq split (`source`, `source_lengths`, `targets`, `mask`).
+      batch_size: rows decoded at once (the last batch is padded, then ignored).
+      beam_size: 1 decodes greedily.
+      length_penalty, max_len: as `beam_search`.
+
+    Returns:
+      `sequence_accuracy` (the whole output, EOS included, exactly right), `token_accuracy`
+      (output tokens equal to the target at the target's steps, EOS included), `sequences` and
+      `tokens` counted.
+    """
+    n = int(split["targets"].shape[0])
+    seq_ok = tok_ok = tokens = 0
+    for i in range(0, n, batch_size):
+        rows = np.arange(i, min(i + batch_size, n))
+        index = np.concatenate([rows, np.zeros(batch_size - len(rows), np.int64)])
+        src, lens = split["source"][index], split["source_lengths"][index]
+        if beam_size == 1:
+            out = greedy_decode(model, src, lens, max_len=max_len)
+        else:
+            out = beam_search(
+                model, src, lens, beam_size=beam_size, length_penalty=length_penalty,
+                max_len=max_len,
+            )  # fmt: skip
+        pred = np.asarray(out.tokens)[: len(rows)]
+        target, mask = split["targets"][rows], split["mask"][rows]
+        width = max(pred.shape[1], target.shape[1])
+        pred = np.pad(pred, ((0, 0), (0, width - pred.shape[1])))
+        target = np.pad(target, ((0, 0), (0, width - target.shape[1])))
+        mask = np.pad(mask, ((0, 0), (0, width - mask.shape[1])))
+        equal = pred == target  # PAD after EOS must match too: no trailing output
+        seq_ok += int(np.sum(np.all(equal, axis=1)))
+        tok_ok += int(np.sum(equal & mask))
+        tokens += int(np.sum(mask))
+    return {
+        "sequence_accuracy": seq_ok / max(n, 1),
+        "token_accuracy": tok_ok / max(tokens, 1),
+        "sequences": n,
+        "tokens": tokens,
+    }

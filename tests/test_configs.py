@@ -35,9 +35,17 @@ def test_config_loads_documents_its_command_and_builds_its_model(path):
     for arg in (None, "smoke"):
         config = load(path, arg)
         data, model, _ = build(config)
-        x = data["test"]["inputs"][:2]
-        classes = config.model.get("num_classes") or config.model.get("vocab_size")
-        assert jax.eval_shape(model, jnp.asarray(x)).shape == (
+        test = data["test"]
+        if "source" in test:  # an encoder-decoder reads (source, source_lengths, target_in)
+            x = [jnp.asarray(test[k][:2]) for k in ("source", "source_lengths", "target_in")]
+        else:
+            x = [jnp.asarray(test["inputs"][:2])]
+        classes = (
+            config.model.get("num_classes")
+            or config.model.get("vocab_size")
+            or config.model.get("target_vocab_size")
+        )
+        assert jax.eval_shape(model, *x).shape == (
             2,
             *data["test"]["targets"].shape[1:],
             classes,

@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import jax
@@ -28,6 +29,8 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from seqlstm.data import eval_batches, get_task, split_size, steps_per_epoch, train_batches
+from seqlstm.data.bucketing import bucketed_batches, bucketed_steps_per_epoch, check_boundaries
+from seqlstm.decoding import evaluate_decoding
 from seqlstm.models import get_model
 from seqlstm.train.checkpoint import Checkpointer, prepare_workdir
 from seqlstm.train.metrics import MetricSums, MetricWriter, summarize
@@ -60,6 +63,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _check_int("seed", config.seed, 0)
     if t.num_epochs == 0 and t.num_steps == 0:
         raise ValueError("config.train.num_epochs or config.train.num_steps must be positive")
+    if t.get("buckets"):
+        check_boundaries(t.buckets)
 
 
 def build(config: ml_collections.ConfigDict):
@@ -77,6 +82,11 @@ def build(config: ml_collections.ConfigDict):
     rngs = nnx.Rngs(params=config.seed, dropout=config.seed + 1)
     model = get_model(**config.model.to_dict(), rngs=rngs)
     tx = make_optimizer(config.optim.to_dict())
+    if config.train.get("buckets") and "source_lengths" not in data["train"]:
+        raise ValueError(
+            "config.train.buckets needs variable-length seq2seq data (a split with "
+            f"source_lengths); task {config.data.name!r} has none"
+        )
     return data, model, tx
 
 
@@ -148,7 +158,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     eval_step = jax.jit(make_eval_step(model_def))
     train, val = data["train"], data["val"]
     has_val = split_size(val) > 0
-    spe = steps_per_epoch(split_size(train), t.batch_size)
+    buckets = tuple(t.get("buckets", ()))
+    if buckets:
+        spe = bucketed_steps_per_epoch(train, t.batch_size, buckets)
+        epoch_batches = partial(bucketed_batches, boundaries=buckets)
+    else:
+        spe = steps_per_epoch(split_size(train), t.batch_size)
+        epoch_batches = train_batches
     total = t.num_steps if t.num_steps else t.num_epochs * spe
     step = int(state.step)
     sums = MetricSums(meta["train_sums"])
@@ -173,7 +189,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     try:
         while not meta["done"]:
             epoch = meta["epoch"]
-            for i, batch in train_batches(
+            for i, batch in epoch_batches(
                 train, t.batch_size, seed=config.seed, epoch=epoch, start=meta["batch"]
             ):
                 state, m = train_step(state, batch)
@@ -246,7 +262,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         writer.close()
         ckpt.close()
 
-    results = _final_results(config, eval_step, state.params, data, meta, step, spe, has_val)
+    results = _final_results(
+        config, model_def, eval_step, state.params, data, meta, step, spe, has_val
+    )
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
         f.write("\n")
@@ -274,7 +292,9 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
-def _final_results(config, eval_step, params, data, meta, step, spe, has_val) -> dict[str, Any]:
+def _final_results(
+    config, model_def, eval_step, params, data, meta, step, spe, has_val
+) -> dict[str, Any]:
     batch_size = config.eval.batch_size
     results: dict[str, Any] = {
         "model": config.model.name,
@@ -288,6 +308,10 @@ def _final_results(config, eval_step, params, data, meta, step, spe, has_val) ->
     if has_val:
         results["val"] = evaluate(eval_step, params, data["val"], batch_size)
     results["test"] = evaluate(eval_step, params, data["test"], batch_size)
+    if "source" in data["test"]:
+        # Teacher-forced accuracy reads the true previous token; a user's model reads its own.
+        model = nnx.merge(model_def.eval_def, params, model_def.rest, copy=True)
+        results["test"]["decoded"] = evaluate_decoding(model, data["test"], batch_size)
     return results
 
 
@@ -304,3 +328,9 @@ def _print_results(results: dict[str, Any]) -> None:
         f"sequence accuracy {test['sequence_accuracy']:.4f}\n"
         "Test accuracy per position: " + " ".join(f"{a:.2f}" for a in test["position_accuracy"])
     )
+    if "decoded" in test:
+        d = test["decoded"]
+        print(
+            f"Test, greedy decoding: sequence accuracy {d['sequence_accuracy']:.4f}, "
+            f"token accuracy {d['token_accuracy']:.4f}"
+        )

@@ -54,19 +54,24 @@ class ModelDef:
     def apply(
         self,
         params,
-        x: jax.Array,
-        *,
+        *inputs: jax.Array,
         mask: jax.Array | None = None,
         train: bool = False,
         rng: jax.Array | None = None,
     ) -> jax.Array:
-        """Runs the model on `x` with `params`; in training mode dropout draws from `rng`."""
+        """Runs the model on `inputs` with `params`; in training mode dropout draws from `rng`.
+
+        `inputs` is `x` for the per-step models (called as `model(x, mask=mask)`), or
+        `(source, source_lengths, target_in)` for an encoder-decoder (called with them alone).
+        """
         graphdef = self.train_def if train else self.eval_def
         # copy=True: reseeding below must not write traced keys into `self.rest`.
         model = nnx.merge(graphdef, params, self.rest, copy=True)
         if train and rng is not None and self.streams:
             nnx.reseed(model, **{name: rng for name in self.streams})
-        return model(x, mask=mask)
+        if len(inputs) == 1:
+            return model(inputs[0], mask=mask)
+        return model(*inputs)
 
 
 def split_model(model: nnx.Module) -> tuple[ModelDef, Any]:

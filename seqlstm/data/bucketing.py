@@ -1,0 +1,105 @@
+"""Length bucketing: batches of similar-length sequences, each cut to its bucket's width.
+
+Plain padding pads every batch to the longest sequence of the data set, so on length-skewed data
+most steps of most batches compute on padding. With bucketing, each example goes to the smallest
+bucket boundary that holds it (its source length and its target steps); a batch takes examples of
+one bucket only, and its time axes are cut to that boundary. One boundary is one shape, so the
+train step compiles once per bucket.
+
+Like `seqlstm.data.synthetic.train_batches`, the batches of epoch `e` are a pure function of
+`(seed, e)` (examples shuffled within buckets, then the batches shuffled), so a run resumed at a
+batch index sees exactly the batches of an uninterrupted run. The number of batches per epoch
+depends only on the bucket sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from seqlstm.data.synthetic import Split, take
+
+# Arrays cut along time to the bucket width, by which length they follow.
+_SOURCE_KEYS = ("source",)
+_TARGET_KEYS = ("target_in", "targets", "mask")
+
+
+def check_boundaries(boundaries: Sequence[int]) -> tuple[int, ...]:
+    """Returns `boundaries` as a strictly increasing tuple of positive ints, or raises."""
+    b = tuple(boundaries)
+    if not b or any(not isinstance(x, (int, np.integer)) or x <= 0 for x in b):
+        raise ValueError(f"bucket boundaries must be positive ints, got {boundaries!r}")
+    if any(x >= y for x, y in zip(b, b[1:])):
+        raise ValueError(f"bucket boundaries must increase strictly, got {boundaries!r}")
+    return tuple(int(x) for x in b)
+
+
+def example_sizes(split: Split) -> np.ndarray:
+    """Time steps each example needs: the longer of its source and its target (mask) steps."""
+    return np.maximum(split["source_lengths"], split["mask"].sum(axis=1)).astype(np.int64)
+
+
+def bucket_ids(split: Split, boundaries: Sequence[int]) -> np.ndarray:
+    """The bucket of every example; examples longer than the last boundary go to a last bucket
+    as wide as the split itself."""
+    boundaries = check_boundaries(boundaries)
+    return np.searchsorted(np.asarray(boundaries), example_sizes(split), side="left")
+
+
+def _plan(split: Split, batch_size: int, boundaries, seed: int, epoch: int):
+    ids = bucket_ids(split, boundaries)
+    order = np.random.default_rng([seed, epoch, 1]).permutation(len(ids))
+    batches = []
+    for bucket in np.unique(ids):
+        members = order[ids[order] == bucket]
+        for i in range(0, len(members), batch_size):
+            batches.append((int(bucket), members[i : i + batch_size]))
+    shuffle = np.random.default_rng([seed, epoch, 2]).permutation(len(batches))
+    return [batches[i] for i in shuffle]
+
+
+def bucketed_steps_per_epoch(split: Split, batch_size: int, boundaries: Sequence[int]) -> int:
+    """Batches per epoch with bucketing (each bucket's last batch padded with empty rows)."""
+    ids = bucket_ids(split, boundaries)
+    return int(sum(-(-int(n) // batch_size) for n in np.bincount(ids) if n))
+
+
+def cut(batch: Split, width: int) -> Split:
+    """Cuts the time axes of a seq2seq batch to `width` steps (no valid step is lost)."""
+    out = dict(batch)
+    for key in _SOURCE_KEYS + _TARGET_KEYS:
+        if key in out:
+            out[key] = out[key][:, :width]
+    return out
+
+
+def bucketed_batches(
+    split: Split,
+    batch_size: int,
+    *,
+    boundaries: Sequence[int],
+    seed: int,
+    epoch: int,
+    start: int = 0,
+) -> Iterator[tuple[int, Split]]:
+    """The bucketed batches of one training epoch, from batch index `start` on.
+
+    Args:
+      split: a seq2seq split (`source`, `source_lengths`, `target_in`, `targets`, `mask`).
+      batch_size: rows per batch (a bucket's last batch is padded with empty rows).
+      boundaries: increasing bucket widths, e.g. `(8, 16, 32, 64)`.
+      seed, epoch: fix the order.
+      start: first batch index to yield.
+
+    Yields:
+      `(index, batch)`; the batch's time axes are its bucket's width.
+    """
+    boundaries = check_boundaries(boundaries)
+    plan = _plan(split, batch_size, boundaries, seed, epoch)
+    for i in range(start, len(plan)):
+        bucket, index = plan[i]
+        batch = take(split, index, batch_size)
+        if bucket < len(boundaries):
+            batch = cut(batch, boundaries[bucket])
+        yield i, batch

@@ -1,0 +1,54 @@
+"""Smoke training runs of every configs/seq2seq.py preset family, through the train stack."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from configs.seq2seq import get_config
+from seqlstm.train import build, train_and_evaluate
+
+PRESETS = [
+    "smoke",
+    "smoke,task=dedup_reverse,attention=additive,bucket",
+    "smoke,task=addition,attention=none",
+    "smoke,generalize,attention=dot",
+]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_smoke_run(preset, tmp_path):
+    config = get_config(preset)
+    config.train.progress_bar = False
+    results = train_and_evaluate(config, str(tmp_path))
+    assert np.isfinite(results["test"]["loss"])
+    decoded = results["test"]["decoded"]
+    assert 0.0 <= decoded["sequence_accuracy"] <= 1.0 and decoded["sequences"] == 32
+    with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    assert rows[-1]["step"] == 6 and np.isfinite(rows[-1]["train_loss"])
+    assert os.listdir(os.path.join(tmp_path, "checkpoints"))
+
+
+def test_presets_set_the_model_from_the_data():
+    config = get_config("task=addition")
+    assert (config.model.source_vocab_size, config.model.target_vocab_size) == (14, 13)
+    assert (config.model.max_source_len, config.model.max_target_len) == (7, 5)
+    config = get_config("generalize")
+    assert (config.data.max_length, config.data.test_max_length) == (16, 32)
+    assert (config.model.max_source_len, config.model.max_target_len) == (32, 33)
+    assert get_config("len=64,attention=none").model.attention is None
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_config("length=4")
+    with pytest.raises(ValueError, match="unknown attention"):
+        get_config("attention=luong")
+
+
+def test_buckets_need_seq2seq_data():
+    from configs.reverse import get_config as reverse_config
+
+    config = reverse_config("smoke")
+    config.train.buckets = (4,)
+    with pytest.raises(ValueError, match="buckets needs variable-length"):
+        build(config)
