@@ -147,7 +147,8 @@ class Vocabulary:
         if self.level == "byte":
             return ids.astype(np.uint8).tobytes().decode("utf-8", errors="replace")
         chars = (UNK,) + self.chars
-        return "".join(chars[i] for i in ids.tolist())
+        # A model has `vocab_size` outputs even when the corpus has fewer distinct characters.
+        return "".join(chars[i] if 0 <= i < len(chars) else UNK for i in ids.tolist())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +209,10 @@ def load_corpus(
     test_fraction: float = 0.05,
     max_chars: int = 0,
 ) -> Corpus:
-    """Reads, splits and encodes a corpus (cached: a study reads it once per process).
+    """Reads, splits and encodes a corpus.
+
+    Cached by argument values, so a study reads it once per process (files changed afterwards
+    are not re-read in that process).
 
     Args:
       path, pattern: which files, see `list_documents`.
@@ -283,6 +287,8 @@ def load_corpus(
         lookup = np.zeros(int(max(p.max(initial=0) for p in points)) + 1, np.int32)
         lookup[keep[keep < lookup.size]] = np.arange(1, keep.size + 1, dtype=np.int32)
         ids = [lookup[p] for p in points]
+    for a in ids:
+        a.setflags(write=False)  # shared through the cache
     return Corpus(vocab, *ids, documents=len(parts), split=split)
 
 

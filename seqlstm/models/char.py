@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from seqlstm.layers import Bidirectional, StackedLSTM
@@ -292,3 +293,59 @@ def units_for_budget(count: Callable[[int], int], budget: int, *, low: int = 1) 
         else:
             hi = mid
     return min((lo, hi), key=lambda u: abs(count(u) - budget))
+
+
+def generate(
+    model: nnx.Module,
+    prompt_ids: np.ndarray,
+    *,
+    context: int,
+    num_chars: int,
+    temperature: float = 1.0,
+    seed: int = 0,
+    pad_id: int = 0,
+) -> np.ndarray:
+    """Samples `num_chars` ids after a prompt, one at a time, from the last `context` ids.
+
+    Each step feeds the model the window of the last `context` ids (the prompt left-padded with
+    `pad_id` while shorter) and draws the next id from `softmax(logits / temperature)`.
+
+    Args:
+      model: a model with `next_logits(int[B, context]) -> [B, vocab]` (both models here).
+      prompt_ids: `int[length]`, the prompt (may be empty).
+      context: the window length the model was trained on.
+      num_chars: ids to generate.
+      temperature: > 0 scales the logits; 0 takes the most likely id (greedy).
+      seed: the sampling seed.
+      pad_id: the id that fills the window before the prompt.
+
+    Returns:
+      `int32[num_chars]`, the generated ids.
+
+    Raises:
+      ValueError: for a non-positive `context` or `num_chars`, or a negative temperature.
+    """
+    if not isinstance(context, int) or context <= 0:
+        raise ValueError(f"context must be a positive int, got {context!r}")
+    if not isinstance(num_chars, int) or num_chars <= 0:
+        raise ValueError(f"num_chars must be a positive int, got {num_chars!r}")
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature!r}")
+    prompt_ids = np.asarray(prompt_ids, np.int32).reshape(-1)
+    buffer = np.concatenate([np.full(context, pad_id, np.int32), prompt_ids])
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def step(state, window, key):
+        logits = nnx.merge(graphdef, state).next_logits(window)[0]
+        if temperature == 0:
+            return jnp.argmax(logits).astype(jnp.int32)
+        return jax.random.categorical(key, logits / temperature).astype(jnp.int32)
+
+    key = jax.random.PRNGKey(seed)
+    out = np.empty(num_chars, np.int32)
+    for i in range(num_chars):
+        window = jnp.asarray(buffer[buffer.shape[0] - context :][None, :])
+        out[i] = int(step(state, window, jax.random.fold_in(key, i)))
+        buffer = np.append(buffer[1:], out[i])
+    return out

@@ -1,0 +1,317 @@
+r"""The character-model study: two branches, and how deep to stack.
+
+    flock /tmp/seqlstm-heavy.lock python -m experiments.char_study --workdir=runs/char_study
+
+Question 1 (`configs/chars.py`, the published 512/64 two-branch model): the full model, the long
+branch only and the short branch only, each single branch also widened to the full model's
+parameter count; validation bits per character, plus what each branch contributes
+(`experiments/char_analysis.py`: shuffled branch input, accuracy by context category).
+Question 2 (`configs/char_lm.py`): 1, 2 and 4 stacked LSTM(64) layers, and 1 and 4 layers widened
+or narrowed to the 2-layer model's parameter count; validation bits per character and time.
+
+Every run trains for a fixed number of steps in its own workdir `<workdir>/<question>/<variant>/
+seed<S>`, so an interrupted study picks up where it stopped. Writes `results.json`, `table.md`
+and `chars_study.png` to `--results_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+from absl import app, flags, logging
+
+from configs import char_lm, chars
+from experiments.char_analysis import CATEGORIES, summarize_branches
+from seqlstm.models import param_count, units_for_budget
+from seqlstm.train import train_and_evaluate
+from seqlstm.train.restore import load_run
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/char_study", "Root of the runs' workdirs.")
+_RESULTS_DIR = flags.DEFINE_string(
+    "results_dir", "experiments/results/chars", "Where results, table and plot go."
+)
+_SEEDS = flags.DEFINE_integer("seeds", 2, "Seeds per variant: 0, 1, ...")
+_Q1_STEPS = flags.DEFINE_integer("q1_steps", 400, "Training steps of each two-branch run.")
+_Q2_STEPS = flags.DEFINE_integer("q2_steps", 300, "Training steps of each stacked-LM run.")
+_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny runs on a slice of the corpus (tests).")
+
+BITS = 1.0 / math.log(2.0)
+Q2_WIDTH = 64
+
+
+def q1_variants(smoke: bool) -> dict[str, dict]:
+    """Model overrides of each two-branch variant; single branches widened to the full count."""
+    config = chars.get_config("smoke" if smoke else None)
+    model = config.model.to_dict()
+    budget = param_count(**model)
+
+    def widened(branch: str) -> int:
+        key = f"{branch}_units"
+        return units_for_budget(
+            lambda u: param_count(**{**model, "branches": branch, key: u}), budget
+        )
+
+    return {
+        "full": {"branches": "both"},
+        "long": {"branches": "long"},
+        "long_matched": {"branches": "long", "long_units": widened("long")},
+        "short": {"branches": "short"},
+        "short_matched": {"branches": "short", "short_units": widened("short")},
+    }
+
+
+def q2_variants(smoke: bool) -> dict[str, dict]:
+    """Layers and units of each stacked-LM variant; `matched` ones have the 2-layer budget."""
+    config = char_lm.get_config("smoke" if smoke else None)
+    model = config.model.to_dict()
+    width = model["units"] if smoke else Q2_WIDTH
+    budget = param_count(**{**model, "num_layers": 2, "units": width})
+
+    def matched(layers: int) -> int:
+        return units_for_budget(
+            lambda u: param_count(**{**model, "num_layers": layers, "units": u}), budget
+        )
+
+    out = {f"{n}x{width}": {"num_layers": n, "units": width} for n in (1, 2, 4)}
+    out[f"1x{matched(1)}_matched"] = {"num_layers": 1, "units": matched(1)}
+    out[f"4x{matched(4)}_matched"] = {"num_layers": 4, "units": matched(4)}
+    return out
+
+
+def run_one(question: str, variant: str, overrides: dict, seed: int, root: str) -> dict:
+    """Trains (or reads back) one run and returns its record."""
+    workdir = os.path.join(root, question, variant, f"seed{seed}")
+    record_path = os.path.join(workdir, "study_record.json")
+    if os.path.exists(record_path):
+        with open(record_path) as f:
+            return json.load(f)
+    module = chars if question == "q1" else char_lm
+    config = module.get_config(f"seed={seed}" + (",smoke" if _SMOKE.value else ""))
+    config.train.num_steps = _Q1_STEPS.value if question == "q1" else _Q2_STEPS.value
+    if _SMOKE.value:
+        config.train.num_steps = 3
+    config.train.progress_bar = False
+    config.train.checkpoint_every_steps = 0
+    for key, value in overrides.items():
+        config.model[key] = value
+    start = time.perf_counter()
+    res = train_and_evaluate(config, workdir)
+    seconds = time.perf_counter() - start
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rates = [json.loads(line)["steps_per_sec"] for line in f if line.strip()]
+    record = {
+        "question": question,
+        "variant": variant,
+        "seed": seed,
+        "model": {k: v for k, v in config.model.to_dict().items()},
+        "params": param_count(**config.model.to_dict()),
+        "steps": res["steps"],
+        "seconds": seconds,
+        "steps_per_sec": float(np.median(rates)),
+        "chars_per_sec": float(np.median(rates))
+        * config.train.batch_size
+        * (1 if config.data.targets == "next" else config.data.context),
+        "val_bpc": res["val"]["loss"] * BITS,
+        "test_bpc": res["test"]["loss"] * BITS,
+        "val_accuracy": res["val"]["token_accuracy"],
+    }
+    if question == "q1":
+        _, data, model, _ = load_run(workdir)
+        record["branches"] = summarize_branches(model, data["val"], config.model.short_context)
+    with open(record_path, "w") as f:
+        json.dump(record, f, indent=2)
+    return record
+
+
+def mean_std(values: list[float]) -> str:
+    v = np.asarray(values, np.float64)
+    v = v[~np.isnan(v)]
+    if not v.size:
+        return "-"
+    return f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
+
+
+def tables(records: list[dict]) -> str:
+    """The markdown tables of both questions (mean ± std over seeds)."""
+
+    def group(question):
+        out: dict[str, list[dict]] = {}
+        for r in records:
+            if r["question"] == question:
+                out.setdefault(r["variant"], []).append(r)
+        return out
+
+    lines = [
+        "### Question 1: two branches (validation bits per character, mean ± std over seeds)",
+        "",
+        "| variant | units (long/short) | params | val bpc | test bpc | val accuracy | "
+        + " | ".join(f"acc. {c}" for c in CATEGORIES)
+        + " | s/run |",
+        "|---|---|---|---|---|---|" + "---|" * len(CATEGORIES) + "---|",
+    ]
+    for variant, rs in group("q1").items():
+        m = rs[0]["model"]
+        units = {"both": "{long_units}/{short_units}", "long": "{long_units}/-"}.get(
+            m["branches"], "-/{short_units}"
+        )
+        cats = " | ".join(
+            mean_std([r["branches"].get(f"{c}_accuracy", np.nan) for r in rs]) for c in CATEGORIES
+        )
+        lines.append(
+            f"| {variant} | {units.format(**m)} | {rs[0]['params']:,} | "
+            f"{mean_std([r['val_bpc'] for r in rs])} | {mean_std([r['test_bpc'] for r in rs])} | "
+            f"{mean_std([r['val_accuracy'] for r in rs])} | {cats} | "
+            f"{np.mean([r['seconds'] for r in rs]):.0f} |"
+        )
+    full = group("q1").get("full", [])
+    if full:
+        b = [r["branches"] for r in full]
+        shares = ", ".join(f"{c} {b[0][f'{c}_share']:.1%}" for c in CATEGORIES)
+        lines += [
+            "",
+            f"Validation predictions by context category: {shares}.",
+            "",
+            "| full model, validation | bpc | accuracy |",
+            "|---|---|---|",
+        ]
+        for cond, label in (
+            ("normal", "both branches read the window"),
+            ("long_shuffled", "long branch reads another window"),
+            ("short_shuffled", "short branch reads another window"),
+        ):
+            lines.append(
+                f"| {label} | {mean_std([x[f'{cond}_bpc'] for x in b])} | "
+                f"{mean_std([x[f'{cond}_accuracy'] for x in b])} |"
+            )
+    lines += [
+        "",
+        "### Question 2: stacked character LM (validation bits per character)",
+        "",
+        "| variant | layers x units | params | val bpc | test bpc | val accuracy | "
+        "steps/s | chars/s | s/run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, rs in group("q2").items():
+        m = rs[0]["model"]
+        lines.append(
+            f"| {variant} | {m['num_layers']} x {m['units']} | {rs[0]['params']:,} | "
+            f"{mean_std([r['val_bpc'] for r in rs])} | {mean_std([r['test_bpc'] for r in rs])} | "
+            f"{mean_std([r['val_accuracy'] for r in rs])} | "
+            f"{np.mean([r['steps_per_sec'] for r in rs]):.2f} | "
+            f"{np.mean([r['chars_per_sec'] for r in rs]):,.0f} | "
+            f"{np.mean([r['seconds'] for r in rs]):.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(records: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    q1: dict[str, list[dict]] = {}
+    q2: dict[str, list[dict]] = {}
+    for r in records:
+        (q1 if r["question"] == "q1" else q2).setdefault(r["variant"], []).append(r)
+
+    ax = axes[0]
+    names = list(q1)
+    vals = [np.mean([r["val_bpc"] for r in q1[n]]) for n in names]
+    errs = [np.std([r["val_bpc"] for r in q1[n]], ddof=1) if len(q1[n]) > 1 else 0 for n in names]
+    ax.bar(names, vals, yerr=errs, capsize=4, color="tab:blue")
+    lo = min(vals) - 0.3 if vals else 0
+    ax.set_ylim(max(lo, 0), max(vals) + 0.2 if vals else 1)
+    ax.set_ylabel("validation bits per character")
+    ax.set_title("Q1: two-branch model (512/64)")
+    ax.tick_params(axis="x", rotation=20)
+
+    ax = axes[1]
+    width = 0.8 / max(len(names), 1)
+    for i, n in enumerate(names):
+        acc = [
+            np.nanmean([r["branches"].get(f"{c}_accuracy", np.nan) for r in q1[n]])
+            for c in CATEGORIES
+        ]
+        ax.bar(np.arange(len(CATEGORIES)) + i * width, acc, width, label=n)
+    ax.set_xticks(np.arange(len(CATEGORIES)) + 0.4 - width / 2, CATEGORIES)
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Q1: accuracy by where the 8-gram recurs")
+    ax.legend(fontsize=8)
+
+    ax = axes[2]
+    for label, keep in (
+        (f"width {Q2_WIDTH}", lambda n: not n.endswith("matched") and n != f"2x{Q2_WIDTH}"),
+        ("matched to 2-layer params", lambda n: n.endswith("matched")),
+    ):
+        pts = sorted(
+            (q2[n][0]["model"]["num_layers"], np.mean([r["val_bpc"] for r in q2[n]]))
+            for n in q2
+            if keep(n) or n.startswith("2x")
+        )
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=label)
+    for rs in q2.values():
+        ax.annotate(
+            f"{np.mean([r['seconds'] for r in rs]):.0f}s",
+            (rs[0]["model"]["num_layers"], np.mean([r["val_bpc"] for r in rs])),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
+    ax.set_xticks([1, 2, 4])
+    ax.set_xlabel("stacked LSTM layers")
+    ax.set_ylabel("validation bits per character")
+    ax.set_title("Q2: stacking (labels: seconds per run)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    start = time.perf_counter()
+    plan = [("q1", v, o) for v, o in q1_variants(_SMOKE.value).items()]
+    plan += [("q2", v, o) for v, o in q2_variants(_SMOKE.value).items()]
+    records = []
+    for seed in range(_SEEDS.value):  # seed-major: every variant has a result early on
+        for question, variant, overrides in plan:
+            t = time.perf_counter()
+            records.append(run_one(question, variant, overrides, seed, _WORKDIR.value))
+            r = records[-1]
+            print(
+                f"[{time.perf_counter() - start:6.0f}s] {question} {variant} seed {seed}: "
+                f"val bpc {r['val_bpc']:.3f} ({time.perf_counter() - t:.0f}s)",
+                flush=True,
+            )
+    elapsed = time.perf_counter() - start
+    os.makedirs(_RESULTS_DIR.value, exist_ok=True)
+    summary = {
+        "wall_clock_seconds": elapsed,
+        "sum_run_seconds": float(sum(r["seconds"] for r in records)),
+        "seeds": _SEEDS.value,
+        "q1_steps": _Q1_STEPS.value,
+        "q2_steps": _Q2_STEPS.value,
+        "runs": records,
+    }
+    with open(os.path.join(_RESULTS_DIR.value, "results.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    text = tables(records)
+    text += f"\nWall-clock time of the study: {elapsed / 60:.1f} min.\n"
+    with open(os.path.join(_RESULTS_DIR.value, "table.md"), "w") as f:
+        f.write(text)
+    plot(records, os.path.join(_RESULTS_DIR.value, "chars_study.png"))
+    print(text)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,77 @@
+r"""Generates text from a trained character model's checkpoint.
+
+    python -m experiments.sample --workdir=runs/chars --prompt="def " --num_chars=300
+    python -m experiments.sample --workdir=runs/char_lm --prompt=$'class A:\n    ' --temperature=0.5
+
+Reads the run's `config.json` (which rebuilds the vocabulary from the same corpus) and its latest
+checkpoint, then samples one character at a time from the last `data.context` characters. The
+prompt may only hold characters of the model's vocabulary.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+
+from seqlstm.data import task_vocabulary
+from seqlstm.models.char import generate
+from seqlstm.train.restore import load_run
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A workdir holding a trained character model.")
+_PROMPT = flags.DEFINE_string("prompt", "", "Text to continue (empty: the start of a file).")
+_NUM_CHARS = flags.DEFINE_integer("num_chars", 200, "Characters to generate.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Sampling temperature; 0 is greedy.")
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def sample(workdir: str, prompt: str, *, num_chars: int, temperature: float, seed: int = 0) -> str:
+    """The `num_chars` characters a workdir's model writes after `prompt`.
+
+    Raises:
+      ValueError: for a workdir without a trained character model, a prompt with characters
+        outside the vocabulary, or a bad `num_chars` / `temperature`.
+    """
+    config, _, model, _ = load_run(workdir)
+    if config.data.get("name") != "text" or not hasattr(model, "next_logits"):
+        raise ValueError(
+            f"workdir {workdir!r} holds a {config.model.get('name')!r} model on "
+            f"{config.data.get('name')!r} data; sampling needs a character model "
+            "(configs/chars.py or configs/char_lm.py)"
+        )
+    vocab = task_vocabulary(config.data)
+    ids = vocab.encode(prompt, what="--prompt")
+    newline = vocab.encode("\n", strict=False)
+    out = generate(
+        model,
+        ids,
+        context=config.data.context,
+        num_chars=num_chars,
+        temperature=temperature,
+        seed=seed,
+        pad_id=int(newline[0]) if newline.size else 0,
+    )
+    return vocab.decode(out)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    try:
+        text = sample(
+            _WORKDIR.value,
+            _PROMPT.value,
+            num_chars=_NUM_CHARS.value,
+            temperature=_TEMPERATURE.value,
+            seed=_SEED.value,
+        )
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    sys.stdout.write(_PROMPT.value + text + "\n")
+
+
+if __name__ == "__main__":
+    app.run(main)

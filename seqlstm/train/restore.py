@@ -1,0 +1,64 @@
+"""Loading a trained model back from its workdir (`config.json` + the latest checkpoint)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import ml_collections
+from flax import nnx
+
+from seqlstm.train.checkpoint import Checkpointer
+from seqlstm.train.loop import build
+from seqlstm.train.state import create_train_state, split_model
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a workdir's run was trained with.
+
+    Raises:
+      ValueError: if `workdir` holds no run.
+    """
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"workdir {workdir!r} holds no run (no config.json); train one first, e.g. "
+            f"python -m experiments.train --config=configs/chars.py --workdir={workdir}"
+        )
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, Any, nnx.Module, dict]:
+    """Rebuilds a workdir's data and model and loads its latest checkpoint's parameters.
+
+    The parameters are the training state's: after a finished run with early stopping, those of
+    the best validation loss (the loop restores them before its final checkpoint).
+
+    Args:
+      workdir: a directory written by `train_and_evaluate`.
+
+    Returns:
+      `(config, data, model, meta)`: the config, its data splits, the model in evaluation mode
+      holding the checkpoint's parameters, and the checkpoint's meta (`done`, `best_step`, ...).
+
+    Raises:
+      ValueError: if the workdir holds no run or no checkpoint.
+    """
+    config = load_config(workdir)
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise ValueError(f"workdir {workdir!r} has no checkpoints/ to load")
+    data, model, tx = build(config)
+    _, params = split_model(model)
+    state = create_train_state(params, tx, config.seed)
+    ckpt = Checkpointer(workdir)
+    try:
+        if ckpt.latest_step() is None:
+            raise ValueError(f"workdir {workdir!r} has no checkpoint yet; let training save one")
+        state, _, meta = ckpt.restore(state, params)
+    finally:
+        ckpt.close()
+    nnx.update(model, state.params)
+    model.eval()
+    return config, data, model, meta
