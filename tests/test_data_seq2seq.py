@@ -9,7 +9,9 @@ from seqlstm.data.seq2seq_tasks import (
     decode_addition,
     dedup_reverse,
     encode_addition,
+    format_tokens,
     make_seq2seq_task,
+    parse_source,
 )
 from seqlstm.tokens import BOS, FIRST_ID, strip
 
@@ -66,6 +68,19 @@ def test_addition_encoding():
         encode_addition("1-2")
 
 
+def test_user_input_parsing():
+    assert parse_source("5 3,9", "reverse") == [FIRST_ID + 5, FIRST_ID + 3, FIRST_ID + 9]
+    assert parse_source("", "dedup_reverse") == []
+    assert format_tokens(parse_source("12+3", "addition"), "addition") == list("12+3")
+    assert format_tokens(parse_source("7 0", "reverse"), "reverse") == ["7", "0"]
+    with pytest.raises(ValueError, match="'12' is not a number in 0..9"):
+        parse_source("1 12", "reverse")
+    with pytest.raises(ValueError, match="'x' is not a number in 0..4"):
+        parse_source("x", "reverse", num_symbols=5)
+    with pytest.raises(ValueError, match="characters"):
+        parse_source("1*2", "addition")
+
+
 def test_bad_task_arguments():
     with pytest.raises(ValueError, match="unknown seq2seq task"):
         make_seq2seq_task(task="sort")
@@ -87,15 +102,15 @@ def test_bucketing_covers_each_example_once_cut_to_its_bucket():
     assert [i for i, _ in batches] == list(range(n))
     seen = []
     for _, batch in batches:
-        width = batch["targets"].shape[1]  # a bucket's boundary, or the split's 31 for 32
-        assert width in (8, 16, 31) and batch["source"].shape[1] == min(width, 30)
+        width = batch["source"].shape[1]  # a bucket's boundary, or the split's 30 for 32
+        assert width in (8, 16, 30) and batch["targets"].shape[1] == width + 1
         assert batch["source"].shape[0] == 32
         real = batch["mask"].any(1)
-        assert np.all(batch["mask"].sum(1) <= width)  # no valid step was cut
+        assert np.all(batch["mask"].sum(1) <= width + 1)  # no valid step was cut
         assert np.all(batch["source_lengths"] <= width)
         # One bucket per batch: every real row needs more than the previous boundary.
-        sizes = np.maximum(batch["source_lengths"], batch["mask"].sum(1))[real]
-        lower = {8: 0, 16: 8, 31: 16}[width]
+        sizes = batch["source_lengths"][real]  # reversal: as many target tokens
+        lower = {8: 0, 16: 8, 30: 16}[width]
         assert np.all(sizes > lower)
         seen += [tuple(s[:n]) for s, n in zip(batch["source"][real], batch["source_lengths"])]
     expected = [tuple(s[:n]) for s, n in zip(split["source"], split["source_lengths"])]

@@ -2,12 +2,16 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from configs.seq2seq import get_config
 from seqlstm.train import build, train_and_evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PRESETS = [
     "smoke",
@@ -29,6 +33,21 @@ def test_smoke_run(preset, tmp_path):
         rows = [json.loads(line) for line in f]
     assert rows[-1]["step"] == 6 and np.isfinite(rows[-1]["train_loss"])
     assert os.listdir(os.path.join(tmp_path, "checkpoints"))
+    if preset == "smoke":
+        check_decode_launcher(tmp_path)
+
+
+def check_decode_launcher(workdir):
+    """experiments/decode.py loads the run, decodes the inputs and draws the heat-map."""
+    heatmap = os.path.join(workdir, "heat.png")
+    cmd = [sys.executable, "-m", "experiments.decode", f"--workdir={workdir}"]
+    out = subprocess.run(
+        [*cmd, "--input=1 2 3", "--input=", "--beam_size=2", f"--heatmap={heatmap}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "input:  1 2 3" in out.stdout and "input:  (empty)" in out.stdout
+    assert out.stdout.count("output: ") == 2 and os.path.getsize(heatmap) > 0
 
 
 def test_presets_set_the_model_from_the_data():

@@ -2,9 +2,9 @@
 
 Plain padding pads every batch to the longest sequence of the data set, so on length-skewed data
 most steps of most batches compute on padding. With bucketing, each example goes to the smallest
-bucket boundary that holds it (its source length and its target steps); a batch takes examples of
-one bucket only, and its time axes are cut to that boundary. One boundary is one shape, so the
-train step compiles once per bucket.
+bucket boundary `b` that holds it (source and target of at most `b` tokens); a batch takes examples
+of one bucket only, its source is cut to `b` steps and its target to `b + 1` (EOS). One boundary is
+one shape, so the train step compiles once per bucket.
 
 Like `seqlstm.data.synthetic.train_batches`, the batches of epoch `e` are a pure function of
 `(seed, e)` (examples shuffled within buckets, then the batches shuffled), so a run resumed at a
@@ -36,8 +36,9 @@ def check_boundaries(boundaries: Sequence[int]) -> tuple[int, ...]:
 
 
 def example_sizes(split: Split) -> np.ndarray:
-    """Time steps each example needs: the longer of its source and its target (mask) steps."""
-    return np.maximum(split["source_lengths"], split["mask"].sum(axis=1)).astype(np.int64)
+    """Tokens of each example: the longer of its source and its target (EOS not counted)."""
+    target_tokens = split["mask"].sum(axis=1) - 1
+    return np.maximum(split["source_lengths"], target_tokens).astype(np.int64)
 
 
 def bucket_ids(split: Split, boundaries: Sequence[int]) -> np.ndarray:
@@ -66,11 +67,13 @@ def bucketed_steps_per_epoch(split: Split, batch_size: int, boundaries: Sequence
 
 
 def cut(batch: Split, width: int) -> Split:
-    """Cuts the time axes of a seq2seq batch to `width` steps (no valid step is lost)."""
+    """Cuts a seq2seq batch of sequences of at most `width` tokens: the source to `width` steps,
+    the target to `width + 1` (EOS); no valid step is lost."""
     out = dict(batch)
-    for key in _SOURCE_KEYS + _TARGET_KEYS:
-        if key in out:
-            out[key] = out[key][:, :width]
+    for keys, steps in ((_SOURCE_KEYS, width), (_TARGET_KEYS, width + 1)):
+        for key in keys:
+            if key in out:
+                out[key] = out[key][:, :steps]
     return out
 
 
@@ -88,12 +91,12 @@ def bucketed_batches(
     Args:
       split: a seq2seq split (`source`, `source_lengths`, `target_in`, `targets`, `mask`).
       batch_size: rows per batch (a bucket's last batch is padded with empty rows).
-      boundaries: increasing bucket widths, e.g. `(8, 16, 32, 64)`.
+      boundaries: increasing bucket widths in tokens, e.g. `(8, 16, 32, 64)`.
       seed, epoch: fix the order.
       start: first batch index to yield.
 
     Yields:
-      `(index, batch)`; the batch's time axes are its bucket's width.
+      `(index, batch)`: the source cut to its bucket's width, the target to one step more.
     """
     boundaries = check_boundaries(boundaries)
     plan = _plan(split, batch_size, boundaries, seed, epoch)

@@ -64,6 +64,35 @@ def decode_addition(ids) -> str:
     return "".join(ADDITION_CHARS[i - FIRST_ID] for i in ids)
 
 
+def parse_source(text: str, task: str, num_symbols: int = 10) -> list[int]:
+    """A user's input -> data token ids: `"5 3 9"` (numbers below `num_symbols`; commas allowed)
+    for reverse and dedup_reverse, `"123+45"` for addition. `""` is the empty sequence.
+
+    Raises:
+      ValueError: for a token outside the task's vocabulary.
+    """
+    if task not in SEQ2SEQ_TASKS:
+        raise ValueError(f"unknown seq2seq task {task!r}; expected one of {SEQ2SEQ_TASKS}")
+    if task == "addition":
+        return encode_addition(text.replace(" ", ""))
+    ids = []
+    for word in text.replace(",", " ").split():
+        if not word.isdigit() or int(word) >= num_symbols:
+            raise ValueError(
+                f"input {text!r}: {word!r} is not a number in 0..{num_symbols - 1} (this task's "
+                "vocabulary)"
+            )
+        ids.append(FIRST_ID + int(word))
+    return ids
+
+
+def format_tokens(ids, task: str) -> list[str]:
+    """Data token ids -> one display string per token (numbers, or characters for addition)."""
+    if task == "addition":
+        return list(decode_addition(ids))
+    return [str(int(i) - FIRST_ID) for i in ids]
+
+
 def _examples(task, num, rng, *, min_length, max_length, num_symbols, num_digits):
     sources, targets = [], []
     if task == "addition":

@@ -1,0 +1,166 @@
+r"""The encoder-decoder study: reversal at lengths 4..64 without and with attention, dedup-reverse,
+addition, and length generalisation.
+
+    flock /tmp/seqlstm-heavy.lock python -m experiments.seq2seq_study --workdir=runs/seq2seq_study
+
+Each row is one run of `configs/seq2seq.py` with a preset (bidirectional LSTM(64) encoder, LSTM(64)
+decoder, general attention or none, Adam 3e-3, batch 64, a fixed number of steps per row) in its
+own workdir `<workdir>/<row>`, so an interrupted study picks up where it stopped. Accuracy is
+measured on 1,000 test sequences by decoding (greedy, and beam search with 4 beams): a sequence
+counts only when the whole output, EOS included, is exactly right. Writes `results.json`,
+`table.md` and `accuracy_vs_length.png` to `--results_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import app, flags, logging
+
+from configs.seq2seq import get_config
+from seqlstm.decoding import evaluate_decoding
+from seqlstm.train import train_and_evaluate
+from seqlstm.train.restore import load_run
+
+LENGTHS = (4, 8, 16, 32, 64)
+# Steps per reversal length: longer sequences need more updates (and each costs more).
+STEPS = {4: 1000, 8: 1500, 16: 2000, 32: 3000, 64: 4000}
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/seq2seq_study", "Root of the runs' workdirs.")
+_RESULTS_DIR = flags.DEFINE_string(
+    "results_dir", "experiments/results/seq2seq", "Where the results, table and plot go."
+)
+_REPLOT = flags.DEFINE_bool("replot", False, "Only rewrite table.md and the plot.")
+_ONLY = flags.DEFINE_list("only", [], "Run only these rows (names as in results.json).")
+
+
+def rows() -> list[dict]:
+    """The study's rows: name, description, preset and steps."""
+    out = []
+    for length in LENGTHS:
+        for attention in ("none", "general"):
+            out.append(
+                dict(
+                    name=f"reverse_len{length}_{attention}",
+                    task="reverse",
+                    lengths=f"{length}",
+                    attention=attention,
+                    preset=f"len={length},attention={attention}",
+                    steps=STEPS[length],
+                )
+            )
+    out += [
+        dict(name="dedup_reverse", task="dedup_reverse", lengths="1..16", attention="general",
+             preset="task=dedup_reverse,minlen=1,len=16", steps=3000),
+        dict(name="addition", task="addition (3 digits)", lengths="3..7", attention="general",
+             preset="task=addition", steps=3000),
+        dict(name="generalize_none", task="reverse, train 1..16, test 17..32", lengths="17..32",
+             attention="none", preset="generalize,attention=none,bucket", steps=3000),
+        dict(name="generalize_general", task="reverse, train 1..16, test 17..32",
+             lengths="17..32", attention="general", preset="generalize,bucket", steps=3000),
+    ]  # fmt: skip
+    return out
+
+
+def run_row(row: dict, root: str) -> dict:
+    config = get_config(row["preset"])
+    config.train.num_steps = row["steps"]
+    config.train.progress_bar = False
+    workdir = os.path.join(root, row["name"])
+    start = time.perf_counter()
+    res = train_and_evaluate(config, workdir)
+    train_seconds = time.perf_counter() - start
+    _, data, model, _ = load_run(workdir)
+    beam = evaluate_decoding(model, data["test"], 250, beam_size=4, length_penalty=0.6)
+    greedy = res["test"]["decoded"]
+    return {
+        **row,
+        "seconds": train_seconds,
+        "teacher_forced_token_accuracy": res["test"]["token_accuracy"],
+        "teacher_forced_sequence_accuracy": res["test"]["sequence_accuracy"],
+        "token_accuracy": greedy["token_accuracy"],
+        "sequence_accuracy": greedy["sequence_accuracy"],
+        "beam4_sequence_accuracy": beam["sequence_accuracy"],
+        "test_sequences": greedy["sequences"],
+    }
+
+
+def markdown_table(records: list[dict]) -> str:
+    lines = [
+        "| task | test lengths | attention | steps | token acc | seq acc | seq acc, beam 4 "
+        "| teacher-forced seq acc | train time |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        lines.append(
+            f"| {r['task']} | {r['lengths']} | {r['attention']} | {r['steps']} "
+            f"| {r['token_accuracy']:.3f} | {r['sequence_accuracy']:.3f} "
+            f"| {r['beam4_sequence_accuracy']:.3f} | {r['teacher_forced_sequence_accuracy']:.3f} "
+            f"| {r['seconds']:.0f} s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(records: list[dict], out_dir: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for attention, label in (("none", "no attention"), ("general", "attention (general)")):
+        rs = [r for r in records if r["task"] == "reverse" and r["attention"] == attention]
+        x = [int(r["lengths"]) for r in rs]
+        for ax, key in zip(axes, ("token_accuracy", "sequence_accuracy")):
+            ax.plot(x, [r[key] for r in rs], marker="o", label=f"encoder-decoder, {label}")
+    for ax, title in zip(axes, ("token accuracy", "whole-sequence accuracy")):
+        ax.set(xlabel="sequence length T", title=f"reversal, greedy decoding: test {title}")
+        ax.set(xscale="log", xticks=LENGTHS, xticklabels=[str(n) for n in LENGTHS], ylim=(0, 1.02))
+        ax.axhline(0.99, color="gray", lw=0.8, ls="--")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy on 1,000 test sequences")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "accuracy_vs_length.png"), dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    out_dir = _RESULTS_DIR.value
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "results.json")
+    if _REPLOT.value:
+        with open(path) as f:
+            saved = json.load(f)
+        records = saved["records"]
+    else:
+        start = time.perf_counter()
+        todo = [r for r in rows() if not _ONLY.value or r["name"] in _ONLY.value]
+        records = []
+        for i, row in enumerate(todo):
+            rec = run_row(row, _WORKDIR.value)
+            records.append(rec)
+            print(
+                f"[{i + 1}/{len(todo)}] {row['name']:>22}: token {rec['token_accuracy']:.3f} "
+                f"seq {rec['sequence_accuracy']:.3f} beam4 {rec['beam4_sequence_accuracy']:.3f} "
+                f"({rec['seconds']:.0f}s)",
+                flush=True,
+            )
+        saved = {"wall_clock_seconds": time.perf_counter() - start, "records": records}
+        with open(path, "w") as f:
+            json.dump(saved, f, indent=2)
+            f.write("\n")
+    with open(os.path.join(out_dir, "table.md"), "w") as f:
+        f.write(markdown_table(records))
+    plot(records, out_dir)
+    print(markdown_table(records))
+    print(f"Wall clock: {saved['wall_clock_seconds'] / 60:.1f} min; results in {out_dir}")
+
+
+if __name__ == "__main__":
+    app.run(main)
