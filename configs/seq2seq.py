@@ -113,6 +113,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     t.progress_bar = True
     t.buckets = (8, 16, 32, 64) if "bucket" in presets else ()
 
+    # Cosine decay to 0 over the run: the late, small steps settle the last few percent.
+    config.optim.decay_steps = t.get_ref("num_steps")
+
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 250
     config.eval.every_steps = 500

@@ -4,8 +4,8 @@ addition, and length generalisation.
     flock /tmp/seqlstm-heavy.lock python -m experiments.seq2seq_study --workdir=runs/seq2seq_study
 
 Each row is one run of `configs/seq2seq.py` with a preset (bidirectional LSTM(64) encoder, LSTM(64)
-decoder, general attention or none, Adam 3e-3, batch 64, a fixed number of steps per row) in its
-own workdir `<workdir>/<row>`, so an interrupted study picks up where it stopped. Accuracy is
+decoder, general attention or none, Adam 3e-3 with cosine decay, batch 64, a fixed number of steps
+per row) in its own workdir `<workdir>/<row>`, so an interrupted study picks up where it stopped. Accuracy is
 measured on 1,000 test sequences by decoding (greedy, and beam search with 4 beams): a sequence
 counts only when the whole output, EOS included, is exactly right. Writes `results.json`,
 `table.md` and `accuracy_vs_length.png` to `--results_dir`.
@@ -52,10 +52,13 @@ def rows() -> list[dict]:
                 )
             )
     out += [
+        # Input feeding: the decoder knows where it attended last (skipping seen numbers,
+        # walking digits right to left), the coverage these two tasks need.
         dict(name="dedup_reverse", task="dedup_reverse", lengths="1..16", attention="general",
-             preset="task=dedup_reverse,minlen=1,len=16", steps=3000),
+             preset="task=dedup_reverse,minlen=1,len=16", steps=3000,
+             overrides={"model.input_feeding": True}),
         dict(name="addition", task="addition (3 digits)", lengths="3..7", attention="general",
-             preset="task=addition", steps=3000),
+             preset="task=addition", steps=3000, overrides={"model.input_feeding": True}),
         dict(name="generalize_none", task="reverse, train 1..16, test 17..32", lengths="17..32",
              attention="none", preset="generalize,attention=none,bucket", steps=3000),
         dict(name="generalize_general", task="reverse, train 1..16, test 17..32",
@@ -66,7 +69,10 @@ def rows() -> list[dict]:
 
 def run_row(row: dict, root: str) -> dict:
     config = get_config(row["preset"])
-    config.train.num_steps = row["steps"]
+    config.train.num_steps = row["steps"]  # the learning rate decays over these steps
+    for key, value in row.get("overrides", {}).items():
+        section, name = key.split(".")
+        config[section][name] = value
     config.train.progress_bar = False
     workdir = os.path.join(root, row["name"])
     start = time.perf_counter()

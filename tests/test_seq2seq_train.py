@@ -5,11 +5,12 @@ import os
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs.seq2seq import get_config
-from seqlstm.train import build, train_and_evaluate
+from seqlstm.train import build, make_optimizer, train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,6 +63,22 @@ def test_presets_set_the_model_from_the_data():
         get_config("length=4")
     with pytest.raises(ValueError, match="unknown attention"):
         get_config("attention=luong")
+
+
+def test_learning_rate_decays_over_the_run():
+    config = get_config("smoke")
+    config.train.num_steps = 40
+    assert config.optim.to_dict()["decay_steps"] == 40  # follows the run's length
+    tx = make_optimizer({"name": "sgd", "learning_rate": 1.0, "decay_steps": 4})
+    params = {"w": jnp.zeros(())}
+    state = tx.init(params)
+    lrs = []
+    for _ in range(5):
+        updates, state = tx.update({"w": jnp.ones(())}, state, params)
+        lrs.append(-float(updates["w"]))
+    np.testing.assert_allclose(lrs, [1.0, 0.8535534, 0.5, 0.1464466, 0.0], atol=1e-6)
+    with pytest.raises(ValueError, match="decay_steps"):
+        make_optimizer({"name": "adam", "decay_steps": -1})
 
 
 def test_buckets_need_seq2seq_data():

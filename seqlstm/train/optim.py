@@ -20,9 +20,10 @@ def make_optimizer(optim: Mapping) -> optax.GradientTransformation:
 
     Args:
       optim: `name` (one of `OPTIMIZERS`), `learning_rate`; `b1`, `b2`, `eps` (adam, adamw),
-        `weight_decay` (adamw), `rho` and `eps` (rmsprop), `momentum` (sgd, rmsprop), and
-        `grad_clip_norm` (clip the global gradient norm first; 0 is off). Missing keys take Keras
-        defaults.
+        `weight_decay` (adamw), `rho` and `eps` (rmsprop), `momentum` (sgd, rmsprop),
+        `grad_clip_norm` (clip the global gradient norm first; 0 is off), and `decay_steps`
+        (> 0: cosine decay of the learning rate to 0 over that many steps; 0, constant). Missing
+        keys take Keras defaults.
 
     Returns:
       The `optax.GradientTransformation`.
@@ -36,6 +37,11 @@ def make_optimizer(optim: Mapping) -> optax.GradientTransformation:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise ValueError(f"optim.learning_rate must be a positive number, got {lr!r}")
+    decay_steps = optim.get("decay_steps", 0)
+    if not isinstance(decay_steps, int) or isinstance(decay_steps, bool) or decay_steps < 0:
+        raise ValueError(f"optim.decay_steps must be an int >= 0, got {decay_steps!r}")
+    if decay_steps:
+        lr = optax.cosine_decay_schedule(lr, decay_steps)
     b1, b2, eps = optim.get("b1", 0.9), optim.get("b2", 0.999), optim.get("eps", 1e-7)
     momentum = optim.get("momentum", 0.0)
     if name == "adam":
