@@ -3,12 +3,12 @@ addition, and length generalisation.
 
     flock /tmp/seqlstm-heavy.lock python -m experiments.seq2seq_study --workdir=runs/seq2seq_study
 
-Each row is one run of `configs/seq2seq.py` with a preset (bidirectional LSTM(64) encoder, LSTM(64)
-decoder, general attention or none, Adam 3e-3 with cosine decay, batch 64, a fixed number of steps
-per row) in its own workdir `<workdir>/<row>`, so an interrupted study picks up where it stopped. Accuracy is
-measured on 1,000 test sequences by decoding (greedy, and beam search with 4 beams): a sequence
-counts only when the whole output, EOS included, is exactly right. Writes `results.json`,
-`table.md` and `accuracy_vs_length.png` to `--results_dir`.
+Each row is one run of `configs/seq2seq.py` with a preset (bidirectional LSTM(64) encoder,
+LSTM(64) decoder, general attention or none, Adam 3e-3 with cosine decay, batch 64, a fixed number
+of steps per row) in its own workdir `<workdir>/<row>`, so an interrupted study picks up where it
+stopped. Accuracy is measured on 1,000 test sequences by decoding (greedy, and beam search with 4
+beams): a sequence counts only when the whole output, EOS included, is exactly right. Writes
+`results.json`, `table.md` and `accuracy_vs_length.png` to `--results_dir`.
 """
 
 from __future__ import annotations
