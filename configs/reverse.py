@@ -64,6 +64,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.hidden_size = 16
     config.model.dropout = 0.0
     config.model.unroll = 1
+    config.model.dtype = "float32"  # "bfloat16": mixed precision (float32 parameters and state)
 
     config.optim = ml_collections.ConfigDict()  # Keras's Adam defaults
     config.optim.name = "adam"

@@ -1,6 +1,8 @@
 r"""The reversed-sequence study: five ways to connect two LSTMs x lengths {4, 8, 16} x seeds.
 
     python -m experiments.reverse_study --workdir=runs/reverse_study
+    python -m experiments.reverse_study --dtype=bfloat16 --workdir=runs/reverse_study_bf16 \
+        --results_dir=experiments/results/reverse_bf16     # mixed precision, same protocol
 
 Each run is `configs/reverse.py:variant=V,len=L,seed=S` (16 units, Adam, batch 32, up to 100
 epochs, early stopping with patience 5 on the validation loss, best parameters restored) in its own
@@ -29,12 +31,18 @@ _RESULTS_DIR = flags.DEFINE_string(
     "results_dir", "experiments/results/reverse", "Where the results, table and plots go."
 )
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per (variant, length): 0, 1, ...")
+_DTYPE = flags.DEFINE_enum(
+    "dtype",
+    "float32",
+    ["float32", "bfloat16"],
+    "Computation dtype of every model (mixed precision).",
+)
 _REPLOT = flags.DEFINE_bool(
     "replot", False, "Only rewrite table.md and the plots from --results_dir/results.json."
 )
 
 
-def run_all(root: str, seeds: int) -> list[dict]:
+def run_all(root: str, seeds: int, dtype: str = "float32") -> list[dict]:
     """Trains (or reads back) every run; returns one record per run."""
     records = []
     total = len(VARIANTS) * len(LENGTHS) * seeds
@@ -43,6 +51,7 @@ def run_all(root: str, seeds: int) -> list[dict]:
             for seed in range(seeds):
                 config = get_config(f"variant={variant},len={length},seed={seed}")
                 config.train.progress_bar = False
+                config.model.dtype = dtype
                 workdir = os.path.join(root, variant, f"len{length}", f"seed{seed}")
                 start = time.perf_counter()
                 res = train_and_evaluate(config, workdir)
@@ -176,7 +185,7 @@ def main(argv: list[str]) -> None:
         records, seconds = saved["runs"], saved["wall_clock_seconds"]
     else:
         start = time.perf_counter()
-        records = run_all(_WORKDIR.value, _SEEDS.value)
+        records = run_all(_WORKDIR.value, _SEEDS.value, _DTYPE.value)
         seconds = time.perf_counter() - start
     rows = summarize(records)
     os.makedirs(out, exist_ok=True)

@@ -147,3 +147,15 @@ def test_dropout_is_reseeded_for_a_model_built_with_a_single_seed():
     a, b = train(jax.random.PRNGKey(1)), train(jax.random.PRNGKey(2))
     assert not np.allclose(a, b)
     np.testing.assert_array_equal(a, train(jax.random.PRNGKey(1)))
+
+
+def test_bfloat16_models_track_float32():
+    x = jax.nn.one_hot(jnp.arange(8).reshape(2, 4) % 10, 10)
+    for name in ("stacked_seq", "state_seq"):
+        m32 = get_model(name, length=4, rngs=nnx.Rngs(0))
+        m16 = get_model(name, length=4, dtype="bfloat16", rngs=nnx.Rngs(0))
+        y32, y16 = m32(x), m16(x)
+        assert y16.dtype == jnp.bfloat16
+        np.testing.assert_allclose(y16.astype(jnp.float32), y32, atol=0.05)
+    with pytest.raises(ValueError, match="dtype must name a floating dtype, got 'int8'"):
+        get_model("state_seq", length=4, dtype="int8", rngs=nnx.Rngs(0))

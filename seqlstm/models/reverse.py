@@ -48,6 +48,8 @@ class ReverseModel(nnx.Module):
       dropout: dropout rate on the connection between the two LSTMs (or LSTM and Dense), active
         in training mode only. The study uses 0, Keras's default.
       unroll: LSTM steps per scan iteration, passed to every LSTM.
+      dtype: computation dtype of the LSTMs and the Dense, e.g. "bfloat16" for mixed precision
+        (parameters and the LSTM cell state stay float32).
       rngs: `nnx.Rngs` with a `params` stream (and `dropout` when `dropout > 0`).
     """
 
@@ -60,8 +62,15 @@ class ReverseModel(nnx.Module):
         length: int,
         dropout: float = 0.0,
         unroll: int = 1,
+        dtype: str = "float32",
         rngs: nnx.Rngs,
     ):
+        try:
+            self.dtype = jnp.dtype(dtype)
+        except TypeError as e:
+            raise ValueError(f"dtype must name a floating dtype, got {dtype!r}") from e
+        if not jnp.issubdtype(self.dtype, jnp.floating):
+            raise ValueError(f"dtype must name a floating dtype, got {dtype!r}")
         for name, value in (
             ("in_features", in_features),
             ("hidden_size", hidden_size),
@@ -83,11 +92,19 @@ class ReverseModel(nnx.Module):
             num_classes,
             kernel_init=nnx.initializers.glorot_uniform(),
             bias_init=nnx.initializers.zeros_init(),
+            dtype=self.dtype,
             rngs=rngs,
         )
 
     def lstm(self, in_features: int, rngs: nnx.Rngs, **kwargs) -> LSTM:
-        return LSTM(in_features, self.hidden_size, unroll=self.unroll, rngs=rngs, **kwargs)
+        return LSTM(
+            in_features,
+            self.hidden_size,
+            unroll=self.unroll,
+            dtype=self.dtype,
+            rngs=rngs,
+            **kwargs,
+        )
 
     def check(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
         x = jnp.asarray(x)
@@ -146,6 +163,7 @@ class StackedSeq(ReverseModel):
             dropout=dropout,
             return_sequences=True,
             unroll=self.unroll,
+            dtype=self.dtype,
             rngs=rngs,
         )
 
