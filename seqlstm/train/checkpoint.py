@@ -7,7 +7,9 @@ A checkpoint at step s holds two items:
   meta   (JSON): the data position (`epoch`, `batch` index within that epoch's permutation), the
          early-stopping counters, the metric sums since the last log, and `done`.
 
-Saving is synchronous, and a step that is already saved is never written again.
+Saving is synchronous, and a step that is already saved is never written again. orbax writes a
+checkpoint under a temporary name and renames it once complete, so a save killed midway is never
+listed; its leftovers are removed when the next run opens the directory.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ RESUMABLE_KEYS = (
     "train.checkpoint_every_epochs",
     "train.max_to_keep",
     "train.progress_bar",
+    # How the steps are spread over devices changes their results by float rounding only, so a
+    # run preempted on 8 devices may resume on 4; the non-finite policy matters only once a loss
+    # is NaN, and switching to "skip" is how such a run is resumed.
+    "train.on_nan",
+    "parallel.mesh_shape",
+    "parallel.axis_names",
+    "parallel.data_axis",
+    "parallel.param_axis",
+    "parallel.min_param_size",
 )
 
 
@@ -57,12 +68,13 @@ def config_diff(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
     return diff
 
 
-def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> bool:
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> bool:
     """Checks that `workdir` is empty or holds a compatible run, then writes `config.json`.
 
     Args:
       config: the run's config.
       workdir: the run's directory (created if missing).
+      write: False only checks (every process of a multi-process run but the first).
 
     Returns:
       True when the workdir already holds this run (so training resumes), False when it is new.
@@ -95,6 +107,8 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> bool:
         )
     else:
         resuming = False
+    if not write:
+        return resuming
     os.makedirs(workdir, exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -114,7 +128,10 @@ class Checkpointer:
 
     def __init__(self, workdir: str, max_to_keep: int = 3):
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True
+            max_to_keep=max_to_keep,
+            enable_async_checkpointing=False,
+            create=True,
+            cleanup_tmp_directories=True,
         )
         directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
         self.manager = ocp.CheckpointManager(directory, options=options)
@@ -136,13 +153,16 @@ class Checkpointer:
         self.manager.wait_until_finished()
         return True
 
-    def restore(self, state_like, best_params_like) -> tuple[Any, Any, dict]:
-        """Restores the latest checkpoint into the structure of the given templates.
+    def restore(
+        self, state_like, best_params_like, step: int | None = None
+    ) -> tuple[Any, Any, dict]:
+        """Restores checkpoint `step` (default: the latest) into the structure, and the
+        shardings, of the given templates.
 
         Returns:
           `(state, best_params, meta)`; `state` has the type of `state_like`.
         """
-        step = self.manager.latest_step()
+        step = self.manager.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError("no checkpoint to restore")
         tree = {"train": state_like._asdict(), "best_params": best_params_like}

@@ -86,3 +86,13 @@ class MetricWriter:
     def close(self) -> None:
         self.tb.flush()
         self.tb.close()
+
+
+class NullWriter:
+    """A `MetricWriter` that writes nothing: every process of a multi-process run but the first."""
+
+    def write(self, row: Mapping) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
