@@ -17,7 +17,7 @@ SOURCES = [[3, 4, 5], [6], [], [7, 7, 3, 4, 5, 6]]
 
 
 def make(seed=0, scale=1.0, **kwargs):
-    kw = dict(source_vocab_size=8, target_vocab_size=6, hidden_size=5, max_source_len=6)
+    kw = dict(source_vocab_size=8, target_vocab_size=6, hidden_size=8, max_source_len=6)
     kw.update(max_target_len=5, attention="general")
     kw.update(kwargs)
     model = EncoderDecoder(**kw, rngs=nnx.Rngs(seed))

@@ -19,7 +19,7 @@ def make(**kwargs):
     kw = dict(
         source_vocab_size=SRC_V,
         target_vocab_size=TGT_V,
-        hidden_size=6,
+        hidden_size=8,
         max_source_len=8,
         max_target_len=7,
     )
@@ -55,8 +55,9 @@ def test_teacher_forcing_equals_step_by_step(name):
     d = batch()
     logits, weights = model(d["source"], d["source_lengths"], d["target_in"], return_attention=True)
     memory, carry = model.encode(jnp.asarray(d["source"]), jnp.asarray(d["source_lengths"]))
+    step = nnx.jit(lambda decoder, c, token, m: decoder.step(c, token, m))  # one compile
     for t in range(d["target_in"].shape[1]):
-        carry, step_logits, step_weights = model.decoder.step(carry, d["target_in"][:, t], memory)
+        carry, step_logits, step_weights = step(model.decoder, carry, d["target_in"][:, t], memory)
         np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
         if weights is not None:
             np.testing.assert_allclose(step_weights, weights[:, t], rtol=1e-5, atol=1e-6)

@@ -18,7 +18,6 @@ PRESETS = [
     "smoke",
     "smoke,task=dedup_reverse,attention=additive,bucket",
     "smoke,task=addition,attention=none",
-    "smoke,generalize,attention=dot",
 ]
 
 
