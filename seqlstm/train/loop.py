@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import threading
 import time
 from functools import partial
 from typing import Any
@@ -32,8 +30,9 @@ from seqlstm.data import eval_batches, get_task, split_size, steps_per_epoch, tr
 from seqlstm.data.bucketing import bucketed_batches, bucketed_steps_per_epoch, check_boundaries
 from seqlstm.decoding import evaluate_decoding
 from seqlstm.models import get_model
+from seqlstm.train import faults, parallel
 from seqlstm.train.checkpoint import Checkpointer, prepare_workdir
-from seqlstm.train.metrics import MetricSums, MetricWriter, summarize
+from seqlstm.train.metrics import MetricSums, MetricWriter, NullWriter, summarize
 from seqlstm.train.optim import make_optimizer
 from seqlstm.train.state import create_train_state, split_model
 from seqlstm.train.steps import make_eval_step, make_train_step
@@ -65,6 +64,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError("config.train.num_epochs or config.train.num_steps must be positive")
     if t.get("buckets"):
         check_boundaries(t.buckets)
+    faults.check_on_nan(t.get("on_nan", "stop"))
 
 
 def build(config: ml_collections.ConfigDict):
@@ -90,10 +90,13 @@ def build(config: ml_collections.ConfigDict):
     return data, model, tx
 
 
-def evaluate(eval_step, params, split: dict, batch_size: int) -> dict[str, Any]:
-    """Loss, token and sequence accuracy, and per-position accuracy of `params` on `split`."""
+def evaluate(
+    eval_step, params, split: dict, batch_size: int, batches=eval_batches
+) -> dict[str, Any]:
+    """Loss, token and sequence accuracy, and per-position accuracy of `params` on `split`,
+    read in `batches(split, batch_size)`."""
     sums = MetricSums()
-    outs = [eval_step(params, b) for b in eval_batches(split, batch_size)]
+    outs = [eval_step(params, b) for b in batches(split, batch_size)]
     host = jax.device_get(outs)
     position = np.sum([o["position_correct"] for o in host], axis=0, dtype=np.float64)
     position_tokens = np.sum([o["position_tokens"] for o in host], axis=0, dtype=np.float64)
@@ -131,20 +134,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       `config.train.stop_after_steps` stopped the run early (checkpointed, to be resumed).
 
     Raises:
-      ValueError: for a bad config, or a workdir holding a run with a different config; nothing
-        in the workdir is touched then.
+      ValueError: for a bad config, a mesh that does not fit the devices or batch, or a workdir
+        holding a run with a different config; nothing in the workdir is touched then.
+      seqlstm.train.faults.NonFiniteLossError: a step's loss was NaN or Inf and
+        `config.train.on_nan` is "stop"; the checkpoints before it are kept.
     """
     data, model, tx = build(config)
-    prepare_workdir(config, workdir)
     t, ev = config.train, config.eval
+    par = parallel.from_config(config.get("parallel"))
+    par.check_batch_size(t.batch_size)
+    lead = jax.process_index() == 0  # only process 0 writes config, metrics and results
+    prepare_workdir(config, workdir, write=lead)
+    if par.mesh is not None:
+        print(f"Training on a {par.describe()}")
     model_def, params = split_model(model)
-    state = create_train_state(params, tx, config.seed)
+    state = par.put(create_train_state(params, tx, config.seed))
     best_params = state.params
     meta = _fresh_meta()
     ckpt = Checkpointer(workdir, max_to_keep=t.max_to_keep)
     restored = ckpt.latest_step()
     if restored is not None:
-        state, best_params, meta = ckpt.restore(state, best_params)
+        restored, state, best_params, meta = faults.restore_latest_readable(
+            ckpt, state, best_params
+        )
         if meta["done"]:
             print(
                 f"{workdir} holds a finished run (step {restored}): evaluating its final parameters"
@@ -152,10 +164,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         else:
             where = f"epoch {meta['epoch']}, batch {meta['batch']}"
             print(f"Resuming {workdir} at step {restored} ({where})")
-    writer = MetricWriter(workdir, resume_step=restored)
+    writer = MetricWriter(workdir, resume_step=restored) if lead else NullWriter()
 
-    train_step = jax.jit(make_train_step(model_def, tx))
-    eval_step = jax.jit(make_eval_step(model_def))
+    train_step = par.jit_train_step(faults.guard_nonfinite(make_train_step(model_def, tx)), state)
+    eval_step = par.jit_eval_step(make_eval_step(model_def))
+    eval_size = par.eval_batch_size(ev.batch_size)
+    on_nan = t.get("on_nan", "stop")
     train, val = data["train"], data["val"]
     has_val = split_size(val) > 0
     buckets = tuple(t.get("buckets", ()))
@@ -170,28 +184,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     sums = MetricSums(meta["train_sums"])
     pending: list = []
 
-    def save() -> None:
-        sums.add_all(pending)
+    def flush() -> None:
+        host = jax.device_get(pending)
+        bad = faults.nonfinite_steps(host, step)
+        if bad and on_nan == "stop":
+            raise faults.NonFiniteLossError(bad[0], ckpt.latest_step(), workdir)
+        if bad:
+            print(f"Skipped step(s) {bad}: non-finite loss or gradient (train.on_nan=skip)")
+        sums.add_all(host)
         pending.clear()
+
+    def save() -> None:
+        flush()
         meta["train_sums"] = sums.sums
         ckpt.save(step, state, best_params, meta)
 
     pbar = tqdm(
         total=total,
         initial=min(step, total),
-        disable=not t.progress_bar,
+        disable=not (t.progress_bar and lead),
         unit="step",
         desc=f"{config.model.name} T={config.model.get('length', '?')}",
         dynamic_ncols=True,
     )
     clock, clock_step = time.perf_counter(), step
-    stop = _StopRequest()
+    stop = faults.StopRequest()
     try:
         while not meta["done"]:
             epoch = meta["epoch"]
-            for i, batch in epoch_batches(
-                train, t.batch_size, seed=config.seed, epoch=epoch, start=meta["batch"]
-            ):
+            for i, batch in par.train_batches(
+                epoch_batches, train, t.batch_size, seed=config.seed, epoch=epoch,
+                start=meta["batch"],
+            ):  # fmt: skip
                 state, m = train_step(state, batch)
                 step += 1
                 pending.append(m)
@@ -208,15 +232,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     do_eval = has_val and (at_end or epoch_end)
                 row: dict[str, Any] = {}
                 if do_eval or at_end or (t.log_every_steps and step % t.log_every_steps == 0):
-                    sums.add_all(pending)
-                    pending.clear()
+                    flush()
                     now = time.perf_counter()
                     row = {"step": step, "epoch": round(step / spe, 4)}
                     row.update(summarize(sums.sums, "train_"))
+                    if sums.sums.get("nonfinite"):
+                        row["train_nonfinite_steps"] = sums.sums["nonfinite"]
                     row["steps_per_sec"] = (step - clock_step) / max(now - clock, 1e-9)
                     clock, clock_step, sums = now, step, MetricSums()
                 if do_eval:
-                    val_metrics = evaluate(eval_step, state.params, val, ev.batch_size)
+                    val_metrics = evaluate(
+                        eval_step, state.params, val, eval_size, par.eval_batches
+                    )
                     del val_metrics["position_accuracy"]
                     row.update({f"eval_{k}": v for k, v in val_metrics.items()})
                     loss = val_metrics["loss"]
@@ -251,9 +278,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     save()
                 if meta["done"]:
                     break
-                if (t.stop_after_steps and step >= t.stop_after_steps) or stop.requested:
+                signalled = stop.agreed(step)
+                if signalled or (t.stop_after_steps and step >= t.stop_after_steps):
                     save()
-                    why = "a signal" if stop.requested else "train.stop_after_steps"
+                    why = "a signal" if signalled else "train.stop_after_steps"
                     print(f"Stopped by {why} at step {step}, checkpointed: run again to resume.")
                     return {"interrupted": True, "step": step}
     finally:
@@ -263,39 +291,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         ckpt.close()
 
     results = _final_results(
-        config, model_def, eval_step, state.params, data, meta, step, spe, has_val
+        config, model_def, eval_step, state.params, data, meta, step, spe, has_val, par
     )
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-        f.write("\n")
+    if lead:
+        with open(os.path.join(workdir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+            f.write("\n")
     _print_results(results)
     return results
 
 
-class _StopRequest:
-    """Turns the first SIGINT / SIGTERM into a request to checkpoint and stop after the current
-    step (a consistent point); a second SIGINT interrupts at once."""
-
-    def __init__(self):
-        self.requested = False
-        self.saved = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.saved[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, self.saved.get(signal.SIGINT, signal.default_int_handler))
-
-    def restore(self) -> None:
-        for sig, handler in self.saved.items():
-            signal.signal(sig, handler)
-
-
 def _final_results(
-    config, model_def, eval_step, params, data, meta, step, spe, has_val
+    config, model_def, eval_step, params, data, meta, step, spe, has_val, par
 ) -> dict[str, Any]:
-    batch_size = config.eval.batch_size
+    batch_size = par.eval_batch_size(config.eval.batch_size)
     results: dict[str, Any] = {
         "model": config.model.name,
         "length": config.data.get("length"),
@@ -306,11 +315,12 @@ def _final_results(
         "best_step": meta["best_step"],
     }
     if has_val:
-        results["val"] = evaluate(eval_step, params, data["val"], batch_size)
-    results["test"] = evaluate(eval_step, params, data["test"], batch_size)
+        results["val"] = evaluate(eval_step, params, data["val"], batch_size, par.eval_batches)
+    results["test"] = evaluate(eval_step, params, data["test"], batch_size, par.eval_batches)
     if "source" in data["test"]:
         # Teacher-forced accuracy reads the true previous token; a user's model reads its own.
-        model = nnx.merge(model_def.eval_def, params, model_def.rest, copy=True)
+        # Decoding runs on each process's default device, from the whole parameters.
+        model = nnx.merge(model_def.eval_def, par.fetch(params), model_def.rest, copy=True)
         results["test"]["decoded"] = evaluate_decoding(model, data["test"], batch_size)
     return results
 
