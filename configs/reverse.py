@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from seqlstm.train.parallel import parallel_config
+
 PRESET_KEYS = ("variant", "len", "seed", "smoke")
 
 
@@ -87,10 +89,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.max_to_keep = 3
     config.train.stop_after_steps = 0  # > 0: checkpoint and stop here (preemption drill)
     config.train.progress_bar = True
+    config.train.on_nan = "stop"  # or "skip": a step with a NaN or Inf loss changes nothing
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 200
     config.eval.every_steps = 0  # 0: every epoch
+
+    config.parallel = parallel_config()  # one device; mesh_shape=(-1,) splits batches over all
 
     if "variant" in presets:
         config.model.name = presets["variant"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ml_collections
 
 from seqlstm.data.seq2seq_tasks import SEQ2SEQ_TASKS, max_lengths, vocab_sizes
+from seqlstm.train.parallel import parallel_config
 
 PRESET_KEYS = ("task", "len", "minlen", "attention", "generalize", "bucket", "seed", "smoke")
 ATTENTION = ("none", "additive", "dot", "general")
@@ -111,6 +112,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     t.max_to_keep = 2
     t.stop_after_steps = 0
     t.progress_bar = True
+    t.on_nan = "stop"  # or "skip": a step with a NaN or Inf loss changes nothing
     t.buckets = (8, 16, 32, 64) if "bucket" in presets else ()
 
     # Cosine decay to 0 over the run: the late, small steps settle the last few percent.
@@ -119,6 +121,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 250
     config.eval.every_steps = 500
+
+    config.parallel = parallel_config()  # one device; mesh_shape=(-1,) splits batches over all
 
     if "seed" in presets:
         config.seed = d.seed = int(presets["seed"])
