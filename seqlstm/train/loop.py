@@ -313,6 +313,8 @@ def _final_results(
         "epochs": math.ceil(step / spe),
         "stopped_early": meta["stopped_early"],
         "best_step": meta["best_step"],
+        # Early stopping (patience > 0) restores the best parameters; otherwise the final ones.
+        "restored_best": bool(config.train.patience and has_val),
     }
     if has_val:
         results["val"] = evaluate(eval_step, params, data["val"], batch_size, par.eval_batches)
@@ -328,7 +330,7 @@ def _final_results(
 def _print_results(results: dict[str, Any]) -> None:
     test = results["test"]
     how = "early stopping" if results["stopped_early"] else "epoch limit"
-    if results["best_step"] is None:
+    if results["best_step"] is None or not results.get("restored_best", True):
         params = "final parameters"
     else:
         params = f"parameters of the best validation loss, step {results['best_step']}"
