@@ -3,17 +3,34 @@ r"""Trains one config in one workdir; running it again resumes.
     python -m experiments.train --config=configs/reverse.py --workdir=runs/reverse
     python -m experiments.train --config=configs/reverse.py:variant=stacked_seq,len=16 \
         --config.train.batch_size=64 --workdir=runs/stacked_seq_16
+
+Several devices: `--config.parallel.mesh_shape='(-1,)'` splits every batch over all of them.
+Several hosts: run the same command on each, adding `--coordinator_address=host0:port
+--num_processes=N --process_id=i` (or the variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+JAX_PROCESS_ID); see the README, "Scaling out and surviving faults".
 """
+
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from seqlstm.train import train_and_evaluate
+# Importing the training stack leaves JAX's devices alone, so distributed.initialize can follow.
+from seqlstm.train import distributed, train_and_evaluate
+from seqlstm.train.faults import NonFiniteLossError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, with an optional :preset argument.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 for a multi-process run."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes of a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, 0 .. num_processes - 1.")
+_TIMEOUT = flags.DEFINE_float(
+    "distributed_timeout", 300.0, "Seconds for all processes to reach the coordinator."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -23,7 +40,15 @@ def main(argv: list[str]) -> None:
     if not flags.FLAGS["verbosity"].present:
         # absl raises the default to INFO, where orbax logs each checkpoint; --verbosity=0 shows it.
         logging.set_verbosity(logging.WARNING)
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    try:
+        cluster = distributed.resolve(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    distributed.initialize(cluster, timeout=_TIMEOUT.value)
+    try:
+        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except NonFiniteLossError as e:
+        sys.exit(f"seqlstm: {e}")
 
 
 if __name__ == "__main__":
