@@ -1,29 +1,38 @@
 """Training: state, optimizer, jitted steps, the resumable loop, checkpoints and metrics."""
 
 from seqlstm.train.checkpoint import Checkpointer, config_diff, prepare_workdir
+from seqlstm.train.distributed import Cluster
+from seqlstm.train.faults import NonFiniteLossError, guard_nonfinite
 from seqlstm.train.loop import build, check_config, evaluate, train_and_evaluate
 from seqlstm.train.metrics import MetricSums, MetricWriter, summarize
 from seqlstm.train.optim import OPTIMIZERS, make_optimizer
+from seqlstm.train.parallel import DataParallel, SingleDevice, parallel_config
 from seqlstm.train.state import ModelDef, TrainState, create_train_state, split_model
 from seqlstm.train.steps import make_eval_step, make_train_step, masked_cross_entropy, masked_sums
 
 __all__ = [
     "OPTIMIZERS",
     "Checkpointer",
+    "Cluster",
+    "DataParallel",
     "MetricSums",
     "MetricWriter",
     "ModelDef",
+    "NonFiniteLossError",
+    "SingleDevice",
     "TrainState",
     "build",
     "check_config",
     "config_diff",
     "create_train_state",
     "evaluate",
+    "guard_nonfinite",
     "make_eval_step",
     "make_optimizer",
     "make_train_step",
     "masked_cross_entropy",
     "masked_sums",
+    "parallel_config",
     "prepare_workdir",
     "split_model",
     "summarize",
