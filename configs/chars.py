@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from seqlstm.train.parallel import parallel_config
+
 PRESET_KEYS = ("branches", "long", "short", "seed", "smoke")
 
 
@@ -83,10 +85,13 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.max_to_keep = 2
     config.train.stop_after_steps = 0
     config.train.progress_bar = True
+    config.train.on_nan = "stop"  # or "skip": a step with a NaN or Inf loss changes nothing
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 256
     config.eval.every_steps = 250
+
+    config.parallel = parallel_config()  # one device; mesh_shape=(-1,) splits batches over all
     return config
 
 
