@@ -1,12 +1,27 @@
 """Tests for seqlstm/train/distributed.py: the cluster from flags and environment, a coordinator
 that cannot be reached, and a real two-process run on localhost (coordinator on 127.0.0.1)."""
 
+import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 
+import jax
+import numpy as np
 import pytest
 
-from seqlstm.train import distributed
+from configs.reverse import get_config
+from seqlstm.train import (
+    Checkpointer,
+    build,
+    create_train_state,
+    distributed,
+    split_model,
+    train_and_evaluate,
+)
 from seqlstm.train.distributed import Cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +34,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def launch(workdir, *args, process_id=None, port=None, timeout=60):
+    """The launcher as one process of a two-process run on 127.0.0.1 (or of one process)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.train",
+        "--config=configs/reverse.py:smoke",
+        "--config.train.progress_bar=False",
+        f"--workdir={workdir}",
+        *args,
+    ]
+    if process_id is not None:
+        cmd += [
+            f"--coordinator_address=127.0.0.1:{port}",
+            "--num_processes=2",
+            f"--process_id={process_id}",
+            f"--distributed_timeout={timeout}",
+        ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 # --- the cluster from flags and environment ----------------------------------------------------
@@ -75,4 +113,83 @@ def test_loopback_and_the_timeout_message_says_what_is_missing():
     assert "is up, but not all 3 processes joined within 5 s" in msg
 
 
+def test_a_coordinator_nobody_reaches_times_out_with_a_clear_message(tmp_path):
+    # Process 1 finds no coordinator; a lone process 0 waits for a peer that never comes.
+    port, other = free_port(), free_port()
+    client = launch(tmp_path / "a", process_id=1, port=port, timeout=2)
+    alone = launch(tmp_path / "b", process_id=0, port=other, timeout=2)
+    for proc, expected in (
+        (client, "process 1 of 2: could not reach the coordinator at 127.0.0.1"),
+        (alone, "process 0 of 2: the coordinator at 127.0.0.1"),
+    ):
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == distributed.EXIT_TIMEOUT, err[-2000:]
+        assert expected in err and "within 2 s" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 # --- two processes on localhost ----------------------------------------------------------------
+
+
+def params_of(workdir, config):
+    _, model, tx = build(config)
+    _, params = split_model(model)
+    ckpt = Checkpointer(str(workdir))
+    try:
+        state, _, _ = ckpt.restore(create_train_state(params, tx, 0), params)
+    finally:
+        ckpt.close()
+    return [np.asarray(x) for x in jax.tree.leaves(state.params)]
+
+
+def finish(procs, timeout=180):
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err[-3000:]
+        outs.append(out)
+    return outs
+
+
+@pytest.mark.skipif(
+    not distributed.is_loopback(socket.gethostbyname(socket.gethostname())),
+    reason="JAX's CPU collectives (gloo) listen on the host name's address; only loopback here",
+)
+def test_two_processes_stop_together_on_sigterm_resume_and_match_one_process(tmp_path):
+    workdir, mesh = tmp_path / "run", "--config.parallel.mesh_shape=(2,)"  # one device each
+    port = free_port()
+    procs = [
+        launch(workdir, mesh, "--config.train.num_epochs=500", process_id=i, port=port)
+        for i in (0, 1)
+    ]
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.stat().st_size) and time.time() < deadline:
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGTERM)  # only one process is told
+    outs = finish(procs)
+    steps = {int(out.split("Stopped by a signal at step ")[1].split(",")[0]) for out in outs}
+    assert len(steps) == 1, outs  # both stopped after the same step, and saved it together
+    (step,) = steps
+    assert step % 10 == 0 and str(step) in os.listdir(workdir / "checkpoints")
+
+    # Both resume from the sharded checkpoint and finish a few steps later.
+    port = free_port()
+    total = f"--config.train.num_steps={step + 3}"
+    outs = finish([launch(workdir, mesh, total, process_id=i, port=port) for i in (0, 1)])
+    assert all(f"Resuming {workdir} at step {step}" in out for out in outs)
+    assert all(f"Done: {step + 3} steps" in out for out in outs)
+
+    config = get_config("smoke")
+    config.train.progress_bar, config.train.num_steps = False, step + 3
+    reference = tmp_path / "reference"
+    train_and_evaluate(config, str(reference))
+    for a, b in zip(params_of(workdir, config), params_of(reference, config), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    with open(workdir / "metrics.jsonl") as f:
+        rows = [json.loads(line)["step"] for line in f]
+    with open(reference / "metrics.jsonl") as f:
+        assert rows == [json.loads(line)["step"] for line in f]  # one writer: process 0
+    with open(workdir / "results.json") as f, open(reference / "results.json") as g:
+        a, b = json.load(f)["test"], json.load(g)["test"]
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)

@@ -1,17 +1,73 @@
 """Tests for seqlstm/train/faults.py: NaN losses, SIGTERM, SIGKILL mid-save and unreadable
 checkpoints, with real signals on real subprocesses."""
 
+import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from seqlstm.train import faults
+from configs.reverse import get_config
+from seqlstm.train import (
+    Checkpointer,
+    build,
+    create_train_state,
+    faults,
+    loop,
+    split_model,
+    train_and_evaluate,
+)
 from seqlstm.train.state import TrainState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, JAX_PLATFORMS="cpu")
+
+
+def smoke(**train):
+    config = get_config("smoke")
+    config.train.progress_bar = False
+    config.train.update(train)
+    return config
+
+
+def final_params(workdir):
+    _, model, tx = build(smoke())
+    _, params = split_model(model)
+    ckpt = Checkpointer(str(workdir))
+    try:
+        state, _, meta = ckpt.restore(create_train_state(params, tx, 0), params)
+    finally:
+        ckpt.close()
+    return [np.asarray(x) for x in jax.tree.leaves((state.params, state.opt_state))], meta
+
+
+def assert_same_params(a, b):
+    for x, y in zip(final_params(a)[0], final_params(b)[0], strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def read_rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+EPOCHS = 10  # of the reference run: 40 steps of 4 a epoch
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted smoke run of `EPOCHS` epochs."""
+    workdir = tmp_path_factory.mktemp("reference")
+    train_and_evaluate(smoke(num_epochs=EPOCHS), str(workdir))
+    return workdir
 
 
 # --- non-finite losses -------------------------------------------------------------------------
@@ -22,11 +78,7 @@ def toy_step(state, batch):
     grads = {"w": batch}
     new = state._replace(step=state.step + 1, params={"w": state.params["w"] - grads["w"]})
     new = new._replace(opt_state={"m": state.opt_state["m"] + 1.0})
-    metrics = {
-        "loss_sum": loss,
-        "tokens": jnp.float32(3.0),
-        "grad_norm": jnp.linalg.norm(batch),
-    }
+    metrics = {"loss_sum": loss, "tokens": jnp.float32(3.0), "grad_norm": jnp.linalg.norm(batch)}
     return new, metrics
 
 
@@ -48,17 +100,164 @@ def test_guard_passes_finite_steps_and_freezes_nonfinite_ones():
 
 
 def test_nonfinite_steps_are_numbered_like_metrics_rows():
-    metrics = [
-        {"nonfinite": 0.0},
-        {"nonfinite": 1.0},
-        {"nonfinite": 0.0},
-        {"nonfinite": 1.0},
-    ]
+    metrics = [{"nonfinite": 0.0}, {"nonfinite": 1.0}, {"nonfinite": 0.0}, {"nonfinite": 1.0}]
     assert faults.nonfinite_steps(metrics, last_step=10) == [8, 10]
     assert faults.nonfinite_steps([], last_step=3) == []
 
 
+def test_on_nan_is_checked_before_touching_the_workdir(tmp_path):
+    with pytest.raises(ValueError, match=r"on_nan must be one of \('stop', 'skip'\), got 'ignore'"):
+        train_and_evaluate(smoke(on_nan="ignore"), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def poison_step_6(monkeypatch):
+    """Makes the batch of step 6 (epoch 1, batch 1; 4 batches an epoch) hold a NaN input."""
+    batches = loop.train_batches
+
+    def poisoned(split, batch_size, *, seed, epoch, start=0):
+        for i, batch in batches(split, batch_size, seed=seed, epoch=epoch, start=start):
+            if (epoch, i) == (1, 1):
+                batch = dict(batch, inputs=batch["inputs"].copy())
+                batch["inputs"][0, 0, 0] = np.nan
+            yield i, batch
+
+    monkeypatch.setattr(loop, "train_batches", poisoned)
+
+
+def test_nan_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch, capsys
+):
+    poison_step_6(monkeypatch)
+    with pytest.raises(faults.NonFiniteLossError, match="at step 6") as info:
+        train_and_evaluate(smoke(checkpoint_every_steps=4), str(tmp_path))
+    assert (info.value.step, info.value.checkpoint) == (6, 4)
+    assert "last good checkpoint is step 4" in str(info.value) and "on_nan=skip" in str(info.value)
+    assert os.listdir(tmp_path / "checkpoints") == ["4"]  # step 8 was not saved
+    assert not (tmp_path / "results.json").exists()
+    params, meta = final_params(tmp_path)
+    assert all(np.isfinite(p).all() for p in params) and (meta["epoch"], meta["batch"]) == (1, 0)
+
+    # Resuming with the skip policy (a resumable key) gets past the bad batch.
+    capsys.readouterr()
+    results = train_and_evaluate(smoke(on_nan="skip"), str(tmp_path))
+    out = capsys.readouterr().out
+    assert "Resuming" in out and "at step 4" in out and "Skipped step(s) [6]" in out
+    rows = read_rows(tmp_path)
+    assert [r.get("train_nonfinite_steps") for r in rows] == [None, 1.0, None]
+    assert all(np.isfinite(r["train_loss"]) for r in rows)
+    assert results["steps"] == 12 and np.isfinite(results["test"]["loss"])
+    assert all(np.isfinite(p).all() for p in final_params(tmp_path)[0])
+
+
 # --- checkpoints -------------------------------------------------------------------------------
+
+STALL_SECOND_SAVE = textwrap.dedent(
+    """
+    import sys, time
+    from orbax.checkpoint._src.handlers import json_checkpoint_handler as handler
+    from configs.reverse import get_config
+    from seqlstm.train import train_and_evaluate
+
+    save, saves = handler.JsonCheckpointHandler.async_save, []
+
+    async def stalling_save(self, directory, *args, **kwargs):
+        out = await save(self, directory, *args, **kwargs)
+        saves.append(directory)
+        if len(saves) == 2:  # step 8: meta written, the rest not yet
+            print("STALLED", directory, flush=True)
+            time.sleep(120)
+        return out
+
+    handler.JsonCheckpointHandler.async_save = stalling_save
+    config = get_config("smoke")
+    config.train.progress_bar = False
+    config.train.checkpoint_every_steps = 4
+    train_and_evaluate(config, sys.argv[1])
+    """
+)
+
+
+def test_sigkill_while_saving_resumes_from_the_last_complete_checkpoint(
+    reference, tmp_path, capsys
+):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STALL_SECOND_SAVE, str(tmp_path)],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("STALLED"), line
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        proc.kill()
+    names = sorted(os.listdir(tmp_path / "checkpoints"))
+    assert names == ["4", "8.orbax-checkpoint-tmp"], names  # 8 half-written, never renamed
+    assert Checkpointer(str(tmp_path)).latest_step() == 4
+
+    capsys.readouterr()
+    train_and_evaluate(smoke(num_epochs=EPOCHS, checkpoint_every_steps=4), str(tmp_path))
+    assert "Resuming" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["32", "36", "40"]
+    assert_same_params(tmp_path, reference)
+
+
+def test_an_unreadable_checkpoint_is_set_aside_and_an_older_one_resumed(
+    reference, tmp_path, capsys
+):
+    train_and_evaluate(smoke(checkpoint_every_steps=4, stop_after_steps=8), str(tmp_path))
+    # Checkpoint 8 loses its arrays after it was written (a copy cut short, a damaged disk).
+    shutil.rmtree(tmp_path / "checkpoints" / "8" / "state")
+    capsys.readouterr()
+    train_and_evaluate(smoke(num_epochs=EPOCHS), str(tmp_path))
+    out = capsys.readouterr().out
+    assert "Checkpoint 8" in out and "does not read back" in out and "at step 4" in out
+    assert os.listdir(tmp_path / "checkpoints-unreadable") == ["8"]
+    assert_same_params(tmp_path, reference)
 
 
 # --- SIGTERM -----------------------------------------------------------------------------------
+
+
+def test_sigterm_checkpoints_exits_cleanly_and_resumes_exactly(reference, tmp_path):
+    workdir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            "--config=configs/reverse.py:smoke",
+            "--config.train.num_epochs=500",  # far more than the test waits for
+            "--config.train.progress_bar=False",
+            f"--workdir={workdir}",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.stat().st_size) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    step = int(out.split("Stopped by a signal at step ")[1].split(",")[0])
+    assert str(step) in os.listdir(workdir / "checkpoints")
+
+    # Resume and finish; compare with an uninterrupted run of the same length.
+    epochs = EPOCHS
+    if step >= 4 * EPOCHS - 4:  # the signal came late (a loaded machine): a longer reference
+        epochs, reference = step // 4 + 2, tmp_path / "reference"
+        train_and_evaluate(smoke(num_epochs=epochs), str(reference))
+    train_and_evaluate(smoke(num_epochs=epochs), str(workdir))
+    assert_same_params(workdir, reference)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in rows]
+    assert strip(read_rows(workdir)) == strip(read_rows(reference))

@@ -2,15 +2,20 @@
 training on 8 simulated devices against 1 device (in a subprocess, so that the device count is
 set before JAX starts)."""
 
+import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import jax
 import numpy as np
 import pytest
 
+from configs.reverse import get_config
 from configs.seq2seq import get_config as seq2seq_config
 from seqlstm.data import bucketed_batches, eval_batches, get_task, train_batches
-from seqlstm.train import parallel
+from seqlstm.train import parallel, train_and_evaluate
 from seqlstm.train.parallel import DataParallel, SingleDevice, gather_rows, plan_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,11 +56,7 @@ def test_mesh_shapes_and_minus_one():
 @pytest.mark.parametrize(
     "shape, names, match",
     [
-        (
-            (4, 4),
-            ("data", "model"),
-            r"asks for 16 devices, but there are 8 cpu devices",
-        ),
+        ((4, 4), ("data", "model"), r"asks for 16 devices, but there are 8 cpu devices"),
         ((3,), ("data",), r"asks for 3 devices, but there are 8"),
         ((3, -1), ("data", "model"), r"need a multiple of 3 devices, but there are 8"),
         ((-1, -1), ("data", "model"), "may hold one -1"),
@@ -105,6 +106,14 @@ def test_batch_size_must_divide_over_the_data_axis():
     assert par.eval_batch_size(30) == 32 and par.eval_batch_size(32) == 32
 
 
+def test_bad_parallel_config_fails_before_touching_the_workdir(tmp_path):
+    config = get_config("smoke")
+    config.parallel.mesh_shape = (2,)  # this process has one device
+    with pytest.raises(ValueError, match="asks for 2 devices, but there are 1"):
+        train_and_evaluate(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
 # --- process-local batches ---------------------------------------------------------------------
 
 
@@ -152,3 +161,94 @@ def test_process_rows_follow_length_buckets():
 
 
 # --- 8 simulated devices against 1 -------------------------------------------------------------
+
+EIGHT_DEVICES = textwrap.dedent(
+    """
+    import json, os, sys
+    import jax, numpy as np
+    from configs.reverse import get_config
+    from configs.seq2seq import get_config as seq2seq_config
+    from seqlstm.train import Checkpointer, build, create_train_state, split_model
+    from seqlstm.train import train_and_evaluate
+
+    assert jax.device_count() == 8, jax.devices()
+    out, root = {}, sys.argv[1]
+
+    def run(name, config, mesh_shape, **parallel):
+        config.train.progress_bar = False
+        config.parallel.mesh_shape = mesh_shape
+        config.parallel.update(parallel)
+        workdir = os.path.join(root, name)
+        try:
+            results = train_and_evaluate(config, workdir)
+        except ValueError as e:
+            out[name] = {"error": str(e), "workdir_exists": os.path.exists(workdir)}
+            return
+        _, model, tx = build(config)
+        _, params = split_model(model)
+        ckpt = Checkpointer(workdir)
+        state, _, _ = ckpt.restore(create_train_state(params, tx, 0), params)
+        ckpt.close()
+        leaves = [np.asarray(x).tolist() for x in jax.tree.leaves(state.params)]
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            losses = [json.loads(line)["train_loss"] for line in f]
+        out[name] = {"test": results["test"], "losses": losses, "params": leaves}
+
+    stacked = lambda: get_config("smoke,variant=stacked_seq")
+    run("stacked_1", stacked(), ())
+    run("stacked_8", stacked(), (8,))
+    run("stacked_4x2", stacked(), (4, 2), min_param_size=0)
+    run("seq2seq_1", seq2seq_config("smoke"), ())
+    run("seq2seq_8", seq2seq_config("smoke"), (-1,))
+    bad = stacked()
+    bad.train.batch_size = 30
+    run("bad_batch", bad, (8,))
+    run("bad_mesh", stacked(), (3,))
+    print("RESULTS" + json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def eight_devices(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eight")
+    env = dict(
+        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", EIGHT_DEVICES, str(root)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.split("RESULTS", 1)[1])
+
+
+def assert_same_run(a, b):
+    np.testing.assert_allclose(a["losses"], b["losses"], rtol=1e-5)
+    for x, y in zip(a["params"], b["params"], strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    for key in ("loss", "token_accuracy", "sequence_accuracy"):
+        np.testing.assert_allclose(a["test"][key], b["test"][key], rtol=1e-5)
+
+
+@pytest.mark.parametrize("run", ["stacked_8", "stacked_4x2"])
+def test_stacked_model_on_8_devices_matches_1_device(eight_devices, run):
+    assert len(eight_devices["stacked_1"]["losses"]) == 3
+    assert_same_run(eight_devices[run], eight_devices["stacked_1"])
+
+
+def test_encoder_decoder_on_8_devices_matches_1_device(eight_devices):
+    a, b = eight_devices["seq2seq_8"], eight_devices["seq2seq_1"]
+    assert_same_run(a, b)
+    assert a["test"]["decoded"] == b["test"]["decoded"]
+
+
+def test_bad_mesh_and_batch_on_8_devices_fail_before_touching_the_workdir(eight_devices):
+    bad = eight_devices["bad_batch"]
+    assert "train.batch_size=30 does not divide over the data axis 'data' of 8" in bad["error"]
+    assert "asks for 3 devices, but there are 8" in eight_devices["bad_mesh"]["error"]
+    assert not bad["workdir_exists"] and not eight_devices["bad_mesh"]["workdir_exists"]
