@@ -7,7 +7,11 @@ branch only and the short branch only, each single branch also widened to the fu
 parameter count; validation bits per character, plus what each branch contributes
 (`experiments/char_analysis.py`: shuffled branch input, accuracy by context category).
 Question 2 (`configs/char_lm.py`): 1, 2 and 4 stacked LSTM(64) layers, and 1 and 4 layers widened
-or narrowed to the 2-layer model's parameter count; validation bits per character and time.
+or narrowed to the 2-layer model's parameter count; validation bits per character and time; then
+the three parameter-matched stacks once more with 4x the steps (`--q2_long_steps`).
+
+Defaults: 3 seeds, 350 steps of 128 windows (Q1), 300 steps of 64 x 128-character windows (Q2),
+1,200 steps and 2 seeds for the longer Q2 runs: about 40 minutes on 2 shared CPU cores.
 
 Every run trains for a fixed number of steps in its own workdir `<workdir>/<question>/<variant>/
 seed<S>`, so an interrupted study picks up where it stopped. Writes `results.json`, `table.md`
@@ -34,9 +38,15 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/char_study", "Root of the runs' 
 _RESULTS_DIR = flags.DEFINE_string(
     "results_dir", "experiments/results/chars", "Where results, table and plot go."
 )
-_SEEDS = flags.DEFINE_integer("seeds", 2, "Seeds per variant: 0, 1, ...")
-_Q1_STEPS = flags.DEFINE_integer("q1_steps", 400, "Training steps of each two-branch run.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per variant: 0, 1, ...")
+_Q1_STEPS = flags.DEFINE_integer("q1_steps", 350, "Training steps of each two-branch run.")
 _Q2_STEPS = flags.DEFINE_integer("q2_steps", 300, "Training steps of each stacked-LM run.")
+_Q2_LONG_STEPS = flags.DEFINE_integer(
+    "q2_long_steps", 1200, "If > 0: the parameter-matched stacks again, trained this many steps."
+)
+_Q2_LONG_SEEDS = flags.DEFINE_integer(
+    "q2_long_seeds", 2, "Seeds of the longer stacked-LM runs (0: as --seeds)."
+)
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny runs on a slice of the corpus (tests).")
 
 BITS = 1.0 / math.log(2.0)
@@ -91,9 +101,10 @@ def run_one(question: str, variant: str, overrides: dict, seed: int, root: str) 
             return json.load(f)
     module = chars if question == "q1" else char_lm
     config = module.get_config(f"seed={seed}" + (",smoke" if _SMOKE.value else ""))
-    config.train.num_steps = _Q1_STEPS.value if question == "q1" else _Q2_STEPS.value
+    steps = {"q1": _Q1_STEPS.value, "q2": _Q2_STEPS.value, "q2_long": _Q2_LONG_STEPS.value}
+    config.train.num_steps = steps[question]
     if _SMOKE.value:
-        config.train.num_steps = 3
+        config.train.num_steps = 3 if question != "q2_long" else 5
     config.train.progress_bar = False
     config.train.checkpoint_every_steps = 0
     for key, value in overrides.items():
@@ -187,24 +198,30 @@ def tables(records: list[dict]) -> str:
                 f"| {label} | {mean_std([x[f'{cond}_bpc'] for x in b])} | "
                 f"{mean_std([x[f'{cond}_accuracy'] for x in b])} |"
             )
-    lines += [
-        "",
-        "### Question 2: stacked character LM (validation bits per character)",
-        "",
-        "| variant | layers x units | params | val bpc | test bpc | val accuracy | "
-        "steps/s | chars/s | s/run |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for variant, rs in group("q2").items():
-        m = rs[0]["model"]
-        lines.append(
-            f"| {variant} | {m['num_layers']} x {m['units']} | {rs[0]['params']:,} | "
-            f"{mean_std([r['val_bpc'] for r in rs])} | {mean_std([r['test_bpc'] for r in rs])} | "
-            f"{mean_std([r['val_accuracy'] for r in rs])} | "
-            f"{np.mean([r['steps_per_sec'] for r in rs]):.2f} | "
-            f"{np.mean([r['chars_per_sec'] for r in rs]):,.0f} | "
-            f"{np.mean([r['seconds'] for r in rs]):.0f} |"
-        )
+    for question in ("q2", "q2_long"):
+        rows = group(question)
+        if not rows:
+            continue
+        steps = next(iter(rows.values()))[0]["steps"]
+        lines += [
+            "",
+            f"### Question 2: stacked character LM, {steps} steps (validation bits per character)",
+            "",
+            "| variant | layers x units | params | val bpc | test bpc | val accuracy | "
+            "steps/s | chars/s | s/run |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for variant, rs in rows.items():
+            m = rs[0]["model"]
+            lines.append(
+                f"| {variant} | {m['num_layers']} x {m['units']} | {rs[0]['params']:,} | "
+                f"{mean_std([r['val_bpc'] for r in rs])} | "
+                f"{mean_std([r['test_bpc'] for r in rs])} | "
+                f"{mean_std([r['val_accuracy'] for r in rs])} | "
+                f"{np.mean([r['steps_per_sec'] for r in rs]):.2f} | "
+                f"{np.mean([r['chars_per_sec'] for r in rs]):,.0f} | "
+                f"{np.mean([r['seconds'] for r in rs]):.0f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -214,19 +231,35 @@ def plot(records: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    q1: dict[str, list[dict]] = {}
-    q2: dict[str, list[dict]] = {}
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5), gridspec_kw={"width_ratios": [1.4, 1, 1]})
+    by: dict[str, dict[str, list[dict]]] = {"q1": {}, "q2": {}, "q2_long": {}}
     for r in records:
-        (q1 if r["question"] == "q1" else q2).setdefault(r["variant"], []).append(r)
+        by[r["question"]].setdefault(r["variant"], []).append(r)
+    q1 = by["q1"]
 
     ax = axes[0]
     names = list(q1)
     vals = [np.mean([r["val_bpc"] for r in q1[n]]) for n in names]
     errs = [np.std([r["val_bpc"] for r in q1[n]], ddof=1) if len(q1[n]) > 1 else 0 for n in names]
-    ax.bar(names, vals, yerr=errs, capsize=4, color="tab:blue")
+    ax.bar(names, vals, yerr=errs, capsize=4, color="tab:blue", label="trained variant")
+    if "full" in q1:
+        for cond in ("long_shuffled", "short_shuffled"):
+            v = [r["branches"][f"{cond}_bpc"] for r in q1["full"]]
+            err = np.std(v, ddof=1) if len(v) > 1 else 0
+            ax.bar(
+                f"full, {cond.split('_')[0]}\nshuffled",
+                np.mean(v),
+                yerr=err,
+                capsize=4,
+                color="tab:gray",
+                label=None
+                if cond.startswith("short")
+                else "full model, one branch reads another window",
+            )
+            vals.append(np.mean(v))
     lo = min(vals) - 0.3 if vals else 0
-    ax.set_ylim(max(lo, 0), max(vals) + 0.2 if vals else 1)
+    ax.set_ylim(max(lo, 0), max(vals) + 0.5 if vals else 1)
+    ax.legend(fontsize=8, loc="upper left")
     ax.set_ylabel("validation bits per character")
     ax.set_title("Q1: two-branch model (512/64)")
     ax.tick_params(axis="x", rotation=20)
@@ -245,25 +278,31 @@ def plot(records: list[dict], path: str) -> None:
     ax.legend(fontsize=8)
 
     ax = axes[2]
-    for label, keep in (
-        (f"width {Q2_WIDTH}", lambda n: not n.endswith("matched") and n != f"2x{Q2_WIDTH}"),
-        ("matched to 2-layer params", lambda n: n.endswith("matched")),
-    ):
+    lines = (
+        ("q2", f"width {Q2_WIDTH}", lambda n: not n.endswith("matched"), "-"),
+        ("q2", "matched to 2-layer params", lambda n: n.endswith("matched") or "2x" in n, "-"),
+        ("q2_long", "matched, longer training", lambda n: True, "--"),
+    )
+    for question, label, keep, style in lines:
+        runs = by[question]
+        if not runs:
+            continue
+        steps = next(iter(runs.values()))[0]["steps"]
         pts = sorted(
-            (q2[n][0]["model"]["num_layers"], np.mean([r["val_bpc"] for r in q2[n]]))
-            for n in q2
-            if keep(n) or n.startswith("2x")
+            (rs[0]["model"]["num_layers"], np.mean([r["val_bpc"] for r in rs]))
+            for n, rs in runs.items()
+            if keep(n)
         )
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=label)
-    for rs in q2.values():
-        ax.annotate(
-            f"{np.mean([r['seconds'] for r in rs]):.0f}s",
-            (rs[0]["model"]["num_layers"], np.mean([r["val_bpc"] for r in rs])),
-            textcoords="offset points",
-            xytext=(4, 4),
-            fontsize=8,
-        )
+        ax.plot(*zip(*pts), marker="o", linestyle=style, label=f"{label} ({steps} steps)")
+        for n, rs in runs.items():
+            if keep(n):
+                ax.annotate(
+                    f"{np.mean([r['seconds'] for r in rs]):.0f}s",
+                    (rs[0]["model"]["num_layers"], np.mean([r["val_bpc"] for r in rs])),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=8,
+                )
     ax.set_xticks([1, 2, 4])
     ax.set_xlabel("stacked LSTM layers")
     ax.set_ylabel("validation bits per character")
@@ -282,9 +321,17 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     plan = [("q1", v, o) for v, o in q1_variants(_SMOKE.value).items()]
     plan += [("q2", v, o) for v, o in q2_variants(_SMOKE.value).items()]
+    if _Q2_LONG_STEPS.value:
+        plan += [
+            ("q2_long", v, o)
+            for v, o in q2_variants(_SMOKE.value).items()
+            if v.endswith("matched") or o["num_layers"] == 2
+        ]
     records = []
     for seed in range(_SEEDS.value):  # seed-major: every variant has a result early on
         for question, variant, overrides in plan:
+            if question == "q2_long" and seed >= (_Q2_LONG_SEEDS.value or _SEEDS.value):
+                continue
             t = time.perf_counter()
             records.append(run_one(question, variant, overrides, seed, _WORKDIR.value))
             r = records[-1]
@@ -301,12 +348,18 @@ def main(argv: list[str]) -> None:
         "seeds": _SEEDS.value,
         "q1_steps": _Q1_STEPS.value,
         "q2_steps": _Q2_STEPS.value,
+        "q2_long_steps": _Q2_LONG_STEPS.value,
+        "q2_long_seeds": _Q2_LONG_SEEDS.value or _SEEDS.value,
         "runs": records,
     }
     with open(os.path.join(_RESULTS_DIR.value, "results.json"), "w") as f:
         json.dump(summary, f, indent=2)
     text = tables(records)
-    text += f"\nWall-clock time of the study: {elapsed / 60:.1f} min.\n"
+    text += (
+        f"\nTime of the {len(records)} runs (training, evaluation and analysis), summed: "
+        f"{summary['sum_run_seconds'] / 60:.1f} min; this invocation: {elapsed / 60:.1f} min "
+        "(finished runs are read back from their workdirs).\n"
+    )
     with open(os.path.join(_RESULTS_DIR.value, "table.md"), "w") as f:
         f.write(text)
     plot(records, os.path.join(_RESULTS_DIR.value, "chars_study.png"))
