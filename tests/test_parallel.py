@@ -174,15 +174,17 @@ EIGHT_DEVICES = textwrap.dedent(
     assert jax.device_count() == 8, jax.devices()
     out, root = {}, sys.argv[1]
 
-    def run(name, config, mesh_shape, **parallel):
+    def run(name, config, mesh_shape, workdir=None, **parallel):
         config.train.progress_bar = False
         config.parallel.mesh_shape = mesh_shape
         config.parallel.update(parallel)
-        workdir = os.path.join(root, name)
+        workdir = os.path.join(root, workdir or name)
         try:
             results = train_and_evaluate(config, workdir)
         except ValueError as e:
             out[name] = {"error": str(e), "workdir_exists": os.path.exists(workdir)}
+            return
+        if results.get("interrupted"):
             return
         _, model, tx = build(config)
         _, params = split_model(model)
@@ -198,6 +200,11 @@ EIGHT_DEVICES = textwrap.dedent(
     run("stacked_1", stacked(), ())
     run("stacked_8", stacked(), (8,))
     run("stacked_4x2", stacked(), (4, 2), min_param_size=0)
+    # Preempted on 8 devices with split parameters, resumed on one.
+    stopped = stacked()
+    stopped.train.stop_after_steps = 5
+    run("elastic", stopped, (4, 2), min_param_size=0)
+    run("elastic", stacked(), ())
     run("seq2seq_1", seq2seq_config("smoke"), ())
     run("seq2seq_8", seq2seq_config("smoke"), (-1,))
     bad = stacked()
@@ -235,7 +242,7 @@ def assert_same_run(a, b):
         np.testing.assert_allclose(a["test"][key], b["test"][key], rtol=1e-5)
 
 
-@pytest.mark.parametrize("run", ["stacked_8", "stacked_4x2"])
+@pytest.mark.parametrize("run", ["stacked_8", "stacked_4x2", "elastic"])
 def test_stacked_model_on_8_devices_matches_1_device(eight_devices, run):
     assert len(eight_devices["stacked_1"]["losses"]) == 3
     assert_same_run(eight_devices[run], eight_devices["stacked_1"])
