@@ -113,8 +113,11 @@ class StopRequest:
         self.requested = False
         self.saved: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.saved[sig] = signal.signal(sig, self._handle)
+            defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+            for sig, default in defaults.items():
+                previous = signal.signal(sig, self._handle)
+                # None: a handler installed outside Python, which cannot be put back from here.
+                self.saved[sig] = default if previous is None else previous
 
     def _handle(self, signum, frame) -> None:
         self.requested = True
