@@ -52,7 +52,7 @@ def heatmap(path: str, sources, outputs, weights, task: str) -> None:
         ax.set_xticks(range(len(labels_x)), labels_x, fontsize=7)
         ax.set_yticks(range(len(labels_y)), labels_y, fontsize=7)
         ax.set(xlabel="input", ylabel="output")
-    fig.suptitle("attention weights of each output step over the input")
+    fig.suptitle("attention of each output step over the input", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
