@@ -11,9 +11,10 @@ every step's batch is split over it and placed from the host, and the jitted, Na
 scaling), so N devices each get 1/N of it. "no mesh" is the default one-device path.
 
 Simulated devices are not extra hardware: all N share the machine's cores. On a machine with
-fewer cores than devices the table therefore shows the cost of splitting a step (per-device
-dispatch, the gradient all-reduce, smaller matrix products), not a speed-up; on N real GPUs each
-device brings its own compute.
+fewer cores than devices the table is not a scaling curve: it shows what splitting a step costs
+(per-device dispatch, the gradient all-reduce, smaller matrix products) against what running the
+shards side by side recovers of the cores one device leaves idle. On N real GPUs each device
+brings its own compute.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def config_for(workload: str, quick: bool):
 
 
 def child(workload: str, devices: int, mesh: bool, steps: int, reps: int, quick: bool) -> dict:
-    """Steps per second of `workload` on this process's devices (the median of `reps` runs of
-    `steps` steps, after one compiling step)."""
+    """Steps per second of `workload` on this process's devices: the fastest of `reps` runs of
+    `steps` steps, after one compiling step (the fastest, because other work on a shared machine
+    only ever slows a run down)."""
     import jax
 
     from seqlstm.train import build, create_train_state, split_model
@@ -89,8 +91,7 @@ def child(workload: str, devices: int, mesh: bool, steps: int, reps: int, quick:
             state, m = step(state, next(source)[1])
         jax.block_until_ready((state, m))
         rates.append(steps / (time.perf_counter() - t0))
-    rates.sort()
-    return {"steps_per_sec": rates[len(rates) // 2], "batch_size": batch_size}
+    return {"steps_per_sec": max(rates), "batch_size": batch_size}
 
 
 def run_child(workload: str, devices: int, mesh: bool, args) -> dict:
@@ -111,7 +112,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=2, help="sweeps; each cell keeps its best")
     parser.add_argument("--child", choices=sorted(WORKLOADS))
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--mesh", action="store_true")
@@ -133,10 +135,17 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     print("\n".join(rows), flush=True)
+    cells = [(w, d, m) for w in WORKLOADS for d, m in [(1, False), *((n, True) for n in counts)]]
+    best: dict = {}
+    for _ in range(args.rounds):  # whole sweeps, so that a busy minute does not hit one cell only
+        for cell in cells:
+            r = run_child(*cell, args)
+            if cell not in best or r["steps_per_sec"] > best[cell]["steps_per_sec"]:
+                best[cell] = r
     for workload in WORKLOADS:
         base = None
         for devices, mesh in [(1, False), *((n, True) for n in counts)]:
-            r = run_child(workload, devices, mesh, args)
+            r = best[(workload, devices, mesh)]
             base = base or r["steps_per_sec"]
             label = f"{devices}" + ("" if mesh else " (no mesh)")
             rows.append(
@@ -149,14 +158,15 @@ def main() -> None:
         cores = os.cpu_count()
         note = (
             "`python benchmarks/scaling.py`: one training step (forward, backward, Adam update, "
-            f"batch placement from the host), median of {args.reps} runs of {args.steps} steps, "
-            "the global batch fixed. Models: "
+            f"batch placement from the host), the fastest of {args.reps} runs of {args.steps} "
+            f"steps in each of {args.rounds} sweeps, the global batch fixed. Models: "
             + "; ".join(f"{k}: {v}" for k, v in WORKLOADS.items())
             + f". Machine: {info}.\n\n"
-            f"**These devices are simulated on {cores} CPU cores**, so N devices share the "
-            "same cores: the table shows what splitting a step costs (per-device dispatch, the "
-            "gradient all-reduce, smaller matrix products), not a speed-up. On N real GPUs each "
-            "device brings its own compute.\n\n"
+            f"**These devices are simulated on {cores} CPU cores**: N devices share the same "
+            "cores. A gain here comes from running a step's shards side by side on cores that "
+            "one device's small, sequential computation leaves idle; a loss from per-device "
+            "dispatch, the gradient all-reduce and smaller matrix products. Neither predicts N "
+            "real GPUs, where each device brings its own compute.\n\n"
         )
         write_section("scaling", "## Data-parallel scaling\n\n" + note + "\n".join(rows))
 
