@@ -150,10 +150,11 @@ def main() -> None:
             "",
             f"**Speed-up from bucketing: {speedup:.2f}x per epoch, {to_target:.2f}x in training "
             f"time to the same loss.** Per epoch the gain is the padded steps no longer computed. "
-            "Per update it is smaller: a bucketed batch holds one length only, so the short "
-            "sequences (most batches) weigh as much per batch as the long ones, and the loss "
-            "over all tokens falls more slowly per epoch than with mixed batches. Compilation "
-            "grows with the number of buckets (one program each), paid once per run.",
+            "Toward a given loss it is smaller: a bucketed batch holds one length only, so the "
+            "batches of short sequences (most of them) count as much per update as those of "
+            "long ones, which hold most of the tokens, and the loss over all tokens falls more "
+            "slowly per epoch than with mixed batches. Compilation grows with the number of "
+            "buckets (one program each), paid once per run.",
         ]
     )
     print(body)
