@@ -94,7 +94,9 @@ def main() -> None:
             f"Training step (gradient of all parameters), B={b}, D=H={d}, float32; memory from "
             f"XLA's compiled memory analysis, time the median of {args.reps}. Machine: {info}.\n\n"
         )
-        write_section("memory", note + "\n".join(rows))
+        write_section(
+            "memory", "## Memory of a training step as T grows\n\n" + note + "\n".join(rows)
+        )
 
 
 if __name__ == "__main__":
