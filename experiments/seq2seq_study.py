@@ -140,7 +140,7 @@ def plot(records: list[dict], out_dir: str) -> None:
         ax.set(xlabel="sequence length T", title=f"reversal: test {title}")
         ax.axhline(0.99, color="gray", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("accuracy (1,000 test sequences, greedy)")
+    axes[0].set_ylabel("test accuracy (seq2seq: 1,000 sequences, greedy)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "accuracy_vs_length.png"), dpi=110)
