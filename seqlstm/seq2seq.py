@@ -8,7 +8,7 @@
                     "linear": h0 = tanh(W_h [h_fwd; h_bwd] + b_h), c0 = W_c [c_fwd; c_bwd] + b_c
                               (one direction: [h] and [c]); any sizes
                     "sum":    h0 = h_fwd + h_bwd, c0 = c_fwd + c_bwd (or copy one direction);
-                              no parameters, encoder and decoder sizes must match
+                              no parameters
                     "zeros":  h0 = c0 = 0 (the decoder sees the source only through attention)
   Decoder         (`seqlstm.decoder`) one LSTM step per output token (`seqlstm.cell.lstm_cell`
                   on the layers' parameters: the core's gate math); with attention,
@@ -252,10 +252,8 @@ class EncoderDecoder(nnx.Module):
                 continue
             dirs = top[i] if self.bidirectional else (top[i],)
             if self.bridge == "sum":
-                h, c = sum(s.h for s in dirs), sum(s.c for s in dirs)
-                if h.shape[-1] != self.hidden_size:
-                    raise ValueError("bridge='sum' needs matching encoder and decoder sizes")
-                out.append(LSTMState(h, c))
+                # Encoder and decoder layers share hidden_size, so the sum fits as it is.
+                out.append(LSTMState(sum(s.h for s in dirs), sum(s.c for s in dirs)))
             else:
                 h = jnp.concatenate([s.h for s in dirs], axis=-1)
                 c = jnp.concatenate([s.c for s in dirs], axis=-1)
