@@ -3,9 +3,9 @@ r"""Encoder-decoder with attention on variable-length sequence tasks.
     python -m experiments.train --config=configs/seq2seq.py --workdir=runs/seq2seq
 
 trains a bidirectional LSTM encoder and an LSTM decoder with general (Luong) attention to reverse
-sequences of length 16 (10 numbers), 2,000 steps of batch 64, in about 3 minutes on 2 CPU cores;
-greedy decoding of the test split is then exactly right for about 99% of the sequences (the
-study's row; the printed "Test, greedy decoding" line).
+sequences of length 16 (10 numbers), 2,000 steps of batch 64, in about 30 seconds on 2 CPU cores;
+greedy decoding then gets all 1,000 test sequences exactly right (the printed "Test, greedy
+decoding" line; the README's encoder-decoder study has every preset's result).
 
 Presets through the argument, comma-separated:
 
