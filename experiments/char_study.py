@@ -1,6 +1,6 @@
 r"""The character-model study: two branches, and how deep to stack.
 
-    flock /tmp/seqlstm-heavy.lock python -m experiments.char_study --workdir=runs/char_study
+    python -m experiments.char_study --workdir=runs/char_study
 
 Question 1 (`configs/chars.py`, the published 512/64 two-branch model): the full model, the long
 branch only and the short branch only, each single branch also widened to the full model's

@@ -1,7 +1,7 @@
 r"""The encoder-decoder study: reversal at lengths 4..64 without and with attention, dedup-reverse,
 addition, and length generalisation.
 
-    flock /tmp/seqlstm-heavy.lock python -m experiments.seq2seq_study --workdir=runs/seq2seq_study
+    python -m experiments.seq2seq_study --workdir=runs/seq2seq_study
 
 Each row is one run of `configs/seq2seq.py` with a preset (bidirectional LSTM(64) encoder,
 LSTM(64) decoder, general attention or none, Adam 3e-3 with cosine decay, batch 64, a fixed number
