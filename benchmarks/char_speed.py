@@ -28,8 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from common import machine, median_ms, write_section  # noqa: E402
+from common import machine, median_ms, time_fwd_and_train, write_section  # noqa: E402
 
 
 def bench_training(batch: int, long: int, short: int, steps: int) -> dict:
@@ -75,19 +74,7 @@ def bench_seqlstm(
     graphdef, params = nnx.split(layer, nnx.Param)
     x = jax.random.normal(jax.random.key(1), (batch, time_steps, 16))
 
-    def apply(p, x):
-        return nnx.merge(graphdef, p)(x)
-
-    def loss(p, x):
-        y = apply(p, x)
-        return jnp.sum(y * y)
-
-    fwd = jax.jit(apply)
-    train = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return (
-        median_ms(lambda: jax.block_until_ready(fwd(params, x)), reps),
-        median_ms(lambda: jax.block_until_ready(train(params, x)), reps),
-    )
+    return time_fwd_and_train(lambda p, x: nnx.merge(graphdef, p)(x), params, x, reps)
 
 
 def bench_torch(batch: int, time_steps: int, reps: int) -> tuple[float, float]:

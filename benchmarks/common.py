@@ -12,6 +12,7 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 
 README = Path(__file__).with_name("README.md")
 
@@ -26,6 +27,22 @@ def median_ms(fn, reps: int, warmup: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times)
+
+
+def time_fwd_and_train(apply, params, x, reps: int) -> tuple[float, float]:
+    """Median ms of jitted `apply(params, x)` and of the gradient of `sum(apply(params, x) ** 2)`
+    with respect to `params` and `x` (the benchmarks' "training step")."""
+
+    def loss(params, x):
+        y = apply(params, x)
+        return jnp.sum(y.astype(jnp.float32) ** 2)
+
+    fwd = jax.jit(apply)
+    train = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    return (
+        median_ms(lambda: jax.block_until_ready(fwd(params, x)), reps),
+        median_ms(lambda: jax.block_until_ready(train(params, x)), reps),
+    )
 
 
 def machine() -> str:

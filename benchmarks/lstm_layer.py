@@ -20,25 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from common import machine, median_ms, write_section  # noqa: E402
+from common import machine, median_ms, time_fwd_and_train, write_section  # noqa: E402
 
 LAYER_SHAPES = [(32, 100, 128), (64, 100, 256), (128, 50, 512), (16, 512, 64)]
 STACKS = [(2, False), (1, True), (2, True)]  # (layers, bidirectional) at (64, 100, 256)
 FRAMEWORKS = ("seqlstm", "flax", "torch", "keras")
-
-
-def _jax_pair(apply, params, x, reps):
-    def loss(params, x):
-        y = apply(params, x)
-        return jnp.sum(y * y)
-
-    fwd = jax.jit(apply)
-    train = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return (
-        median_ms(lambda: jax.block_until_ready(fwd(params, x)), reps),
-        median_ms(lambda: jax.block_until_ready(train(params, x)), reps),
-    )
 
 
 def bench_seqlstm(b, t, d, layers, bidirectional, reps):
@@ -52,7 +38,7 @@ def bench_seqlstm(b, t, d, layers, bidirectional, reps):
     model.eval()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     x = jax.random.normal(jax.random.key(1), (b, t, d))
-    return _jax_pair(lambda p, x: nnx.merge(graphdef, p, rest)(x), params, x, reps)
+    return time_fwd_and_train(lambda p, x: nnx.merge(graphdef, p, rest)(x), params, x, reps)
 
 
 def bench_flax(b, t, d, layers, bidirectional, reps):
@@ -73,7 +59,7 @@ def bench_flax(b, t, d, layers, bidirectional, reps):
     model = Stack()
     x = jax.random.normal(jax.random.key(1), (b, t, d))
     variables = model.init(jax.random.key(0), x)
-    return _jax_pair(model.apply, variables, x, reps)
+    return time_fwd_and_train(model.apply, variables, x, reps)
 
 
 def bench_keras(b, t, d, layers, bidirectional, reps):
@@ -87,7 +73,9 @@ def bench_keras(b, t, d, layers, bidirectional, reps):
     params = [v.value for v in model.trainable_variables]
     non_trainable = [v.value for v in model.non_trainable_variables]
     x = jax.random.normal(jax.random.key(1), (b, t, d))
-    return _jax_pair(lambda p, x: model.stateless_call(p, non_trainable, x)[0], params, x, reps)
+    return time_fwd_and_train(
+        lambda p, x: model.stateless_call(p, non_trainable, x)[0], params, x, reps
+    )
 
 
 def bench_torch(b, t, d, layers, bidirectional, reps):

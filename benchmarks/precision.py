@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import machine, median_ms, write_section  # noqa: E402
+from common import machine, time_fwd_and_train, write_section  # noqa: E402
 
 SHAPES = [(32, 100, 128), (64, 100, 256), (128, 50, 512), (16, 512, 64)]
 
@@ -28,17 +28,7 @@ def bench(b, t, d, dtype, reps):
     params = init_params(jax.random.key(0), d, d)
     x = jax.random.normal(jax.random.key(1), (b, t, d))
 
-    def apply(p, x):
-        return lstm_scan(p, x, dtype=dtype)[0]
-
-    def loss(p, x):
-        return jnp.sum(apply(p, x).astype(jnp.float32) ** 2)
-
-    fwd, train = jax.jit(apply), jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return (
-        median_ms(lambda: jax.block_until_ready(fwd(params, x)), reps),
-        median_ms(lambda: jax.block_until_ready(train(params, x)), reps),
-    )
+    return time_fwd_and_train(lambda p, x: lstm_scan(p, x, dtype=dtype)[0], params, x, reps)
 
 
 def main() -> None:

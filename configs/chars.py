@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs._presets import parse_presets
 from seqlstm.train.parallel import parallel_config
 
 PRESET_KEYS = ("branches", "long", "short", "seed", "smoke")
@@ -35,14 +36,7 @@ def parse_arg(arg: str | None, keys: tuple[str, ...] = PRESET_KEYS) -> dict[str,
     Raises:
       ValueError: for an unknown preset key.
     """
-    out = {}
-    for part in filter(None, (arg or "").split(",")):
-        key, _, value = part.partition("=")
-        key = key.strip()
-        if key not in keys:
-            raise ValueError(f"unknown preset {key!r} in {arg!r}; expected keys {keys}")
-        out[key] = value.strip()
-    return out
+    return parse_presets(arg, keys)
 
 
 def base_config() -> ml_collections.ConfigDict:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs._presets import parse_presets
 from seqlstm.train.parallel import parallel_config
 
 PRESET_KEYS = ("variant", "len", "seed", "smoke")
@@ -33,14 +34,7 @@ def parse_arg(arg: str | None) -> dict[str, str]:
     Raises:
       ValueError: for an unknown preset key.
     """
-    out = {}
-    for part in filter(None, (arg or "").split(",")):
-        key, _, value = part.partition("=")
-        key = key.strip()
-        if key not in PRESET_KEYS:
-            raise ValueError(f"unknown preset {key!r} in {arg!r}; expected keys {PRESET_KEYS}")
-        out[key] = value.strip()
-    return out
+    return parse_presets(arg, PRESET_KEYS)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

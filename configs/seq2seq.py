@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs._presets import parse_presets
 from seqlstm.data.seq2seq_tasks import SEQ2SEQ_TASKS, max_lengths, vocab_sizes
 from seqlstm.train.parallel import parallel_config
 
@@ -37,13 +38,7 @@ def parse_arg(arg: str | None) -> dict[str, str]:
     Raises:
       ValueError: for an unknown preset key or value.
     """
-    out = {}
-    for part in filter(None, (arg or "").split(",")):
-        key, _, value = part.partition("=")
-        key = key.strip()
-        if key not in PRESET_KEYS:
-            raise ValueError(f"unknown preset {key!r} in {arg!r}; expected keys {PRESET_KEYS}")
-        out[key] = value.strip()
+    out = parse_presets(arg, PRESET_KEYS)
     if out.get("task", "reverse") not in SEQ2SEQ_TASKS:
         raise ValueError(f"unknown task {out['task']!r}; expected one of {SEQ2SEQ_TASKS}")
     if out.get("attention", "general") not in ATTENTION:

@@ -52,9 +52,8 @@ def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtyp
         gates = jnp.concatenate([i, f, g, o], axis=-1)
         return (h_new, c_new), (y.astype(dtype), gates, c_new, h, c)
 
-    xs = (x_tm, valid) if valid is not None else (x_tm, None)
     (h_t, c_t), (ys, gates, cs, h_prev, c_prev) = jax.lax.scan(
-        step, (h0, c0), xs, reverse=reverse, unroll=unroll
+        step, (h0, c0), (x_tm, valid), reverse=reverse, unroll=unroll
     )
     return ys, h_t, c_t, (gates, cs, h_prev, c_prev)
 

@@ -18,6 +18,7 @@ row, from its initial state at its last valid step.
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 from typing import Literal
 
@@ -33,8 +34,11 @@ BACKWARDS = ("fused", "autodiff")
 BACKENDS = ("auto", "scan", "cudnn")
 
 
+@functools.cache
 def has_cudnn() -> bool:
-    """True when the default backend is a CUDA GPU (where `jax.experimental.rnn` runs cuDNN)."""
+    """True when the default backend is a CUDA GPU (where `jax.experimental.rnn` runs cuDNN).
+
+    Cached: the backend of a process does not change, and `lstm_scan` asks on every call."""
     if jax.default_backend() != "gpu":
         return False
     try:

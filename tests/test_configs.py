@@ -13,7 +13,12 @@ from seqlstm.models import VARIANTS
 from seqlstm.train import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
+# Every experiment config; `_name.py` files are shared helpers, not configs.
+CONFIGS = sorted(
+    p
+    for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+    if not os.path.basename(p).startswith("_")
+)
 
 
 def load(path, arg=None, *overrides):
