@@ -46,10 +46,16 @@ def gate_update(z: jax.Array, c: jax.Array) -> LSTMState:
     Returns:
       The new `LSTMState`: c' = sigmoid(f) * c + sigmoid(i) * tanh(g), h' = sigmoid(o) * tanh(c').
     """
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
+    i, f, g, o = gate_activations(z)
+    c_new = f * c + i * g
+    h_new = o * jnp.tanh(c_new)
     return LSTMState(h=h_new, c=c_new)
+
+
+def gate_activations(z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """`(sigmoid(i), sigmoid(f), tanh(g), sigmoid(o))` of fused pre-activations `[batch, 4H]`."""
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
 
 
 def lstm_cell(params: dict, state: LSTMState, x: jax.Array) -> LSTMState:

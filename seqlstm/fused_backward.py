@@ -10,8 +10,14 @@ derivatives, and collects every step's gate gradient `dz: [T, B, 4H]`; then
   d bias              = sum_t,b dz              one reduction
   d x                 = dz @ kernel^T           one [T*B, 4H] @ [4H, D] matmul
 
-which is what cuDNN and oneDNN do. Results equal the autodiff path to float rounding
-(tests/test_fused_backward.py).
+which is what cuDNN and oneDNN do. The products are written as plain 2-D matmuls over the
+flattened `T*B` rows: XLA:CPU runs the equivalent two-contracting-dimension einsum up to 1.6x
+slower (benchmarks/README.md, "Where the time goes").
+
+The forward pass keeps, per step, the four gate activations and the new cell state (5H floats
+per row); the state each step started from is the previous step's output and cell state, so it
+is rebuilt from those in the backward pass instead of being stored (7H -> 5H floats per row).
+Results equal the autodiff path to float rounding (tests/test_fused_backward.py).
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from seqlstm.cell import gate_activations
+
 
 def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtype):
-    """The recurrence over time-major `x_tm: [T, B, D]`, returning what the backward pass needs."""
-    hidden = recurrent.shape[0]
+    """The recurrence over time-major `x_tm: [T, B, D]`, returning what the backward pass needs:
+    `(ys, h_T, c_T, (gates [T, B, 4H], cs [T, B, H]))`."""
     acc = h0.dtype
     kernel, recurrent = kernel.astype(dtype), recurrent.astype(dtype)
     bias = bias.astype(acc)
@@ -35,11 +43,7 @@ def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtyp
         x_t, v_t = inputs
         z = jnp.matmul(x_t, kernel, preferred_element_type=acc)
         z = z + jnp.matmul(h.astype(dtype), recurrent, preferred_element_type=acc)
-        z = z + bias[None, :]
-        i = jax.nn.sigmoid(z[:, :hidden])
-        f = jax.nn.sigmoid(z[:, hidden : 2 * hidden])
-        g = jnp.tanh(z[:, 2 * hidden : 3 * hidden])
-        o = jax.nn.sigmoid(z[:, 3 * hidden :])
+        i, f, g, o = gate_activations(z + bias[None, :])
         c_new = f * c + i * g
         h_new = o * jnp.tanh(c_new)
         if v_t is None:
@@ -50,12 +54,34 @@ def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtyp
             c_new = jnp.where(keep, c_new, c)
             y = jnp.where(keep, h_new, jnp.zeros_like(h_new))
         gates = jnp.concatenate([i, f, g, o], axis=-1)
-        return (h_new, c_new), (y.astype(dtype), gates, c_new, h, c)
+        return (h_new, c_new), (y.astype(dtype), gates, c_new)
 
-    (h_t, c_t), (ys, gates, cs, h_prev, c_prev) = jax.lax.scan(
+    (h_t, c_t), (ys, gates, cs) = jax.lax.scan(
         step, (h0, c0), (x_tm, valid), reverse=reverse, unroll=unroll
     )
-    return ys, h_t, c_t, (gates, cs, h_prev, c_prev)
+    return ys, h_t, c_t, (gates, cs)
+
+
+def _previous(seq, first, valid, reverse):
+    """What each step of the scan started from: `seq` shifted one step along the scan direction,
+    with `first` (the initial state) where no valid step came before.
+
+    `seq` holds each step's new value (zero output / carried state at padded steps). Valid steps
+    are a prefix of each row, so for a valid step the step processed before it is valid too,
+    except for the first one processed, which starts from `first`.
+    """
+    if reverse:
+        shifted = jnp.concatenate([seq[1:], first[None]], axis=0)
+    else:
+        shifted = jnp.concatenate([first[None], seq[:-1]], axis=0)
+    if valid is None:
+        return shifted
+    none = jnp.zeros_like(valid[:1])
+    if reverse:
+        before = jnp.concatenate([valid[1:], none], axis=0)
+    else:
+        before = jnp.concatenate([none, valid[:-1]], axis=0)
+    return jnp.where(before[:, :, None], shifted, first[None].astype(seq.dtype))
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
@@ -84,15 +110,17 @@ def _fused_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dt
     ys, h_t, c_t, res = _forward(
         kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtype
     )
-    return (ys, h_t, c_t), (kernel, recurrent, bias, x_tm, valid, res)
+    return (ys, h_t, c_t), (kernel, recurrent, bias, x_tm, h0, c0, valid, ys, res)
 
 
 def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
-    kernel, recurrent, bias, x_tm, valid, (gates, cs, h_prev, c_prev) = saved
+    kernel, recurrent, bias, x_tm, h0, c0, valid, ys, (gates, cs) = saved
+    # The state each step started from, rebuilt from the outputs (see the module docstring).
+    h_prev = _previous(ys, h0.astype(ys.dtype), valid, reverse)
+    c_prev = _previous(cs, c0, valid, reverse)
     dys, dh_t, dc_t = cotangents
     acc = dh_t.dtype
     dys = dys.astype(acc)
-    hidden = recurrent.shape[0]
     recurrent_t = recurrent.astype(dtype).T
 
     def back(dz):
@@ -101,10 +129,7 @@ def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
     def step(carry, inputs):
         dh, dc = carry
         dy, gate, c, cp, v_t = inputs
-        i = gate[:, :hidden]
-        f = gate[:, hidden : 2 * hidden]
-        g = gate[:, 2 * hidden : 3 * hidden]
-        o = gate[:, 3 * hidden :]
+        i, f, g, o = jnp.split(gate, 4, axis=-1)
         dh_total = dh + dy
         tc = jnp.tanh(c)
         dc_total = dc + dh_total * o * (1 - tc * tc)
@@ -131,11 +156,18 @@ def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
     # masking inside `step` already ignores it because dz and the carries skip `dy` there.
     inputs = (dys, gates, cs, c_prev, valid)
     (dh0, dc0), dz = jax.lax.scan(step, (dh_t, dc_t), inputs, reverse=not reverse, unroll=unroll)
-    dz_c = dz.astype(dtype)
-    d_kernel = jnp.einsum("tbd,tbg->dg", x_tm.astype(dtype), dz_c, preferred_element_type=acc)
-    d_recurrent = jnp.einsum("tbh,tbg->hg", h_prev.astype(dtype), dz_c, preferred_element_type=acc)
+    rows = dz.shape[0] * dz.shape[1]
+    dz_rows = dz.astype(dtype).reshape(rows, -1)  # [T*B, 4H]
+
+    def sum_outer(a):  # sum_t a_t^T dz_t, one [., T*B] @ [T*B, 4H] matmul
+        a_rows = a.astype(dtype).reshape(rows, -1)
+        return jnp.matmul(a_rows.T, dz_rows, preferred_element_type=acc)
+
+    d_kernel = sum_outer(x_tm)
+    d_recurrent = sum_outer(h_prev)
     d_bias = jnp.sum(dz, axis=(0, 1))
-    d_x = jnp.einsum("tbg,dg->tbd", dz_c, kernel.astype(dtype), preferred_element_type=acc)
+    d_x = jnp.matmul(dz_rows, kernel.astype(dtype).T, preferred_element_type=acc)
+    d_x = d_x.reshape(x_tm.shape)
     return (
         d_kernel.astype(kernel.dtype),
         d_recurrent.astype(recurrent.dtype),
