@@ -29,9 +29,10 @@ def median_ms(fn, reps: int, warmup: int = 3) -> float:
     return 1e3 * statistics.median(times)
 
 
-def time_fwd_and_train(apply, params, x, reps: int) -> tuple[float, float]:
-    """Median ms of jitted `apply(params, x)` and of the gradient of `sum(apply(params, x) ** 2)`
-    with respect to `params` and `x` (the benchmarks' "training step")."""
+def fwd_and_train_fns(apply, params, x):
+    """Zero-argument callables running jitted `apply(params, x)` and the gradient of
+    `sum(apply(params, x) ** 2)` with respect to `params` and `x` (the benchmarks' "training
+    step"), each blocking until its result is ready."""
 
     def loss(params, x):
         y = apply(params, x)
@@ -40,9 +41,15 @@ def time_fwd_and_train(apply, params, x, reps: int) -> tuple[float, float]:
     fwd = jax.jit(apply)
     train = jax.jit(jax.grad(loss, argnums=(0, 1)))
     return (
-        median_ms(lambda: jax.block_until_ready(fwd(params, x)), reps),
-        median_ms(lambda: jax.block_until_ready(train(params, x)), reps),
+        lambda: jax.block_until_ready(fwd(params, x)),
+        lambda: jax.block_until_ready(train(params, x)),
     )
+
+
+def time_fwd_and_train(apply, params, x, reps: int) -> tuple[float, float]:
+    """Median ms of the two callables of `fwd_and_train_fns`."""
+    fwd, train = fwd_and_train_fns(apply, params, x)
+    return median_ms(fwd, reps), median_ms(train, reps)
 
 
 def machine() -> str:
