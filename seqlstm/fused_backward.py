@@ -26,6 +26,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec
 
 from seqlstm.cell import gate_activations
 
@@ -113,6 +114,24 @@ def _fused_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dt
     return (ys, h_t, c_t), (kernel, recurrent, bias, x_tm, h0, c0, valid, ys, res)
 
 
+def _sum_outer(a, dz, dtype, acc):
+    """`sum_t a_t^T dz_t` for time-major `a: [T, B, n]`, `dz: [T, B, 4H]`: one matmul over all
+    T*B rows.
+
+    Written as a 2-D `[n, T*B] @ [T*B, 4H]` matmul, which XLA:CPU runs up to 1.6x faster than
+    the same einsum over two contracting dimensions. Under explicit sharding (a batch axis
+    sharded with `AxisType.Explicit`) rows cannot be merged across the sharded axis, so the
+    einsum is used there, replicated over the mesh (the sum over the batch is an all-reduce).
+    """
+    a, dz = a.astype(dtype), dz.astype(dtype)
+    sharding = jax.typeof(dz).sharding
+    if any(axis is not None for axis in sharding.spec):
+        replicated = NamedSharding(sharding.mesh, PartitionSpec())
+        return jnp.einsum("tbn,tbg->ng", a, dz, preferred_element_type=acc, out_sharding=replicated)
+    rows = dz.shape[0] * dz.shape[1]
+    return jnp.matmul(a.reshape(rows, -1).T, dz.reshape(rows, -1), preferred_element_type=acc)
+
+
 def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
     kernel, recurrent, bias, x_tm, h0, c0, valid, ys, (gates, cs) = saved
     # The state each step started from, rebuilt from the outputs (see the module docstring).
@@ -156,18 +175,12 @@ def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
     # masking inside `step` already ignores it because dz and the carries skip `dy` there.
     inputs = (dys, gates, cs, c_prev, valid)
     (dh0, dc0), dz = jax.lax.scan(step, (dh_t, dc_t), inputs, reverse=not reverse, unroll=unroll)
-    rows = dz.shape[0] * dz.shape[1]
-    dz_rows = dz.astype(dtype).reshape(rows, -1)  # [T*B, 4H]
-
-    def sum_outer(a):  # sum_t a_t^T dz_t, one [., T*B] @ [T*B, 4H] matmul
-        a_rows = a.astype(dtype).reshape(rows, -1)
-        return jnp.matmul(a_rows.T, dz_rows, preferred_element_type=acc)
-
-    d_kernel = sum_outer(x_tm)
-    d_recurrent = sum_outer(h_prev)
+    d_kernel = _sum_outer(x_tm, dz, dtype, acc)
+    d_recurrent = _sum_outer(h_prev, dz, dtype, acc)
     d_bias = jnp.sum(dz, axis=(0, 1))
-    d_x = jnp.matmul(dz_rows, kernel.astype(dtype).T, preferred_element_type=acc)
-    d_x = d_x.reshape(x_tm.shape)
+    d_x = jnp.einsum(
+        "tbg,dg->tbd", dz.astype(dtype), kernel.astype(dtype), preferred_element_type=acc
+    )
     return (
         d_kernel.astype(kernel.dtype),
         d_recurrent.astype(recurrent.dtype),

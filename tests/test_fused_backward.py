@@ -1,5 +1,9 @@
 """seqlstm/fused_backward.py: the custom VJP equals JAX's autodiff of the scan."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,3 +74,45 @@ def test_fused_second_use_under_jit_and_vmap_free_batch():
 def test_unknown_backward_raises():
     with pytest.raises(ValueError, match=r"backward must be one of .*got 'cudnn'"):
         seqlstm.LSTM(D, H, backward="cudnn", rngs=nnx.Rngs(0))
+
+
+EXPLICIT_SHARDING = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+from seqlstm.cell import init_params
+from seqlstm.scan import lstm_scan
+
+params = init_params(jax.random.key(0), 3, 5)
+x = jax.random.normal(jax.random.key(1), (8, 7, 3))
+lengths = jnp.array([7, 3, 0, 1, 7, 5, 2, 6])
+
+def loss(params, x, lengths, backward, reverse):
+    y, s = lstm_scan(params, x, seq_lengths=lengths, backward=backward, reverse=reverse)
+    return jnp.sum(jnp.sin(y)) + jnp.sum(s.h * s.c)
+
+mesh = jax.make_mesh((4,), ("data",), axis_types=(AxisType.Explicit,))
+rows = NamedSharding(mesh, P("data"))
+for reverse in (False, True):
+    grad = jax.jit(jax.grad(loss, (0, 1)), static_argnums=(3, 4))
+    got = grad(params, jax.device_put(x, rows), jax.device_put(lengths, rows), "fused", reverse)
+    want = jax.grad(loss, (0, 1))(params, x, lengths, "autodiff", reverse)
+    assert got[0]["kernel"].sharding.spec == P(None, None), got[0]["kernel"].sharding
+    assert got[1].sharding.spec == P("data", None, None), got[1].sharding
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=1e-6)
+print("OK")
+"""
+
+
+def test_fused_gradients_under_explicit_batch_sharding():
+    """A batch sharded over 4 devices with `AxisType.Explicit` (the default of `jax.make_mesh`):
+    the weight gradients sum over the sharded rows (replicated result), the input gradient
+    keeps the batch sharding, and both equal one device's autodiff."""
+    env = dict(
+        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", EXPLICIT_SHARDING], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("OK")
