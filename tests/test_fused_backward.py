@@ -11,6 +11,7 @@ import pytest
 from flax import nnx
 
 import seqlstm
+from seqlstm import fused_backward
 from seqlstm.cell import LSTMState, init_params
 from seqlstm.scan import lstm_scan
 
@@ -55,6 +56,43 @@ def test_fused_gradients_equal_autodiff(reverse, lengths):
         _loss("autodiff", lengths, reverse)(*args),
         rtol=1e-6,
     )
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_both_ways_of_reading_the_backward_inputs(monkeypatch, isolate):
+    """The backward loop reads its residuals through a `lax.cond` on CPU and directly elsewhere
+    (`isolate_reads`); both give autodiff's gradients, masked and reversed."""
+    monkeypatch.setattr(fused_backward, "isolate_reads", lambda: isolate)
+    k = jax.random.split(jax.random.key(3), 4)
+    params = init_params(k[0], D, H)
+    x_tm = jax.random.normal(k[1], (T, B, D))
+    h0, c0 = jax.random.normal(k[2], (2, B, H))
+    valid = jnp.arange(T)[:, None] < jnp.array([7, 3, 0, 1])[None, :]
+    f32 = jnp.dtype("float32")
+
+    def loss(kernel, recurrent, bias, x_tm, h0, c0):
+        ys, h, c = fused_backward.fused_lstm(
+            kernel, recurrent, bias, x_tm, h0, c0, valid, True, 1, f32
+        )
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(h * c)
+
+    def reference(kernel, recurrent, bias, x_tm, h0, c0):
+        p = {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias}
+        y, s = lstm_scan(
+            p,
+            jnp.swapaxes(x_tm, 0, 1),
+            LSTMState(h0, c0),
+            seq_lengths=jnp.array([7, 3, 0, 1]),
+            reverse=True,
+            backward="autodiff",
+        )
+        return jnp.sum(jnp.sin(y)) + jnp.sum(s.h * s.c)
+
+    args = (params["kernel"], params["recurrent_kernel"], params["bias"], x_tm, h0, c0)
+    got = jax.grad(loss, argnums=tuple(range(6)))(*args)
+    want = jax.grad(reference, argnums=tuple(range(6)))(*args)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
 
 
 def test_fused_second_use_under_jit_and_vmap_free_batch():
