@@ -10,9 +10,9 @@ derivatives, and collects every step's gate gradient `dz: [T, B, 4H]`; then
   d bias              = sum_t,b dz              one reduction
   d x                 = dz @ kernel^T           one [T*B, 4H] @ [4H, D] matmul
 
-which is what cuDNN and oneDNN do. The products are written as plain 2-D matmuls over the
-flattened `T*B` rows: XLA:CPU runs the equivalent two-contracting-dimension einsum up to 1.6x
-slower (benchmarks/README.md, "Where the time goes").
+which is what cuDNN and oneDNN do. On one device the weight gradients are written as plain 2-D
+matmuls over the flattened `T*B` rows: XLA:CPU runs the equivalent two-contracting-dimension
+einsum up to 1.6x slower (benchmarks/README.md, "Where the time goes").
 
 The forward pass keeps, per step, the four gate activations and the new cell state (5H floats
 per row); the state each step started from is the previous step's output and cell state, so it
@@ -145,18 +145,21 @@ def _sum_outer(a, dz, dtype, acc):
     """`sum_t a_t^T dz_t` for time-major `a: [T, B, n]`, `dz: [T, B, 4H]`: one matmul over all
     T*B rows.
 
-    Written as a 2-D `[n, T*B] @ [T*B, 4H]` matmul, which XLA:CPU runs up to 1.6x faster than
-    the same einsum over two contracting dimensions. Under explicit sharding (a batch axis
-    sharded with `AxisType.Explicit`) rows cannot be merged across the sharded axis, so the
-    einsum is used there, replicated over the mesh (the sum over the batch is an all-reduce).
+    With one device it is written as a 2-D `[n, T*B] @ [T*B, 4H]` matmul, which XLA:CPU runs up
+    to 1.6x faster than the einsum over two contracting dimensions. With several devices the
+    batch may be sharded, and merging T with a sharded B would make XLA gather the whole array
+    on every device, so the einsum is used; under explicit sharding its result is replicated
+    (the sum over the batch is an all-reduce).
     """
     a, dz = a.astype(dtype), dz.astype(dtype)
+    if jax.device_count() == 1:
+        rows = dz.shape[0] * dz.shape[1]
+        return jnp.matmul(a.reshape(rows, -1).T, dz.reshape(rows, -1), preferred_element_type=acc)
     sharding = jax.typeof(dz).sharding
+    out = None
     if any(axis is not None for axis in sharding.spec):
-        replicated = NamedSharding(sharding.mesh, PartitionSpec())
-        return jnp.einsum("tbn,tbg->ng", a, dz, preferred_element_type=acc, out_sharding=replicated)
-    rows = dz.shape[0] * dz.shape[1]
-    return jnp.matmul(a.reshape(rows, -1).T, dz.reshape(rows, -1), preferred_element_type=acc)
+        out = NamedSharding(sharding.mesh, PartitionSpec())
+    return jnp.einsum("tbn,tbg->ng", a, dz, preferred_element_type=acc, out_sharding=out)
 
 
 def _fused_bwd(reverse, unroll, dtype, saved, cotangents):

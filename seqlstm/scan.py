@@ -182,7 +182,9 @@ def _lstm_scan(
     batch, time = x.shape[0], x.shape[1]
     hidden = params["recurrent_kernel"].shape[0]
     if initial_state is None:
-        zeros = jnp.zeros((batch, hidden), acc)
+        # Built from x so that it shares x's batch sharding: under explicit sharding a
+        # replicated initial state would make every step all-gather the new state.
+        zeros = jnp.broadcast_to(jnp.zeros_like(x[:, 0, :1], dtype=acc), (batch, hidden))
         initial_state = LSTMState(zeros, zeros)
     initial_state = LSTMState(initial_state.h.astype(acc), initial_state.c.astype(acc))
     if backend == "cudnn":

@@ -128,24 +128,34 @@ def loss(params, x, lengths, backward, reverse):
     y, s = lstm_scan(params, x, seq_lengths=lengths, backward=backward, reverse=reverse)
     return jnp.sum(jnp.sin(y)) + jnp.sum(s.h * s.c)
 
-mesh = jax.make_mesh((4,), ("data",), axis_types=(AxisType.Explicit,))
-rows = NamedSharding(mesh, P("data"))
-for reverse in (False, True):
-    grad = jax.jit(jax.grad(loss, (0, 1)), static_argnums=(3, 4))
-    got = grad(params, jax.device_put(x, rows), jax.device_put(lengths, rows), "fused", reverse)
-    want = jax.grad(loss, (0, 1))(params, x, lengths, "autodiff", reverse)
-    assert got[0]["kernel"].sharding.spec == P(None, None), got[0]["kernel"].sharding
-    assert got[1].sharding.spec == P("data", None, None), got[1].sharding
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=1e-6)
+for axis_type in (AxisType.Explicit, AxisType.Auto):
+    mesh = jax.make_mesh((4,), ("data",), axis_types=(axis_type,))
+    rows = NamedSharding(mesh, P("data"))
+    replicated = jax.device_put(params, NamedSharding(mesh, P()))
+    args = (jax.device_put(x, rows), jax.device_put(lengths, rows))
+    for reverse in (False, True):
+        grad = jax.jit(jax.grad(loss, (0, 1)), static_argnums=(3, 4))
+        got = grad(replicated, *args, "fused", reverse)
+        want = jax.grad(loss, (0, 1))(params, x, lengths, "autodiff", reverse)
+        if axis_type == AxisType.Explicit:
+            assert got[0]["kernel"].sharding.spec == P(None, None), got[0]["kernel"].sharding
+            assert got[1].sharding.spec == P("data", None, None), got[1].sharding
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=1e-6)
+        # Each device works on its own rows: nothing gathers the batch (only the weight
+        # gradients are summed over devices).
+        hlo = grad.lower(replicated, *args, "fused", reverse).compile().as_text()
+        assert "all-gather" not in hlo, (axis_type, reverse)
+        assert "all-reduce" in hlo, (axis_type, reverse)
 print("OK")
 """
 
 
-def test_fused_gradients_under_explicit_batch_sharding():
-    """A batch sharded over 4 devices with `AxisType.Explicit` (the default of `jax.make_mesh`):
-    the weight gradients sum over the sharded rows (replicated result), the input gradient
-    keeps the batch sharding, and both equal one device's autodiff."""
+def test_fused_gradients_with_a_sharded_batch():
+    """A batch sharded over 4 devices, with `AxisType.Explicit` (the default of `jax.make_mesh`)
+    and `AxisType.Auto` (the train stack's meshes): gradients equal one device's autodiff, the
+    weight gradients are summed over devices (explicit: replicated, input gradient keeps the
+    batch sharding), and no device gathers the batch."""
     env = dict(
         os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4"
     )
