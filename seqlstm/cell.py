@@ -36,6 +36,17 @@ def zeros_state(batch: int, hidden: int, dtype=jnp.float32) -> LSTMState:
     return LSTMState(h=z, c=z)
 
 
+def batch_zeros(like: jax.Array, width: int, dtype=jnp.float32) -> jax.Array:
+    """Zeros `[batch, width]` for the batch of `like` (`[batch, ...]`, at least 2-D), sharded
+    like `like` along the batch.
+
+    Under explicit sharding a fresh `jnp.zeros` is replicated, and a replicated initial state
+    makes every step of a recurrence gather the new state from all devices.
+    """
+    first = like[(slice(None), slice(0, 1)) + (0,) * (like.ndim - 2)]  # [batch, 1]
+    return jnp.broadcast_to(jnp.zeros_like(first, dtype=dtype), (like.shape[0], width))
+
+
 def gate_update(z: jax.Array, c: jax.Array) -> LSTMState:
     """Applies the LSTM gate nonlinearities to fused pre-activations.
 

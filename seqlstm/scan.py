@@ -25,7 +25,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from seqlstm.cell import LSTMState, gate_update
+from seqlstm.cell import LSTMState, batch_zeros, gate_update
 from seqlstm.fused_backward import fused_lstm
 
 Projection = Literal["auto", "hoisted", "per_step"]
@@ -179,12 +179,10 @@ def _lstm_scan(
     dtype,
 ):
     acc = state_dtype(dtype)
-    batch, time = x.shape[0], x.shape[1]
+    time = x.shape[1]
     hidden = params["recurrent_kernel"].shape[0]
     if initial_state is None:
-        # Built from x so that it shares x's batch sharding: under explicit sharding a
-        # replicated initial state would make every step all-gather the new state.
-        zeros = jnp.broadcast_to(jnp.zeros_like(x[:, 0, :1], dtype=acc), (batch, hidden))
+        zeros = batch_zeros(x, hidden, acc)  # sharded like x's batch
         initial_state = LSTMState(zeros, zeros)
     initial_state = LSTMState(initial_state.h.astype(acc), initial_state.c.astype(acc))
     if backend == "cudnn":

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from seqlstm.cell import LSTMState
+from seqlstm.cell import LSTMState, batch_zeros
 from seqlstm.decoder import Decoder, DecoderCarry, Memory, embed_tokens, embedding
 from seqlstm.layers import StackedLSTM
 from seqlstm.masking import _is_concrete
@@ -241,10 +241,10 @@ class EncoderDecoder(nnx.Module):
         if _is_concrete(target_in):
             check_ids(np.asarray(target_in), self.target_vocab_size, "target_in")
 
-    def _bridge(self, states, batch: int) -> tuple[LSTMState, ...]:
+    def _bridge(self, states, source: jax.Array) -> tuple[LSTMState, ...]:
         n_dec = len(self.decoder.layers)
         top = states[len(states) - n_dec :]
-        zeros = jnp.zeros((batch, self.hidden_size), jnp.float32)
+        zeros = batch_zeros(source, self.hidden_size)
         out = []
         for i in range(n_dec):
             if self.bridge == "zeros":
@@ -268,10 +268,7 @@ class EncoderDecoder(nnx.Module):
         """
         source_lengths = jnp.asarray(source_lengths).astype(jnp.int32)
         outputs, states = self.encoder(source, source_lengths)
-        batch = source.shape[0]
-        carry = DecoderCarry(
-            self._bridge(states, batch), jnp.zeros((batch, self.hidden_size), jnp.float32)
-        )
+        carry = DecoderCarry(self._bridge(states, source), batch_zeros(source, self.hidden_size))
         return self.decoder.memory(outputs, source_lengths), carry
 
     def __call__(

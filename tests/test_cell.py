@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqlstm.cell import LSTMState, gate_update, init_params, lstm_cell, zeros_state
+from seqlstm.cell import LSTMState, batch_zeros, gate_update, init_params, lstm_cell, zeros_state
 
 
 def _sig(v):
@@ -83,3 +83,10 @@ def test_lstm_state_fields_and_zeros():
 def test_init_params_dtype(dtype):
     p = init_params(jax.random.key(1), 3, 2, dtype=dtype)
     assert all(v.dtype == dtype for v in p.values())
+
+
+def test_batch_zeros_takes_the_batch_of_like():
+    for like in (jnp.ones((3, 7), jnp.int32), jnp.ones((3, 7, 2))):
+        z = batch_zeros(like, 5, jnp.bfloat16)
+        assert z.shape == (3, 5) and z.dtype == jnp.bfloat16
+        np.testing.assert_array_equal(np.asarray(z, np.float32), 0.0)
