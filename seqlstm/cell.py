@@ -43,6 +43,8 @@ def batch_zeros(like: jax.Array, width: int, dtype=jnp.float32) -> jax.Array:
     Under explicit sharding a fresh `jnp.zeros` is replicated, and a replicated initial state
     makes every step of a recurrence gather the new state from all devices.
     """
+    if 0 in like.shape[1:]:  # nothing to take the batch from (e.g. zero steps)
+        return jnp.zeros((like.shape[0], width), dtype)
     first = like[(slice(None), slice(0, 1)) + (0,) * (like.ndim - 2)]  # [batch, 1]
     return jnp.broadcast_to(jnp.zeros_like(first, dtype=dtype), (like.shape[0], width))
 

@@ -15,8 +15,9 @@ matmuls over the flattened `T*B` rows: XLA:CPU runs the equivalent two-contracti
 einsum up to 1.6x slower (benchmarks/README.md, "Where the time goes").
 
 The forward pass keeps, per step, the four gate activations and the new cell state (5H floats
-per row); the state each step started from is the previous step's output and cell state, so it
-is rebuilt from those in the backward pass instead of being stored (7H -> 5H floats per row).
+per row) besides the outputs; the state each step started from is the previous step's output and
+cell state, so it is rebuilt from those in the backward pass instead of being stored (7H -> 5H
+floats per row, plus the outputs, which a model usually keeps anyway).
 Results equal the autodiff path to float rounding (tests/test_fused_backward.py).
 """
 
@@ -67,9 +68,10 @@ def _previous(seq, first, valid, reverse):
     """What each step of the scan started from: `seq` shifted one step along the scan direction,
     with `first` (the initial state) where no valid step came before.
 
-    `seq` holds each step's new value (zero output / carried state at padded steps). Valid steps
-    are a prefix of each row, so for a valid step the step processed before it is valid too,
-    except for the first one processed, which starts from `first`.
+    For the cell states (carried through padded steps) pass `valid=None`: the shift is exact for
+    any mask. For the outputs (zero at padded steps) pass `valid`, which must be a prefix of each
+    row (right padding): then the step processed before a valid step is valid too, except for
+    the first one processed, which starts from `first`.
     """
     if reverse:
         shifted = jnp.concatenate([seq[1:], first[None]], axis=0)
@@ -94,7 +96,8 @@ def fused_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dt
       x_tm: inputs, time-major `[T, B, D]`.
       h0, c0: initial state, `[B, H]` each.
       valid: None, or boolean `[T, B]`: steps where the state advances (elsewhere it is carried
-        and the output is zero).
+        and the output is zero). Each row's valid steps must be a prefix (right padding), as
+        `lstm_scan` builds them from lengths; the backward pass relies on it.
       reverse: scan from t = T - 1 down to 0.
       unroll: steps per scan iteration.
       dtype: matmul input dtype (a hashable `numpy.dtype`); matmuls accumulate in `h0.dtype`,
@@ -136,9 +139,8 @@ def _read_step(arrays, t):
 
     if not isolate_reads():
         return take()
-    return jax.lax.cond(
-        t >= 0, take, lambda: tuple(jnp.zeros(a.shape[1:], a.dtype) for a in arrays)
-    )
+    # The untaken branch has exactly take()'s types (shape, dtype, sharding, varying axes).
+    return jax.lax.cond(t >= 0, take, lambda: tuple(jnp.zeros_like(v) for v in take()))
 
 
 def _sum_outer(a, dz, dtype, acc):
@@ -148,25 +150,45 @@ def _sum_outer(a, dz, dtype, acc):
     With one device it is written as a 2-D `[n, T*B] @ [T*B, 4H]` matmul, which XLA:CPU runs up
     to 1.6x faster than the einsum over two contracting dimensions. With several devices the
     batch may be sharded, and merging T with a sharded B would make XLA gather the whole array
-    on every device, so the einsum is used; under explicit sharding its result is replicated
-    (the sum over the batch is an all-reduce).
+    on every device; under explicit sharding (even over one device) the merge is not allowed at
+    all. There the einsum is used, its result replicated under explicit sharding (the sum over
+    the batch is an all-reduce).
     """
     a, dz = a.astype(dtype), dz.astype(dtype)
-    if jax.device_count() == 1:
-        rows = dz.shape[0] * dz.shape[1]
-        return jnp.matmul(a.reshape(rows, -1).T, dz.reshape(rows, -1), preferred_element_type=acc)
     sharding = jax.typeof(dz).sharding
-    out = None
-    if any(axis is not None for axis in sharding.spec):
-        out = NamedSharding(sharding.mesh, PartitionSpec())
+    explicit = any(axis is not None for axis in sharding.spec)
+    if jax.device_count() == 1 and not explicit:
+        rows = dz.shape[0] * dz.shape[1]
+        a_rows, dz_rows = a.reshape(rows, a.shape[-1]), dz.reshape(rows, dz.shape[-1])
+        return jnp.matmul(a_rows.T, dz_rows, preferred_element_type=acc)
+    out = NamedSharding(sharding.mesh, PartitionSpec()) if explicit else None
     return jnp.einsum("tbn,tbg->ng", a, dz, preferred_element_type=acc, out_sharding=out)
+
+
+def _summed_like(grad, primal):
+    """`grad` summed over the manual mesh axes (inside `shard_map`) along which it varies but
+    `primal` does not: the gradient of a parameter replicated over a sharded batch, as JAX's
+    own autodiff makes it. Outside `shard_map` there are no such axes and `grad` is returned."""
+
+    def vma(x):  # the manual mesh axes x varies along (empty outside shard_map)
+        aval = jax.typeof(x)
+        manual = getattr(aval, "manual_axis_type", None)  # JAX 0.9+; older: aval.vma
+        return manual.varying if manual is not None else getattr(aval, "vma", frozenset())
+
+    axes = tuple(sorted(vma(grad) - vma(primal)))
+    return jax.lax.psum(grad, axes) if axes else grad
 
 
 def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
     kernel, recurrent, bias, x_tm, h0, c0, valid, ys, (gates, cs) = saved
+    if x_tm.shape[0] == 0:  # no steps: the final state is the initial one
+        dys, dh_t, dc_t = cotangents
+        zeros = jax.tree.map(jnp.zeros_like, (kernel, recurrent, bias, x_tm))
+        dh0, dc0 = _summed_like(dh_t.astype(h0.dtype), h0), _summed_like(dc_t.astype(c0.dtype), c0)
+        return (*zeros, dh0, dc0, None)
     # The state each step started from, rebuilt from the outputs (see the module docstring).
     h_prev = _previous(ys, h0.astype(ys.dtype), valid, reverse)
-    c_prev = _previous(cs, c0, valid, reverse)
+    c_prev = _previous(cs, c0, None, reverse)
     dys, dh_t, dc_t = cotangents
     acc = dh_t.dtype
     dys = dys.astype(acc)
@@ -213,12 +235,12 @@ def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
         "tbg,dg->tbd", dz.astype(dtype), kernel.astype(dtype), preferred_element_type=acc
     )
     return (
-        d_kernel.astype(kernel.dtype),
-        d_recurrent.astype(recurrent.dtype),
-        d_bias.astype(bias.dtype),
+        _summed_like(d_kernel.astype(kernel.dtype), kernel),
+        _summed_like(d_recurrent.astype(recurrent.dtype), recurrent),
+        _summed_like(d_bias.astype(bias.dtype), bias),
         d_x.astype(x_tm.dtype),
-        dh0,
-        dc0,
+        _summed_like(dh0, h0),
+        _summed_like(dc0, c0),
         None,
     )
 

@@ -86,7 +86,7 @@ def test_init_params_dtype(dtype):
 
 
 def test_batch_zeros_takes_the_batch_of_like():
-    for like in (jnp.ones((3, 7), jnp.int32), jnp.ones((3, 7, 2))):
+    for like in (jnp.ones((3, 7), jnp.int32), jnp.ones((3, 7, 2)), jnp.ones((3, 0, 2))):
         z = batch_zeros(like, 5, jnp.bfloat16)
         assert z.shape == (3, 5) and z.dtype == jnp.bfloat16
         np.testing.assert_array_equal(np.asarray(z, np.float32), 0.0)

@@ -16,6 +16,7 @@ from seqlstm.cell import LSTMState, init_params
 from seqlstm.scan import lstm_scan
 
 B, T, D, H = 4, 7, 3, 5
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _loss(backward, lengths, reverse):
@@ -89,10 +90,57 @@ def test_both_ways_of_reading_the_backward_inputs(monkeypatch, isolate):
         return jnp.sum(jnp.sin(y)) + jnp.sum(s.h * s.c)
 
     args = (params["kernel"], params["recurrent_kernel"], params["bias"], x_tm, h0, c0)
+    jaxpr = str(jax.make_jaxpr(jax.grad(loss, argnums=tuple(range(6))))(*args))
+    assert ("cond[" in jaxpr) == isolate  # the patch reached the backward pass
     got = jax.grad(loss, argnums=tuple(range(6)))(*args)
     want = jax.grad(reference, argnums=tuple(range(6)))(*args)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fused_gradients_under_vmap(reverse):
+    """`vmap` of the gradient, over a leading axis of inputs and over stacked parameters."""
+    k = jax.random.split(jax.random.key(4), 3)
+    params = jax.vmap(lambda k: init_params(k, D, H))(jax.random.split(k[0], 3))
+    xs = jax.random.normal(k[1], (3, B, T, D))
+    lengths = jnp.array([7, 3, 0, 1])
+
+    def grads(backward):
+        def one(params, x):
+            def loss(params, x):
+                y, s = lstm_scan(params, x, seq_lengths=lengths, reverse=reverse, backward=backward)
+                return jnp.sum(jnp.sin(y)) + jnp.sum(s.h * s.c)
+
+            return jax.grad(loss, argnums=(0, 1))(params, x)
+
+        return jax.jit(jax.vmap(one))(params, xs)
+
+    for a, b in zip(jax.tree.leaves(grads("fused")), jax.tree.leaves(grads("autodiff"))):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(0, T, D), (B, 0, D)], ids=["no rows", "no steps"])
+def test_fused_gradients_of_empty_batches_and_sequences(shape):
+    """Zero rows or zero steps: the same gradients as autodiff (zero for the weights; with no
+    steps the initial state's gradient is the final state's)."""
+    params = init_params(jax.random.key(5), D, H)
+    x = jnp.ones(shape)
+    h0, c0 = jnp.full((2, shape[0], H), 0.5)
+
+    def loss(params, x, h0, c0, backward):
+        y, s = lstm_scan(params, x, LSTMState(h0, c0), backward=backward)
+        return jnp.sum(y) + jnp.sum(s.h * s.c)
+
+    got = jax.grad(loss, argnums=(0, 1, 2, 3))(params, x, h0, c0, "fused")
+    want = jax.grad(loss, argnums=(0, 1, 2, 3))(params, x, h0, c0, "autodiff")
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, atol=1e-7)
+    if shape[1] == 0:
+        np.testing.assert_allclose(got[2], c0)  # d(h*c)/dh at the untouched initial state
+    # And without an initial state (built from x's batch).
+    y, s = lstm_scan(params, x)
+    assert y.shape == (shape[0], shape[1], H) and s.h.shape == (shape[0], H)
 
 
 def test_fused_second_use_under_jit_and_vmap_free_batch():
@@ -114,12 +162,35 @@ def test_unknown_backward_raises():
         seqlstm.LSTM(D, H, backward="cudnn", rngs=nnx.Rngs(0))
 
 
-EXPLICIT_SHARDING = """
+def test_fused_gradients_on_a_one_device_explicit_mesh():
+    """Code written for N devices run on one: the batch is annotated as sharded over a
+    1-device `Explicit` axis, where rows cannot be merged across the batch."""
+    assert jax.device_count() == 1
+    mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+    params = init_params(jax.random.key(0), D, H)
+    x = jax.random.normal(jax.random.key(1), (B, T, D))
+
+    def loss(params, x, backward):
+        return jnp.sum(jnp.sin(lstm_scan(params, x, backward=backward)[0]))
+
+    want = jax.grad(loss, (0, 1))(params, x, "autodiff")
+    rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    with jax.set_mesh(mesh):
+        got = jax.jit(jax.grad(loss, (0, 1)), static_argnums=2)(
+            params, jax.device_put(x, rows), "fused"
+        )
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=1e-6)
+
+
+SHARDED_BATCH = """
+import contextlib
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
-from seqlstm.cell import init_params
+from seqlstm.cell import batch_zeros, init_params
 from seqlstm.scan import lstm_scan
 
+jax.config.update("jax_numpy_rank_promotion", "raise")
 params = init_params(jax.random.key(0), 3, 5)
 x = jax.random.normal(jax.random.key(1), (8, 7, 3))
 lengths = jnp.array([7, 3, 0, 1, 7, 5, 2, 6])
@@ -128,39 +199,69 @@ def loss(params, x, lengths, backward, reverse):
     y, s = lstm_scan(params, x, seq_lengths=lengths, backward=backward, reverse=reverse)
     return jnp.sum(jnp.sin(y)) + jnp.sum(s.h * s.c)
 
-for axis_type in (AxisType.Explicit, AxisType.Auto):
-    mesh = jax.make_mesh((4,), ("data",), axis_types=(axis_type,))
+want = {r: jax.grad(loss, (0, 1))(params, x, lengths, "autodiff", r) for r in (False, True)}
+
+def check(got, reverse, what):
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want[reverse])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=1e-6, err_msg=what)
+
+cases = [(4, AxisType.Explicit, False), (4, AxisType.Explicit, True), (1, AxisType.Explicit, True),
+         (4, AxisType.Auto, False)]
+for devices, axis_type, in_context in cases:
+    what = (devices, axis_type, in_context)
+    mesh = jax.make_mesh((devices,), ("data",), axis_types=(axis_type,))
     rows = NamedSharding(mesh, P("data"))
     replicated = jax.device_put(params, NamedSharding(mesh, P()))
     args = (jax.device_put(x, rows), jax.device_put(lengths, rows))
+    with jax.set_mesh(mesh) if in_context else contextlib.nullcontext():
+        if axis_type == AxisType.Explicit and in_context:
+            zeros = jax.jit(lambda x: batch_zeros(x, 5))(args[0])
+            assert zeros.sharding.spec == P("data", None), (what, zeros.sharding)
+        for reverse in (False, True):
+            grad = jax.jit(jax.grad(loss, (0, 1)), static_argnums=(3, 4))
+            got = grad(replicated, *args, "fused", reverse)
+            check(got, reverse, str(what))
+            if axis_type == AxisType.Explicit:
+                assert got[0]["kernel"].sharding.spec == P(None, None), what
+                assert got[1].sharding.spec == P("data", None, None), what
+            if devices > 1:
+                # Each device works on its own rows: nothing gathers the batch, only the
+                # weight gradients are summed over the devices.
+                hlo = grad.lower(replicated, *args, "fused", reverse).compile().as_text()
+                assert "all-gather" not in hlo, what
+                assert "all-reduce" in hlo, what
+
+# Inside shard_map (check_vma on): the gradient of the replicated parameters is summed over
+# the shards, as JAX's autodiff does it.
+mesh = jax.make_mesh((4,), ("data",))
+with jax.set_mesh(mesh):
+    rows = NamedSharding(mesh, P("data"))
     for reverse in (False, True):
-        grad = jax.jit(jax.grad(loss, (0, 1)), static_argnums=(3, 4))
-        got = grad(replicated, *args, "fused", reverse)
-        want = jax.grad(loss, (0, 1))(params, x, lengths, "autodiff", reverse)
-        if axis_type == AxisType.Explicit:
-            assert got[0]["kernel"].sharding.spec == P(None, None), got[0]["kernel"].sharding
-            assert got[1].sharding.spec == P("data", None, None), got[1].sharding
-        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=1e-6)
-        # Each device works on its own rows: nothing gathers the batch (only the weight
-        # gradients are summed over devices).
-        hlo = grad.lower(replicated, *args, "fused", reverse).compile().as_text()
-        assert "all-gather" not in hlo, (axis_type, reverse)
-        assert "all-reduce" in hlo, (axis_type, reverse)
+        @jax.jit
+        @jax.shard_map(in_specs=(P(), P("data"), P("data")), out_specs=(P(), P("data")))
+        def per_shard(params, x, lengths):
+            return jax.grad(loss, (0, 1))(params, x, lengths, "fused", reverse)
+
+        got = per_shard(params, jax.device_put(x, rows), jax.device_put(lengths, rows))
+        check(got, reverse, "shard_map")
 print("OK")
 """
 
 
 def test_fused_gradients_with_a_sharded_batch():
-    """A batch sharded over 4 devices, with `AxisType.Explicit` (the default of `jax.make_mesh`)
-    and `AxisType.Auto` (the train stack's meshes): gradients equal one device's autodiff, the
-    weight gradients are summed over devices (explicit: replicated, input gradient keeps the
-    batch sharding), and no device gathers the batch."""
+    """A batch sharded over devices: `AxisType.Explicit` meshes (the default of
+    `jax.make_mesh`) with and without `jax.set_mesh`, over 4 devices and over 1, an `Auto` mesh
+    (the train stack's), and `shard_map`. Gradients equal one device's autodiff; explicit
+    sharding keeps the batch sharding of the input gradient and the zero initial state and
+    replicates the weight gradients; no device gathers the batch."""
     env = dict(
-        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4"
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
     )
     proc = subprocess.run(
-        [sys.executable, "-c", EXPLICIT_SHARDING], env=env, capture_output=True, text=True
+        [sys.executable, "-c", SHARDED_BATCH], env=env, capture_output=True, text=True, cwd=ROOT
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("OK")
