@@ -46,6 +46,22 @@ def fwd_and_train_fns(apply, params, x):
     )
 
 
+def best_medians(fns: dict, reps: int, rounds: int) -> dict[str, tuple[float, float]]:
+    """(forward, train) ms for each `name: (fwd, train)` callable pair: the best of `rounds`
+    medians of `reps` calls, the entries taking turns round by round.
+
+    Interleaving and keeping the best round guards against the slow phases this 2-core machine
+    goes through: the same XLA program runs at one of two speeds for a while (e.g. 20 or 30 ms,
+    see benchmarks/README.md), and a single pass can catch one entry in the slow one.
+    """
+    best = {name: (float("inf"), float("inf")) for name in fns}
+    for _ in range(rounds):
+        for name, (fwd, train) in fns.items():
+            now = (median_ms(fwd, reps), median_ms(train, reps))
+            best[name] = (min(best[name][0], now[0]), min(best[name][1], now[1]))
+    return best
+
+
 def time_fwd_and_train(apply, params, x, reps: int) -> tuple[float, float]:
     """Median ms of the two callables of `fwd_and_train_fns`."""
     fwd, train = fwd_and_train_fns(apply, params, x)

@@ -30,34 +30,9 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax  # noqa: E402
-from common import fwd_and_train_fns, machine, median_ms, write_section  # noqa: E402
+from common import best_medians, machine, write_section  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
-from lstm_layer import LAYER_SHAPES, bench_torch  # noqa: E402
-
-
-def seqlstm_fns(b, t, d, placement):
-    """Forward and training callables of one seqlstm layer; `placement(params, x)` puts the
-    arrays on the devices."""
-    from flax import nnx
-
-    import seqlstm
-
-    model = seqlstm.LSTM(d, d, return_sequences=True, rngs=nnx.Rngs(0))
-    graphdef, params = nnx.split(model)
-    x = jax.random.normal(jax.random.key(1), (b, t, d))
-    params, x = placement(params, x)
-    return fwd_and_train_fns(lambda p, x: nnx.merge(graphdef, p)(x), params, x)
-
-
-def flax_fns(b, t, d, placement):
-    """Flax's nn.RNN(OptimizedLSTMCell), placed like `seqlstm_fns`."""
-    from flax import linen as nn
-
-    model = nn.RNN(nn.OptimizedLSTMCell(d))
-    x = jax.random.normal(jax.random.key(1), (b, t, d))
-    variables = model.init(jax.random.key(0), x)
-    variables, x = placement(variables, x)
-    return fwd_and_train_fns(model.apply, variables, x)
+from lstm_layer import LAYER_SHAPES, bench_flax, bench_seqlstm, bench_torch  # noqa: E402
 
 
 def main() -> None:
@@ -76,9 +51,6 @@ def main() -> None:
         NamedSharding(mesh, PartitionSpec()),
     )
 
-    def one(params, x):
-        return params, x
-
     def split(params, x):
         return jax.device_put(params, replicated), jax.device_put(x, rows)
 
@@ -91,17 +63,13 @@ def main() -> None:
     print(table[0], flush=True)
     for b, t, d in shapes:
         fns = {
-            names[0]: seqlstm_fns(b, t, d, one),
-            names[1]: seqlstm_fns(b, t, d, split),
-            names[2]: flax_fns(b, t, d, one),
-            names[3]: flax_fns(b, t, d, split),
+            names[0]: bench_seqlstm(b, t, d, 1, False),
+            names[1]: bench_seqlstm(b, t, d, 1, False, place=split),
+            names[2]: bench_flax(b, t, d, 1, False),
+            names[3]: bench_flax(b, t, d, 1, False, place=split),
             "torch": bench_torch(b, t, d, 1, False),
         }
-        best = {k: (float("inf"), float("inf")) for k in fns}
-        for _ in range(rounds):
-            for k, (fwd, train) in fns.items():
-                now = (median_ms(fwd, reps), median_ms(train, reps))
-                best[k] = (min(best[k][0], now[0]), min(best[k][1], now[1]))
+        best = best_medians(fns, reps, rounds)
         ours, torch = best[names[1]], best["torch"]
         cells = [f"({b}, {t}, {d})"] + [f"{best[k][0]:.1f} / {best[k][1]:.1f}" for k in fns]
         cells.append(f"{torch[0] / ours[0]:.2f} / {torch[1] / ours[1]:.2f}")

@@ -20,14 +20,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax  # noqa: E402
-from common import fwd_and_train_fns, machine, median_ms, write_section  # noqa: E402
+from common import best_medians, fwd_and_train_fns, machine, write_section  # noqa: E402
 
 LAYER_SHAPES = [(32, 100, 128), (64, 100, 256), (128, 50, 512), (16, 512, 64)]
 STACKS = [(2, False), (1, True), (2, True)]  # (layers, bidirectional) at (64, 100, 256)
 FRAMEWORKS = ("seqlstm", "flax", "torch", "keras")
 
 
-def bench_seqlstm(b, t, d, layers, bidirectional):
+def _unplaced(params, x):
+    return params, x
+
+
+def bench_seqlstm(b, t, d, layers, bidirectional, place=_unplaced):
+    """Forward and training callables; `place(params, x)` may put the arrays on devices."""
     from flax import nnx
 
     import seqlstm
@@ -37,11 +42,11 @@ def bench_seqlstm(b, t, d, layers, bidirectional):
     )
     model.eval()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    x = jax.random.normal(jax.random.key(1), (b, t, d))
+    params, x = place(params, jax.random.normal(jax.random.key(1), (b, t, d)))
     return fwd_and_train_fns(lambda p, x: nnx.merge(graphdef, p, rest)(x), params, x)
 
 
-def bench_flax(b, t, d, layers, bidirectional):
+def bench_flax(b, t, d, layers, bidirectional, place=_unplaced):
     from flax import linen as nn
 
     class Stack(nn.Module):
@@ -58,7 +63,7 @@ def bench_flax(b, t, d, layers, bidirectional):
 
     model = Stack()
     x = jax.random.normal(jax.random.key(1), (b, t, d))
-    variables = model.init(jax.random.key(0), x)
+    variables, x = place(model.init(jax.random.key(0), x), x)
     return fwd_and_train_fns(model.apply, variables, x)
 
 
@@ -102,20 +107,9 @@ LABEL = {"seqlstm": "seqlstm", "flax": "Flax nn.RNN", "torch": "PyTorch", "keras
 
 
 def measure(b, t, d, layers, bidirectional, reps, rounds) -> dict[str, tuple[float, float]]:
-    """(forward, train) ms per framework: the best of `rounds` medians, the frameworks taking
-    turns round by round.
-
-    Interleaving and taking the best round guards against the slow phases this 2-core machine
-    goes through: the same XLA program runs at one of two speeds for a while (e.g. 20 or 30 ms,
-    see benchmarks/README.md), and a single pass can catch one framework in the slow one.
-    """
+    """(forward, train) ms per framework, the best of `rounds` interleaved medians."""
     fns = {f: BENCH[f](b, t, d, layers, bidirectional) for f in FRAMEWORKS}
-    best = {f: (float("inf"), float("inf")) for f in FRAMEWORKS}
-    for _ in range(rounds):
-        for f, (fwd, train) in fns.items():
-            times = (median_ms(fwd, reps), median_ms(train, reps))
-            best[f] = (min(best[f][0], times[0]), min(best[f][1], times[1]))
-    return best
+    return best_medians(fns, reps, rounds)
 
 
 def run(cases, reps, rounds) -> str:
