@@ -7,11 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
 import pytest
+from launcher import stopped_step, wait_for_metrics
 
 from configs.reverse import get_config
 from seqlstm.train import (
@@ -162,13 +162,10 @@ def test_two_processes_stop_together_on_sigterm_resume_and_match_one_process(tmp
         launch(workdir, mesh, "--config.train.num_epochs=500", process_id=i, port=port)
         for i in (0, 1)
     ]
-    metrics = workdir / "metrics.jsonl"
-    deadline = time.time() + 120
-    while not (metrics.exists() and metrics.stat().st_size) and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_metrics(workdir)
     procs[1].send_signal(signal.SIGTERM)  # only one process is told
     outs = finish(procs)
-    steps = {int(out.split("Stopped by a signal at step ")[1].split(",")[0]) for out in outs}
+    steps = {stopped_step(out) for out in outs}
     assert len(steps) == 1, outs  # both stopped after the same step, and saved it together
     (step,) = steps
     assert step % 10 == 0 and str(step) in os.listdir(workdir / "checkpoints")

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from launcher import stopped_step, wait_for_metrics
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -47,7 +49,6 @@ def test_launcher_rejects_a_typo_in_a_config_override(tmp_path):
 
 def test_sigint_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path):
     import signal
-    import time
 
     import jax
     import numpy as np
@@ -76,15 +77,12 @@ def test_sigint_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tmp
         stderr=subprocess.PIPE,
         text=True,
     )
-    metrics = workdir / "metrics.jsonl"
-    deadline = time.time() + 120
-    while not (metrics.exists() and metrics.stat().st_size) and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_metrics(workdir)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "Stopped by a signal at step" in out, out
-    step = int(out.split("Stopped by a signal at step ")[1].split(",")[0])
+    step = stopped_step(out)
     assert 4 <= step < 80 and str(step) in os.listdir(workdir / "checkpoints")
 
     train_and_evaluate(config(), str(workdir))

@@ -8,12 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from launcher import stopped_step, wait_for_metrics
 
 from configs.reverse import get_config
 from seqlstm.train import (
@@ -242,14 +242,11 @@ def test_sigterm_checkpoints_exits_cleanly_and_resumes_exactly(reference, tmp_pa
         stderr=subprocess.PIPE,
         text=True,
     )
-    metrics = workdir / "metrics.jsonl"
-    deadline = time.time() + 120
-    while not (metrics.exists() and metrics.stat().st_size) and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_metrics(workdir)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
-    step = int(out.split("Stopped by a signal at step ")[1].split(",")[0])
+    step = stopped_step(out)
     assert str(step) in os.listdir(workdir / "checkpoints")
 
     # Resume and finish; compare with an uninterrupted run of the same length.
