@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["lstm_layer.py", "profile_step.py", "cpu_devices.py", "precision.py", "memory.py"]
+SCRIPTS = [
+    "lstm_layer.py",
+    "profile_step.py",
+    "xla_cpu_probes.py",
+    "cpu_devices.py",
+    "precision.py",
+    "memory.py",
+]
 
 if __name__ == "__main__":
     for script in SCRIPTS:

@@ -12,7 +12,7 @@ derivatives, and collects every step's gate gradient `dz: [T, B, 4H]`; then
 
 which is what cuDNN and oneDNN do. On one device the weight gradients are written as plain 2-D
 matmuls over the flattened `T*B` rows: XLA:CPU runs the equivalent two-contracting-dimension
-einsum up to 1.6x slower (benchmarks/README.md, "Where the time goes").
+einsum slower at most shapes, up to 1.6x (`benchmarks/xla_cpu_probes.py`, table 3).
 
 The forward pass keeps, per step, the four gate activations and the new cell state (5H floats
 per row) besides the outputs; the state each step started from is the previous step's output and
@@ -120,8 +120,9 @@ def _fused_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dt
 def isolate_reads() -> bool:
     """Whether the backward loop reads its per-step inputs through a `lax.cond` (see `_read_step`).
 
-    On CPU only: there it is 7-13% faster per training step at small shapes (B*H <= 4096,
-    benchmarks/README.md); on GPU a conditional per step can cost a device-to-host sync.
+    On CPU only: there the training step is up to ~20% faster at small B*H and a few percent
+    faster at large (`benchmarks/xla_cpu_probes.py`, table 4); on GPU a conditional per step can
+    cost a device-to-host sync.
     """
     return jax.default_backend() == "cpu"
 
@@ -130,7 +131,7 @@ def _read_step(arrays, t):
     """`a[t]` of each time-major array in `arrays`.
 
     XLA fuses a dynamic slice into the elementwise loop that consumes it, and XLA:CPU compiles
-    such a loop to code about 4x slower than the same math over a plain buffer. Slicing inside
+    such a loop to code 4-7x slower than the same math over a plain buffer. Slicing inside
     a `lax.cond` (whose predicate is always true) keeps the slices out of that loop.
     """
 

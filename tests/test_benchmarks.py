@@ -18,6 +18,7 @@ SCRIPTS = [
     "memory",
     "precision",
     "profile_step",
+    "xla_cpu_probes",
 ]
 
 
