@@ -133,6 +133,7 @@ def test_gradients_match_finite_differences(projection, backward, reverse):
                 seq_lengths=lengths,
                 reverse=reverse,
                 projection=projection,
+                backward=backward,
             )
             return jnp.sum(jnp.sin(y)) + jnp.sum(s.h * s.c)
 
