@@ -16,13 +16,9 @@ from flax import nnx
 
 from seqlstm.attention import KINDS, Attention
 from seqlstm.cell import LSTMState, lstm_cell
+from seqlstm.checks import check_positive
 from seqlstm.layers import LSTM
 from seqlstm.tokens import check_vocab_size
-
-
-def _check_positive(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class Memory(NamedTuple):
@@ -93,7 +89,7 @@ class Decoder(nnx.Module):
         **lstm_kwargs,
     ):
         check_vocab_size(vocab_size, "target_vocab_size")
-        _check_positive("num_layers", num_layers)
+        check_positive("num_layers", num_layers)
         if attention is not None and attention not in KINDS:
             raise ValueError(f"attention must be None or one of {KINDS}, got {attention!r}")
         self.vocab_size = vocab_size

@@ -22,15 +22,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from seqlstm.cell import LSTMState, init_params
+from seqlstm.checks import check_positive
 from seqlstm.masking import lengths_and_poison
 from seqlstm.scan import BACKENDS, BACKWARDS, PROJECTIONS, lstm_scan
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
-
-
-def _check_positive(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_input(x: jax.Array, in_features: int, argname: str = "x") -> None:
@@ -113,9 +109,9 @@ class LSTM(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
-        _check_positive("in_features", in_features)
-        _check_positive("hidden_size", hidden_size)
-        _check_positive("unroll", unroll)
+        check_positive("in_features", in_features)
+        check_positive("hidden_size", hidden_size)
+        check_positive("unroll", unroll)
         if projection not in PROJECTIONS:
             raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
         if backward not in BACKWARDS:
@@ -317,7 +313,7 @@ class StackedLSTM(nnx.Module):
                 f"hidden_sizes must be a non-empty sequence of ints, got {hidden_sizes!r}"
             )
         for i, h in enumerate(hidden_sizes):
-            _check_positive(f"hidden_sizes[{i}]", h)
+            check_positive(f"hidden_sizes[{i}]", h)
         if bidirectional and merge_mode not in MERGE_MODES[:-1]:
             raise ValueError(
                 f"merge_mode of a bidirectional StackedLSTM must be one of {MERGE_MODES[:-1]} "
@@ -396,7 +392,7 @@ class RepeatVector(nnx.Module):
     """Keras's `RepeatVector(n)`: `[batch, features] -> [batch, n, features]`."""
 
     def __init__(self, n: int):
-        _check_positive("n", n)
+        check_positive("n", n)
         self.n = n
 
     def __call__(self, x: jax.Array) -> jax.Array:

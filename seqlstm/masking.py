@@ -13,9 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+from seqlstm.checks import is_concrete
 
 
 def lengths_from_ids(tokens: jax.Array, pad_id: int = 0) -> jax.Array:
@@ -50,7 +48,7 @@ def lengths_from_mask(mask: jax.Array, argname: str = "mask") -> jax.Array:
     if mask.dtype != jnp.bool_:
         raise ValueError(f"{argname} must be boolean, got dtype {mask.dtype}")
     lengths = jnp.sum(mask, axis=1, dtype=jnp.int32)
-    if _is_concrete(mask):
+    if is_concrete(mask):
         m = np.asarray(mask)
         prefix = np.arange(m.shape[1])[None, :] < np.asarray(lengths)[:, None]
         bad = np.nonzero((m != prefix).any(axis=1))[0]
@@ -89,7 +87,7 @@ def lengths_and_poison(
                 f"mask must have shape [batch, time] = {(batch, time)}, got {mask.shape}"
             )
         lengths = lengths_from_mask(mask)
-        if _is_concrete(mask):
+        if is_concrete(mask):
             return lengths, None
         prefix = jnp.arange(time)[None, :] < lengths[:, None]
         return lengths, jnp.any(mask != prefix, axis=1)
@@ -103,7 +101,7 @@ def lengths_and_poison(
     if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
         raise ValueError(f"seq_lengths must be integers, got dtype {seq_lengths.dtype}")
     lengths = seq_lengths.astype(jnp.int32)
-    if _is_concrete(seq_lengths):
+    if is_concrete(seq_lengths):
         v = np.asarray(seq_lengths)
         if v.size and (v.min() < 0 or v.max() > time):
             raise ValueError(

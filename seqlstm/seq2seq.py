@@ -29,19 +29,14 @@ import numpy as np
 from flax import nnx
 
 from seqlstm.cell import LSTMState, batch_zeros
+from seqlstm.checks import check_positive, is_concrete
 from seqlstm.decoder import Decoder, DecoderCarry, Memory, embed_tokens, embedding
 from seqlstm.layers import StackedLSTM
-from seqlstm.masking import _is_concrete
 from seqlstm.tokens import check_ids, check_vocab_size
 
 __all__ = ["BRIDGES", "Decoder", "DecoderCarry", "Encoder", "EncoderDecoder", "Memory"]
 
 BRIDGES = ("linear", "sum", "zeros")
-
-
-def _check_positive(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class Encoder(nnx.Module):
@@ -71,7 +66,7 @@ class Encoder(nnx.Module):
         **lstm_kwargs,
     ):
         check_vocab_size(vocab_size, "source_vocab_size")
-        _check_positive("num_layers", num_layers)
+        check_positive("num_layers", num_layers)
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.bidirectional = bidirectional
@@ -154,9 +149,9 @@ class EncoderDecoder(nnx.Module):
             ("max_source_len", max_source_len),
             ("max_target_len", max_target_len),
         ):
-            _check_positive(name, value)
+            check_positive(name, value)
         decoder_layers = num_layers if decoder_layers is None else decoder_layers
-        _check_positive("decoder_layers", decoder_layers)
+        check_positive("decoder_layers", decoder_layers)
         if bridge not in BRIDGES:
             raise ValueError(f"bridge must be one of {BRIDGES}, got {bridge!r}")
         if bridge != "zeros" and decoder_layers > num_layers:
@@ -165,7 +160,7 @@ class EncoderDecoder(nnx.Module):
                 f"({decoder_layers}) must not exceed num_layers ({num_layers}); use bridge='zeros'"
             )
         if embed_dim is not None:
-            _check_positive("embed_dim", embed_dim)
+            check_positive("embed_dim", embed_dim)
         self.source_vocab_size = source_vocab_size
         self.target_vocab_size = target_vocab_size
         self.hidden_size = hidden_size
@@ -200,7 +195,7 @@ class EncoderDecoder(nnx.Module):
           ValueError: for a wrong rank or dtype, a source or target longer than the configured
             maximum, lengths outside `[0, source]`, or ids outside the vocabulary.
         """
-        source = np.asarray(source) if _is_concrete(source) else source
+        source = np.asarray(source) if is_concrete(source) else source
         if source.ndim != 2 or not jnp.issubdtype(source.dtype, jnp.integer):
             raise ValueError(
                 f"source must be int[batch, time], got {source.dtype}{list(source.shape)}"
@@ -219,9 +214,9 @@ class EncoderDecoder(nnx.Module):
             )
         if not jnp.issubdtype(jnp.result_type(source_lengths), jnp.integer):
             raise ValueError("source_lengths must be integers")
-        if _is_concrete(source):
+        if is_concrete(source):
             check_ids(source, self.source_vocab_size, "source")
-        if _is_concrete(source_lengths):
+        if is_concrete(source_lengths):
             v = np.asarray(source_lengths)
             if v.size and (v.min() < 0 or v.max() > time):
                 raise ValueError(
@@ -238,7 +233,7 @@ class EncoderDecoder(nnx.Module):
                 f"target_in has {jnp.shape(target_in)[1]} steps, more than "
                 f"max_target_len={self.max_target_len}"
             )
-        if _is_concrete(target_in):
+        if is_concrete(target_in):
             check_ids(np.asarray(target_in), self.target_vocab_size, "target_in")
 
     def _bridge(self, states, source: jax.Array) -> tuple[LSTMState, ...]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqlstm.checks import check_int
 from seqlstm.tokens import FIRST_ID, seq2seq_arrays
 
 SEQ2SEQ_TASKS = ("reverse", "dedup_reverse", "addition")
@@ -115,11 +116,6 @@ def _number(rng: np.random.Generator, num_digits: int) -> int:
     return int(rng.integers(low, 10**digits))
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
 def make_seq2seq_task(
     *,
     task: str = "reverse",
@@ -168,7 +164,7 @@ def make_seq2seq_task(
         ("num_test", num_test, 1),
         ("seed", seed, 0),
     ):
-        _check_int(name, value, minimum)
+        check_int(name, value, minimum)
     if min_length > max_length or test_min_length > test_max_length:
         raise ValueError(
             f"need min_length <= max_length and test_min_length <= test_max_length, got "

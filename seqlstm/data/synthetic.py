@@ -17,12 +17,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from seqlstm.checks import check_positive
+
 Split = dict[str, np.ndarray]
-
-
-def _check_positive(name: str, value) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def one_hot(ids: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -81,7 +78,7 @@ def make_reverse_task(
         ("num_train", num_train),
         ("num_test", num_test),
     ):
-        _check_positive(name, value)
+        check_positive(name, value)
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     train = reversed_sequences(num_train, length, vocab_size, np.random.default_rng([seed, 0]))
@@ -127,7 +124,7 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Batches per epoch; the last one is padded, so every example is seen once per epoch."""
-    _check_positive("batch_size", batch_size)
+    check_positive("batch_size", batch_size)
     return -(-n // batch_size)
 
 

@@ -33,6 +33,8 @@ import sysconfig
 
 import numpy as np
 
+from seqlstm.checks import check_int
+
 LEVELS = ("char", "byte")
 SPLITS = ("auto", "document", "region")
 TARGETS = ("next", "every")
@@ -43,12 +45,6 @@ SKIP_DIRS = frozenset({"__pycache__", "site-packages", "dist-packages", "node_mo
 # deliberately malformed and non-UTF-8 files).
 STDLIB_SKIP_DIRS = SKIP_DIRS | {"test", "tests", "idle_test"}
 UNK = "\ufffd"  # how an out-of-vocabulary id decodes
-
-
-def _check_int(name: str, value, minimum: int = 1) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"data.{name} must be {kind}, got {value!r}")
 
 
 def stdlib_dir() -> str:
@@ -233,10 +229,10 @@ def load_corpus(
         raise ValueError(f"data.level must be one of {LEVELS}, got {level!r}")
     if split not in SPLITS:
         raise ValueError(f"data.split must be one of {SPLITS}, got {split!r}")
-    _check_int("vocab_size", vocab_size, 2)
+    check_int("data.vocab_size", vocab_size, 2)
     if level == "byte" and vocab_size != 256:
         raise ValueError(f"data.level='byte' needs data.vocab_size=256, got {vocab_size}")
-    _check_int("max_chars", max_chars, 0)
+    check_int("data.max_chars", max_chars, 0)
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not isinstance(value, (int, float)) or not 0 < value < 0.5:
             raise ValueError(f"data.{name} must be in (0, 0.5), got {value!r}")
@@ -313,8 +309,8 @@ def windows(
     Raises:
       ValueError: for a non-positive context or stride, or `ids` shorter than one window.
     """
-    _check_int("context", context)
-    _check_int("stride", stride)
+    check_int("data.context", context)
+    check_int("data.stride", stride)
     if targets not in TARGETS:
         raise ValueError(f"data.targets must be one of {TARGETS}, got {targets!r}")
     if ids.shape[0] < context + 1:
@@ -373,9 +369,9 @@ def make_text_task(
     Raises:
       ValueError: for a bad corpus or argument, naming the config key to change.
     """
-    _check_int("context", context)
-    _check_int("stride", stride)
-    _check_int("eval_windows", eval_windows, 0)
+    check_int("data.context", context)
+    check_int("data.stride", stride)
+    check_int("data.eval_windows", eval_windows, 0)
     corpus = load_corpus(
         path,
         pattern=pattern,

@@ -29,15 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from seqlstm.checks import check_positive
 from seqlstm.layers import Bidirectional, StackedLSTM
 from seqlstm.summary import count_params
 
 BRANCHES = ("both", "long", "short")
-
-
-def _check_positive(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"model.{name} must be a positive int, got {value!r}")
 
 
 def _check_ids(x, width: int | None, argname: str) -> jax.Array:
@@ -111,7 +107,7 @@ class TwoBranchCharModel(nnx.Module):
             ("short_units", short_units),
             ("unroll", unroll),
         ):
-            _check_positive(name, value)
+            check_positive(f"model.{name}", value)
         if not isinstance(dense_units, int) or dense_units < 0:
             raise ValueError(f"model.dense_units must be an int >= 0, got {dense_units!r}")
         if short_context > long_context:
@@ -220,7 +216,7 @@ class StackedCharLM(nnx.Module):
             ("units", units),
             ("unroll", unroll),
         ):
-            _check_positive(name, value)
+            check_positive(f"model.{name}", value)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {dropout!r}")
         self.vocab_size = vocab_size

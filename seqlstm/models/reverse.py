@@ -29,12 +29,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from seqlstm.checks import check_positive
 from seqlstm.layers import LSTM, RepeatVector, StackedLSTM, check_input
-
-
-def _check_positive(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class ReverseModel(nnx.Module):
@@ -78,7 +74,7 @@ class ReverseModel(nnx.Module):
             ("length", length),
             ("unroll", unroll),
         ):
-            _check_positive(name, value)
+            check_positive(name, value)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.in_features = in_features

@@ -26,6 +26,7 @@ import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
 
+from seqlstm.checks import check_int
 from seqlstm.data import eval_batches, get_task, split_size, steps_per_epoch, train_batches
 from seqlstm.data.bucketing import bucketed_batches, bucketed_steps_per_epoch, check_boundaries
 from seqlstm.decoding import evaluate_decoding
@@ -38,12 +39,6 @@ from seqlstm.train.state import create_train_state, split_model
 from seqlstm.train.steps import make_eval_step, make_train_step
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"config.{name} must be {kind}, got {value!r}")
-
-
 def check_config(config: ml_collections.ConfigDict) -> None:
     """Checks the training settings of `config` (data, model and optimizer check themselves).
 
@@ -51,15 +46,15 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       ValueError: naming the key, the value given and what was expected.
     """
     t = config.train
-    _check_int("train.batch_size", t.batch_size, 1)
-    _check_int("eval.batch_size", config.eval.batch_size, 1)
+    check_int("config.train.batch_size", t.batch_size, 1)
+    check_int("config.eval.batch_size", config.eval.batch_size, 1)
     for key in ("num_epochs", "num_steps", "patience", "stop_after_steps", "log_every_steps"):
-        _check_int(f"train.{key}", t[key], 0)
-    _check_int("train.checkpoint_every_steps", t.checkpoint_every_steps, 0)
-    _check_int("train.checkpoint_every_epochs", t.checkpoint_every_epochs, 0)
-    _check_int("train.max_to_keep", t.max_to_keep, 1)
-    _check_int("eval.every_steps", config.eval.every_steps, 0)
-    _check_int("seed", config.seed, 0)
+        check_int(f"config.train.{key}", t[key], 0)
+    check_int("config.train.checkpoint_every_steps", t.checkpoint_every_steps, 0)
+    check_int("config.train.checkpoint_every_epochs", t.checkpoint_every_epochs, 0)
+    check_int("config.train.max_to_keep", t.max_to_keep, 1)
+    check_int("config.eval.every_steps", config.eval.every_steps, 0)
+    check_int("config.seed", config.seed, 0)
     if t.num_epochs == 0 and t.num_steps == 0:
         raise ValueError("config.train.num_epochs or config.train.num_steps must be positive")
     if t.get("buckets"):
