@@ -34,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.batch_size = 64
     config.train.num_steps = 1000
 
-    config.model = ml_collections.ConfigDict()  # the keyword arguments of get_model
+    # the keyword arguments of seqlstm.models.char.StackedCharLM
     config.model.name = "char_lm"
     config.model.vocab_size = config.data.get_ref("vocab_size")
     config.model.embed_dim = 16

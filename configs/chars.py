@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs._presets import parse_presets
-from seqlstm.train.parallel import parallel_config
+from configs.common import base_config as common_config
+from configs.common import parse_presets
 
 PRESET_KEYS = ("branches", "long", "short", "seed", "smoke")
 
@@ -41,51 +41,30 @@ def parse_arg(arg: str | None, keys: tuple[str, ...] = PRESET_KEYS) -> dict[str,
 
 def base_config() -> ml_collections.ConfigDict:
     """Data, optimizer and training settings shared by the character experiments."""
-    config = ml_collections.ConfigDict()
-    config.seed = 0  # parameters, batch order and dropout
+    config = common_config()
+    d = config.data  # the keyword arguments of seqlstm.data.make_text_task
+    d.name = "text"
+    d.path = ""  # "": the standard library's source; else a text file or folder
+    d.pattern = ""  # file-name glob under a folder ("": *.py for the stdlib, else all)
+    d.level = "char"  # or "byte" (with vocab_size=256)
+    d.vocab_size = 100  # 99 most frequent training characters + unknown
+    d.split = "auto"  # by document when there are >= 20 files, else by region
+    d.val_fraction = 0.05
+    d.test_fraction = 0.05
+    d.max_chars = 0  # 0: the whole corpus
+    d.context = 512
+    d.targets = "next"
+    d.stride = 1
+    d.eval_windows = 2048
 
-    config.data = ml_collections.ConfigDict()  # the keyword arguments of make_text_task
-    config.data.name = "text"
-    config.data.path = ""  # "": the standard library's source; else a text file or folder
-    config.data.pattern = ""  # file-name glob under a folder ("": *.py for the stdlib, else all)
-    config.data.level = "char"  # or "byte" (with vocab_size=256)
-    config.data.vocab_size = 100  # 99 most frequent training characters + unknown
-    config.data.split = "auto"  # by document when there are >= 20 files, else by region
-    config.data.val_fraction = 0.05
-    config.data.test_fraction = 0.05
-    config.data.max_chars = 0  # 0: the whole corpus
-    config.data.context = 512
-    config.data.targets = "next"
-    config.data.stride = 1
-    config.data.eval_windows = 2048
-
-    config.optim = ml_collections.ConfigDict()
-    config.optim.name = "adam"
     config.optim.learning_rate = 3e-3
-    config.optim.b1 = 0.9
-    config.optim.b2 = 0.999
-    config.optim.eps = 1e-7
     config.optim.grad_clip_norm = 1.0
-
-    config.train = ml_collections.ConfigDict()
-    config.train.batch_size = 128
-    config.train.num_epochs = 0
-    config.train.num_steps = 1000
-    config.train.patience = 0  # evaluations without improvement of val loss; 0: no early stop
-    config.train.min_delta = 0.0
-    config.train.log_every_steps = 50
-    config.train.checkpoint_every_epochs = 0
-    config.train.checkpoint_every_steps = 250
-    config.train.max_to_keep = 2
-    config.train.stop_after_steps = 0
-    config.train.progress_bar = True
-    config.train.on_nan = "stop"  # or "skip": a step with a NaN or Inf loss changes nothing
-
-    config.eval = ml_collections.ConfigDict()
-    config.eval.batch_size = 256
+    t = config.train
+    t.batch_size = 128
+    t.num_steps = 1000
+    t.log_every_steps = 50
+    t.checkpoint_every_steps = 250
     config.eval.every_steps = 250
-
-    config.parallel = parallel_config()  # one device; mesh_shape=(-1,) splits batches over all
     return config
 
 
@@ -106,7 +85,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The config of one run; `arg` selects presets (see the module docstring)."""
     presets = parse_arg(arg)
     config = base_config()
-    config.model = ml_collections.ConfigDict()  # the keyword arguments of get_model
+    # the keyword arguments of seqlstm.models.char.TwoBranchCharModel
     config.model.name = "two_branch"
     config.model.vocab_size = config.data.get_ref("vocab_size")
     config.model.long_context = config.data.get_ref("context")

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs._presets import parse_presets
-from seqlstm.train.parallel import parallel_config
+from configs.common import base_config, parse_presets
 
 PRESET_KEYS = ("variant", "len", "seed", "smoke")
 
@@ -40,69 +39,47 @@ def parse_arg(arg: str | None) -> dict[str, str]:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The config of one run; `arg` selects presets (see the module docstring)."""
     presets = parse_arg(arg)
-    config = ml_collections.ConfigDict()
-    config.seed = 0  # parameters, batch order and dropout
+    config = base_config()
 
-    config.data = ml_collections.ConfigDict()
-    config.data.name = "reverse"
-    config.data.length = 8
-    config.data.vocab_size = 10
-    config.data.num_train = 2000
-    config.data.num_test = 200
-    config.data.val_fraction = 0.1  # the last 200 training sequences, as Keras validation_split
-    config.data.seed = 0
+    d = config.data  # the keyword arguments of seqlstm.data.make_reverse_task
+    d.name = "reverse"
+    d.length = 8
+    d.vocab_size = 10
+    d.num_train = 2000
+    d.num_test = 200
+    d.val_fraction = 0.1  # the last 200 training sequences, as Keras validation_split
+    d.seed = 0
 
-    config.model = ml_collections.ConfigDict()  # the keyword arguments of get_model
-    config.model.name = "state_seq"
-    config.model.in_features = config.data.get_ref("vocab_size")
-    config.model.num_classes = config.data.get_ref("vocab_size")
-    config.model.length = config.data.get_ref("length")
-    config.model.hidden_size = 16
-    config.model.dropout = 0.0
-    config.model.unroll = 1
-    config.model.dtype = "float32"  # "bfloat16": mixed precision (float32 parameters and state)
+    m = config.model  # the keyword arguments of the model class (seqlstm.models.reverse)
+    m.name = "state_seq"
+    m.in_features = d.get_ref("vocab_size")
+    m.num_classes = d.get_ref("vocab_size")
+    m.length = d.get_ref("length")
+    m.hidden_size = 16
+    m.dropout = 0.0
+    m.unroll = 1
+    m.dtype = "float32"  # "bfloat16": mixed precision (float32 parameters and state)
 
-    config.optim = ml_collections.ConfigDict()  # Keras's Adam defaults
-    config.optim.name = "adam"
-    config.optim.learning_rate = 1e-3
-    config.optim.b1 = 0.9
-    config.optim.b2 = 0.999
-    config.optim.eps = 1e-7
-    config.optim.grad_clip_norm = 0.0
-
-    config.train = ml_collections.ConfigDict()
-    config.train.batch_size = 32  # Keras's fit default
-    config.train.num_epochs = 100
-    config.train.num_steps = 0  # > 0: train this many steps instead of num_epochs
-    config.train.patience = 5  # evaluations without improvement of val loss; 0: no early stop
-    config.train.min_delta = 0.0
-    config.train.log_every_steps = 0  # 0: log at every evaluation only
-    # Checkpoints also at the end and on SIGINT/SIGTERM. One costs ~80 ms, the time of 2 epochs.
-    config.train.checkpoint_every_epochs = 5
-    config.train.checkpoint_every_steps = 0  # > 0: also every this many steps
-    config.train.max_to_keep = 3
-    config.train.stop_after_steps = 0  # > 0: checkpoint and stop here (preemption drill)
-    config.train.progress_bar = True
-    config.train.on_nan = "stop"  # or "skip": a step with a NaN or Inf loss changes nothing
-
-    config.eval = ml_collections.ConfigDict()
+    t = config.train  # the tutorial's protocol: Keras's Adam, batch 32, early stopping
+    t.num_epochs = 100
+    t.patience = 5
+    # One checkpoint costs ~80 ms, the time of 2 epochs.
+    t.checkpoint_every_epochs = 5
+    t.max_to_keep = 3
     config.eval.batch_size = 200
-    config.eval.every_steps = 0  # 0: every epoch
-
-    config.parallel = parallel_config()  # one device; mesh_shape=(-1,) splits batches over all
 
     if "variant" in presets:
-        config.model.name = presets["variant"]
+        m.name = presets["variant"]
     if "len" in presets:
-        config.data.length = int(presets["len"])
+        d.length = int(presets["len"])
     if "seed" in presets:
-        config.seed = config.data.seed = int(presets["seed"])
+        config.seed = d.seed = int(presets["seed"])
     if "smoke" in presets:
-        config.data.num_train = 160
-        config.data.num_test = 40
-        config.data.val_fraction = 0.2
-        config.train.num_epochs = 3
+        d.num_train = 160
+        d.num_test = 40
+        d.val_fraction = 0.2
+        t.num_epochs = 3
         config.eval.batch_size = 32
         if "len" not in presets:
-            config.data.length = 4
+            d.length = 4
     return config

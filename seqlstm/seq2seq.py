@@ -123,6 +123,12 @@ class EncoderDecoder(nnx.Module):
       rngs: `nnx.Rngs`.
     """
 
+    batch_fields = (
+        "source",
+        "source_lengths",
+        "target_in",
+    )  # what the training loop passes (seqlstm.task)
+
     def __init__(
         self,
         *,

@@ -13,11 +13,11 @@ from seqlstm.models import VARIANTS
 from seqlstm.train import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Every experiment config; `_name.py` files are shared helpers, not configs.
+# Every experiment config; `common.py` and `_name.py` files are shared helpers, not configs.
 CONFIGS = sorted(
     p
     for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-    if not os.path.basename(p).startswith("_")
+    if not os.path.basename(p).startswith("_") and os.path.basename(p) != "common.py"
 )
 
 

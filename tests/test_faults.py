@@ -21,7 +21,7 @@ from seqlstm.train import (
     build,
     create_train_state,
     faults,
-    loop,
+    run,
     split_model,
     train_and_evaluate,
 )
@@ -113,7 +113,7 @@ def test_on_nan_is_checked_before_touching_the_workdir(tmp_path):
 
 def poison_step_6(monkeypatch):
     """Makes the batch of step 6 (epoch 1, batch 1; 4 batches an epoch) hold a NaN input."""
-    batches = loop.train_batches
+    batches = run.train_batches
 
     def poisoned(split, batch_size, *, seed, epoch, start=0):
         for i, batch in batches(split, batch_size, seed=seed, epoch=epoch, start=start):
@@ -122,7 +122,7 @@ def poison_step_6(monkeypatch):
                 batch["inputs"][0, 0, 0] = np.nan
             yield i, batch
 
-    monkeypatch.setattr(loop, "train_batches", poisoned)
+    monkeypatch.setattr(run, "train_batches", poisoned)
 
 
 def test_nan_stops_naming_the_step_and_keeps_the_last_good_checkpoint(

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from seqlstm.models import get_model
-from seqlstm.models.char import generate, param_count, units_for_budget
+from seqlstm.models import get_model, param_count, units_for_budget
+from seqlstm.models.char import generate
 from seqlstm.summary import count_params
 
 V, N, M = 11, 12, 4
@@ -139,7 +139,7 @@ def test_bad_inputs_and_sampling_arguments():
         model(ids(width=10))
     with pytest.raises(ValueError, match=r"x must be integer character ids"):
         model(jnp.zeros((2, N)))
-    with pytest.raises(ValueError, match="unknown model variant 'char_rnn'"):
+    with pytest.raises(ValueError, match="unknown model 'char_rnn'"):
         get_model("char_rnn", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="temperature must be >= 0"):
         generate(model, np.array([1]), context=N, num_chars=2, temperature=-1.0)

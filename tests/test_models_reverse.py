@@ -118,7 +118,7 @@ def test_dropout_follows_the_step_key_in_training_only():
 
 
 def test_bad_arguments_raise():
-    with pytest.raises(ValueError, match="unknown model variant 'seq2seq'"):
+    with pytest.raises(ValueError, match="unknown model 'seq2seq'"):
         get_model("seq2seq", length=T, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"unknown arguments \['hidden'\]"):
         get_model("state_seq", length=T, hidden=4, rngs=nnx.Rngs(0))

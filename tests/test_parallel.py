@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from configs.common import parallel_config
 from configs.reverse import get_config
 from configs.seq2seq import get_config as seq2seq_config
 from seqlstm.data import bucketed_batches, eval_batches, get_task, train_batches
@@ -29,7 +30,7 @@ class FakeDevice:
 
 
 def section(**overrides):
-    c = parallel.parallel_config()
+    c = parallel_config()
     for k, v in overrides.items():
         c[k] = v
     return c

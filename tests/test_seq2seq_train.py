@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs.seq2seq import get_config
-from seqlstm.train import build, make_optimizer, train_and_evaluate
+from seqlstm.train import make_optimizer, train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,10 +80,14 @@ def test_learning_rate_decays_over_the_run():
         make_optimizer({"name": "adam", "decay_steps": -1})
 
 
-def test_buckets_need_seq2seq_data():
+def test_buckets_serve_any_task_by_its_mask():
     from configs.reverse import get_config as reverse_config
+    from seqlstm.train import build_run
 
     config = reverse_config("smoke")
-    config.train.buckets = (4,)
-    with pytest.raises(ValueError, match="buckets needs variable-length"):
-        build(config)
+    plain = build_run(config)
+    config.train.buckets = (4,)  # every reversal has 4 steps: one bucket, the same batch count
+    bucketed = build_run(config)
+    assert bucketed.steps_per_epoch == plain.steps_per_epoch == 4
+    (_, batch), *_ = bucketed.epoch(0)
+    assert batch["inputs"].shape == (32, 4, 10) and batch["mask"].shape == (32, 4)

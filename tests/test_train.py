@@ -223,10 +223,19 @@ def test_early_stopping_restores_the_best_parameters(tmp_path):
         (dict(eval__batch_size=0), "eval.batch_size must be a positive int"),
         (dict(data__length=0), "length must be a positive int, got 0"),
         (dict(data__length=-4), "length must be a positive int"),
-        (dict(model__name="seq2seq"), "unknown model variant 'seq2seq'"),
+        (dict(model__name="seq2seq"), "unknown model 'seq2seq'"),
         (dict(optim__name="adagrad"), "unknown optimizer 'adagrad'"),
         (dict(optim__learning_rate=0.0), "learning_rate must be a positive number"),
         (dict(train__num_epochs=0), "num_epochs or config.train.num_steps must be positive"),
+        (
+            dict(train__batch_size=100_000_000),
+            r"batch_size=100000000 is larger than the training split \(128 examples",
+        ),
+        (
+            dict(model__name="encoder_decoder"),
+            r"reads batch fields \['source', 'source_lengths', 'target_in'\] but data task "
+            r"'reverse'.*has no \['source'",
+        ),
     ],
 )
 def test_bad_config_fails_before_touching_the_workdir(tmp_path, overrides, match):

@@ -2,8 +2,10 @@
 
 Plain padding pads every batch to the longest sequence of the data set, so on length-skewed data
 most steps of most batches compute on padding. With bucketing, each example goes to the smallest
-bucket boundary `b` that holds it (source and target of at most `b` tokens); a batch takes examples
-of one bucket only, its source is cut to `b` steps and its target to `b + 1` (EOS). One boundary is
+bucket boundary `b` that holds it (at most `b` valid target steps; for an encoder-decoder, source
+and target of at most `b` tokens); a batch takes examples of one bucket only, and is cut to `b`
+steps (an encoder-decoder's target to `b + 1`, for EOS). It reads only the fields
+`seqlstm.task.LENGTH_FIELDS` names. One boundary is
 one shape, so the train step compiles once per bucket.
 
 Like `seqlstm.data.synthetic.train_batches`, the batches of epoch `e` are a pure function of
@@ -18,11 +20,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from seqlstm.data.synthetic import Split, take
-
-# Arrays cut along time to the bucket width, by which length they follow.
-_SOURCE_KEYS = ("source",)
-_TARGET_KEYS = ("target_in", "targets", "mask")
+from seqlstm.data.batching import take
+from seqlstm.task import SOURCE_FIELDS, Split
 
 
 def check_boundaries(boundaries: Sequence[int]) -> tuple[int, ...]:
@@ -35,10 +34,17 @@ def check_boundaries(boundaries: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(x) for x in b)
 
 
+def _has_source(split: Split) -> bool:
+    return "source_lengths" in split
+
+
 def example_sizes(split: Split) -> np.ndarray:
-    """Tokens of each example: the longer of its source and its target (EOS not counted)."""
-    target_tokens = split["mask"].sum(axis=1) - 1
-    return np.maximum(split["source_lengths"], target_tokens).astype(np.int64)
+    """Tokens of each example: its valid target steps; for an encoder-decoder, the longer of its
+    source and its target (EOS not counted)."""
+    target_tokens = split["mask"].sum(axis=1)
+    if not _has_source(split):
+        return target_tokens.astype(np.int64)
+    return np.maximum(split["source_lengths"], target_tokens - 1).astype(np.int64)
 
 
 def bucket_ids(split: Split, boundaries: Sequence[int]) -> np.ndarray:
@@ -67,14 +73,14 @@ def bucketed_steps_per_epoch(split: Split, batch_size: int, boundaries: Sequence
 
 
 def cut(batch: Split, width: int) -> Split:
-    """Cuts a seq2seq batch of sequences of at most `width` tokens: the source to `width` steps,
-    the target to `width + 1` (EOS); no valid step is lost."""
-    out = dict(batch)
-    for keys, steps in ((_SOURCE_KEYS, width), (_TARGET_KEYS, width + 1)):
-        for key in keys:
-            if key in out:
-                out[key] = out[key][:, :steps]
-    return out
+    """Cuts a batch of examples of at most `width` tokens along its time axes: source fields
+    (`seqlstm.task.SOURCE_FIELDS`) to `width` steps, every other field with a time axis to
+    `width` steps, or `width + 1` (EOS) for an encoder-decoder; no valid step is lost."""
+    target_width = width + 1 if _has_source(batch) else width
+    return {
+        k: v[:, : width if k in SOURCE_FIELDS else target_width] if v.ndim > 1 else v
+        for k, v in batch.items()
+    }
 
 
 def bucketed_batches(
@@ -89,7 +95,7 @@ def bucketed_batches(
     """The bucketed batches of one training epoch, from batch index `start` on.
 
     Args:
-      split: a seq2seq split (`source`, `source_lengths`, `target_in`, `targets`, `mask`).
+      split: any task's split (`seqlstm.task`).
       batch_size: rows per batch (a bucket's last batch is padded with empty rows).
       boundaries: increasing bucket widths in tokens, e.g. `(8, 16, 32, 64)`.
       seed, epoch: fix the order.

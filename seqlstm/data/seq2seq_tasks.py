@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from seqlstm.checks import check_int
+from seqlstm.decoding import evaluate_decoding
+from seqlstm.task import EvalContext, Task
 from seqlstm.tokens import FIRST_ID, seq2seq_arrays
 
 SEQ2SEQ_TASKS = ("reverse", "dedup_reverse", "addition")
@@ -129,7 +131,7 @@ def make_seq2seq_task(
     num_val: int = 500,
     num_test: int = 1000,
     seed: int = 0,
-) -> dict[str, dict[str, np.ndarray]]:
+) -> Task:
     """Builds a seq2seq task's train, validation and test splits (see the module docstring).
 
     Args:
@@ -143,7 +145,8 @@ def make_seq2seq_task(
       seed: the data seed.
 
     Returns:
-      `{"train", "val", "test"}`, each a dict of padded arrays.
+      `{"train", "val", "test"}`, each a dict of padded arrays, evaluated with greedy decoding
+      (`decoding_accuracy`).
 
     Raises:
       ValueError: for an unknown task, or sizes and lengths out of range.
@@ -191,4 +194,11 @@ def make_seq2seq_task(
             source_vocab_size=src_vocab,
             target_vocab_size=tgt_vocab,
         )
-    return splits
+    return Task(splits, hooks=(decoding_accuracy,))
+
+
+def decoding_accuracy(ctx: EvalContext) -> dict[str, dict[str, float]]:
+    """Free-running (greedy) accuracy of an encoder-decoder: `{"decoded": {...}}` (see
+    `seqlstm.decoding.evaluate_decoding`). Teacher-forced accuracy reads the true previous token;
+    a user of the model reads its own."""
+    return {"decoded": evaluate_decoding(ctx.model, ctx.split, ctx.batch_size)}

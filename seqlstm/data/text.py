@@ -34,6 +34,7 @@ import sysconfig
 import numpy as np
 
 from seqlstm.checks import check_int
+from seqlstm.task import Task, bits_per_token
 
 LEVELS = ("char", "byte")
 SPLITS = ("auto", "document", "region")
@@ -351,7 +352,7 @@ def make_text_task(
     targets: str = "next",
     stride: int = 1,
     eval_windows: int = 2048,
-) -> dict[str, dict[str, np.ndarray]]:
+) -> Task:
     """Next-character windows over a text corpus: the `"text"` task of `seqlstm.data.get_task`.
 
     Args:
@@ -364,7 +365,8 @@ def make_text_task(
         window at `stride`).
 
     Returns:
-      `{"train", "val", "test"}` splits of strided views (module docstring).
+      `{"train", "val", "test"}` splits of strided views (module docstring), evaluated in bits
+      per character as well.
 
     Raises:
       ValueError: for a bad corpus or argument, naming the config key to change.
@@ -390,7 +392,7 @@ def make_text_task(
         if eval_windows:
             split_windows = {k: v[:eval_windows] for k, v in split_windows.items()}
         out[name] = split_windows
-    return out
+    return Task(out, hooks=(bits_per_token,))
 
 
 def task_vocabulary(data_config) -> Vocabulary:

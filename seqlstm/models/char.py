@@ -15,13 +15,12 @@ model, the long-branch-only and the short-branch-only baseline. Logits come back
 `Embed -> StackedLSTM(num_layers x units, return_sequences) -> Dense(vocab_size)` at every step,
 `x: int[batch, time] -> logits [batch, time, vocab_size]` (target: the input shifted by one).
 
-Build either by name with `get_char_model(name, rngs=..., **kwargs)`; `config.model` holds `name`
-and the keyword arguments.
+Build either by name with `seqlstm.models.get_model(name, rngs=..., **kwargs)`; `config.model`
+holds `name` and the keyword arguments.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import jax
@@ -31,7 +30,6 @@ from flax import nnx
 
 from seqlstm.checks import check_positive
 from seqlstm.layers import Bidirectional, StackedLSTM
-from seqlstm.summary import count_params
 
 BRANCHES = ("both", "long", "short")
 
@@ -83,6 +81,8 @@ class TwoBranchCharModel(nnx.Module):
       unroll: LSTM steps per scan iteration.
       rngs: `nnx.Rngs` with a `params` stream.
     """
+
+    batch_fields = ("inputs",)  # what the training loop passes (seqlstm.task)
 
     def __init__(
         self,
@@ -198,6 +198,8 @@ class StackedCharLM(nnx.Module):
       rngs: `nnx.Rngs` with `params` (and `dropout` when `dropout > 0`) streams.
     """
 
+    batch_fields = ("inputs",)  # what the training loop passes (seqlstm.task)
+
     def __init__(
         self,
         *,
@@ -243,34 +245,6 @@ class StackedCharLM(nnx.Module):
     def next_logits(self, x: jax.Array) -> jax.Array:
         """Logits `[batch, vocab_size]` of the character after each row of `x`."""
         return self(x)[:, -1, :]
-
-
-CHAR_MODELS: dict[str, type[nnx.Module]] = {
-    "two_branch": TwoBranchCharModel,
-    "char_lm": StackedCharLM,
-}
-
-
-def get_char_model(name: str, *, rngs: nnx.Rngs, **kwargs) -> nnx.Module:
-    """Builds the character model `name` (`"two_branch"` or `"char_lm"`) from keyword arguments.
-
-    Raises:
-      ValueError: for an unknown name or keyword argument, or a bad argument value.
-    """
-    if name not in CHAR_MODELS:
-        raise ValueError(f"unknown character model {name!r}; expected one of {sorted(CHAR_MODELS)}")
-    cls = CHAR_MODELS[name]
-    params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "rngs")]
-    unknown = sorted(set(kwargs) - set(params))
-    if unknown:
-        raise ValueError(f"model {name!r} got unknown arguments {unknown}; it takes {params}")
-    return cls(rngs=rngs, **kwargs)
-
-
-def param_count(name: str, **kwargs) -> int:
-    """Parameters of `get_char_model(name, **kwargs)`, counted from shapes (nothing is drawn)."""
-    model = nnx.eval_shape(lambda: get_char_model(name, rngs=nnx.Rngs(0), **kwargs))
-    return count_params(model)
 
 
 def units_for_budget(count: Callable[[int], int], budget: int, *, low: int = 1) -> int:

@@ -17,13 +17,11 @@ in the loss). Initialisation is Keras's: the LSTMs' defaults, and Glorot-uniform
 `last_repeat` and `stacked_last_repeat` give every step the same vector, so they cannot put a
 different token at each position: they are the baselines the study exists to show.
 
-Build one by name with `get_model(name, rngs=..., **kwargs)`; `config.model` holds `name` and the
-keyword arguments.
+Build one by name with `seqlstm.models.get_model(name, rngs=..., **kwargs)`; `config.model` holds
+`name` and the keyword arguments.
 """
 
 from __future__ import annotations
-
-import inspect
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +46,8 @@ class ReverseModel(nnx.Module):
         (parameters and the LSTM cell state stay float32).
       rngs: `nnx.Rngs` with a `params` stream (and `dropout` when `dropout > 0`).
     """
+
+    batch_fields = ("inputs", "mask")  # seqlstm.task: model(batch["inputs"], batch["mask"])
 
     def __init__(
         self,
@@ -125,7 +125,7 @@ class LastRepeat(ReverseModel):
         self.encoder = self.lstm(self.in_features, rngs)
         self.repeat = RepeatVector(self.length)
 
-    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """`x: [batch, length, in_features]`, `mask: bool[batch, length]` -> logits `[B, T, C]`."""
         x = self.check(x, mask)
         return self.dense(self.repeat(self.dropout(self.encoder(x, mask=mask))))
@@ -141,7 +141,7 @@ class StackedLastRepeat(ReverseModel):
         self.decoder = self.lstm(self.hidden_size, rngs)
         self.repeat = RepeatVector(self.length)
 
-    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """`x: [batch, length, in_features]`, `mask: bool[batch, length]` -> logits `[B, T, C]`."""
         x = self.check(x, mask)
         h = self.dropout(self.repeat(self.encoder(x, mask=mask)))
@@ -163,7 +163,7 @@ class StackedSeq(ReverseModel):
             rngs=rngs,
         )
 
-    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """`x: [batch, length, in_features]`, `mask: bool[batch, length]` -> logits `[B, T, C]`."""
         x = self.check(x, mask)
         return self.dense(self.stack(x, mask=mask))
@@ -179,7 +179,7 @@ class StateLastRepeat(ReverseModel):
         self.decoder = self.lstm(self.hidden_size, rngs, return_sequences=True)
         self.repeat = RepeatVector(self.length)
 
-    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """`x: [batch, length, in_features]`, `mask: bool[batch, length]` -> logits `[B, T, C]`."""
         x = self.check(x, mask)
         last, state = self.encoder(x, mask=mask)
@@ -196,7 +196,7 @@ class StateSeq(ReverseModel):
         self.encoder = self.lstm(self.in_features, rngs, return_sequences=True, return_state=True)
         self.decoder = self.lstm(self.hidden_size, rngs, return_sequences=True)
 
-    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """`x: [batch, length, in_features]`, `mask: bool[batch, length]` -> logits `[B, T, C]`."""
         x = self.check(x, mask)
         seq, state = self.encoder(x, mask=mask)
@@ -210,23 +210,3 @@ VARIANTS: dict[str, type[ReverseModel]] = {
     "state_last_repeat": StateLastRepeat,
     "state_seq": StateSeq,
 }
-
-_KWARGS = tuple(
-    p for p in inspect.signature(ReverseModel.__init__).parameters if p not in ("self", "rngs")
-)
-
-
-def get_model(name: str, *, rngs: nnx.Rngs, **kwargs) -> ReverseModel:
-    """Builds the variant `name` with constructor keyword arguments `kwargs`.
-
-    Raises:
-      ValueError: for an unknown variant name or keyword argument, or a bad argument value.
-    """
-    if name not in VARIANTS:
-        raise ValueError(f"unknown model variant {name!r}; expected one of {sorted(VARIANTS)}")
-    unknown = sorted(set(kwargs) - set(_KWARGS))
-    if unknown:
-        raise ValueError(
-            f"model {name!r} got unknown arguments {unknown}; it takes {list(_KWARGS)}"
-        )
-    return VARIANTS[name](rngs=rngs, **kwargs)

@@ -2,11 +2,13 @@
 
 from seqlstm.train.checkpoint import Checkpointer, config_diff, prepare_workdir
 from seqlstm.train.distributed import Cluster
+from seqlstm.train.evaluate import evaluate
 from seqlstm.train.faults import NonFiniteLossError, guard_nonfinite
-from seqlstm.train.loop import build, check_config, evaluate, train_and_evaluate
+from seqlstm.train.loop import train_and_evaluate
 from seqlstm.train.metrics import MetricSums, MetricWriter, summarize
 from seqlstm.train.optim import OPTIMIZERS, make_optimizer
-from seqlstm.train.parallel import DataParallel, SingleDevice, parallel_config
+from seqlstm.train.parallel import DataParallel, SingleDevice
+from seqlstm.train.run import Run, build, build_run, check_config
 from seqlstm.train.state import ModelDef, TrainState, create_train_state, split_model
 from seqlstm.train.steps import make_eval_step, make_train_step, masked_cross_entropy, masked_sums
 
@@ -19,9 +21,11 @@ __all__ = [
     "MetricWriter",
     "ModelDef",
     "NonFiniteLossError",
+    "Run",
     "SingleDevice",
     "TrainState",
     "build",
+    "build_run",
     "check_config",
     "config_diff",
     "create_train_state",
@@ -32,7 +36,6 @@ __all__ = [
     "make_train_step",
     "masked_cross_entropy",
     "masked_sums",
-    "parallel_config",
     "prepare_workdir",
     "split_model",
     "summarize",

@@ -17,88 +17,62 @@ import json
 import math
 import os
 import time
-from functools import partial
 from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
-from flax import nnx
 from tqdm.auto import tqdm
 
-from seqlstm.checks import check_int
-from seqlstm.data import eval_batches, get_task, split_size, steps_per_epoch, train_batches
-from seqlstm.data.bucketing import bucketed_batches, bucketed_steps_per_epoch, check_boundaries
-from seqlstm.decoding import evaluate_decoding
-from seqlstm.models import get_model
-from seqlstm.train import faults, parallel
+from seqlstm.task import scalars
+from seqlstm.train import faults
 from seqlstm.train.checkpoint import Checkpointer, prepare_workdir
+from seqlstm.train.evaluate import evaluate  # noqa: F401 -- Run.evaluate calls it through here
 from seqlstm.train.metrics import MetricSums, MetricWriter, NullWriter, summarize
-from seqlstm.train.optim import make_optimizer
-from seqlstm.train.state import create_train_state, split_model
-from seqlstm.train.steps import make_eval_step, make_train_step
+from seqlstm.train.run import Run, build_run
+from seqlstm.train.state import create_train_state
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
-    """Checks the training settings of `config` (data, model and optimizer check themselves).
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains `config`'s model in `workdir`, or resumes the run that workdir holds.
 
-    Raises:
-      ValueError: naming the key, the value given and what was expected.
-    """
-    t = config.train
-    check_int("config.train.batch_size", t.batch_size, 1)
-    check_int("config.eval.batch_size", config.eval.batch_size, 1)
-    for key in ("num_epochs", "num_steps", "patience", "stop_after_steps", "log_every_steps"):
-        check_int(f"config.train.{key}", t[key], 0)
-    check_int("config.train.checkpoint_every_steps", t.checkpoint_every_steps, 0)
-    check_int("config.train.checkpoint_every_epochs", t.checkpoint_every_epochs, 0)
-    check_int("config.train.max_to_keep", t.max_to_keep, 1)
-    check_int("config.eval.every_steps", config.eval.every_steps, 0)
-    check_int("config.seed", config.seed, 0)
-    if t.num_epochs == 0 and t.num_steps == 0:
-        raise ValueError("config.train.num_epochs or config.train.num_steps must be positive")
-    if t.get("buckets"):
-        check_boundaries(t.buckets)
-    faults.check_on_nan(t.get("on_nan", "stop"))
+    Writes `config.json`, `metrics.jsonl`, TensorBoard events, `checkpoints/`, and at the end
+    `results.json` (the validation and test metrics, with what the task's hooks add).
 
-
-def build(config: ml_collections.ConfigDict):
-    """Data, model and optimizer of `config`, all validated.
+    Args:
+      config: see `configs/reverse.py`; `config.model.name` and `config.data.name` are
+        registered names or import paths (`seqlstm.task`).
+      workdir: the run's directory; a workdir holding a finished run only re-evaluates it.
 
     Returns:
-      `(data, model, tx)`: the splits of `config.data`, the `nnx.Module` of `config.model` (its
-      parameters drawn from `config.seed`), and the optax optimizer of `config.optim`.
+      The contents of `results.json`, or `{"interrupted": True, "step": s}` when
+      `config.train.stop_after_steps` or a signal stopped the run early (checkpointed).
 
     Raises:
-      ValueError: for a bad value anywhere in the config.
+      ValueError: for a bad config, a mesh that does not fit the devices or batch, or a workdir
+        holding a run with a different config; nothing in the workdir is touched then.
+      seqlstm.train.faults.NonFiniteLossError: a step's loss was NaN or Inf and
+        `config.train.on_nan` is "stop"; the checkpoints before it are kept.
     """
-    check_config(config)
-    data = get_task(**config.data.to_dict())
-    rngs = nnx.Rngs(params=config.seed, dropout=config.seed + 1)
-    model = get_model(**config.model.to_dict(), rngs=rngs)
-    tx = make_optimizer(config.optim.to_dict())
-    if config.train.get("buckets") and "source_lengths" not in data["train"]:
-        raise ValueError(
-            "config.train.buckets needs variable-length seq2seq data (a split with "
-            f"source_lengths); task {config.data.name!r} has none"
-        )
-    return data, model, tx
-
-
-def evaluate(
-    eval_step, params, split: dict, batch_size: int, batches=eval_batches
-) -> dict[str, Any]:
-    """Loss, token and sequence accuracy, and per-position accuracy of `params` on `split`,
-    read in `batches(split, batch_size)`."""
-    sums = MetricSums()
-    outs = [eval_step(params, b) for b in batches(split, batch_size)]
-    host = jax.device_get(outs)
-    position = np.sum([o["position_correct"] for o in host], axis=0, dtype=np.float64)
-    position_tokens = np.sum([o["position_tokens"] for o in host], axis=0, dtype=np.float64)
-    sums.add_all({k: v for k, v in o.items() if not k.startswith("position_")} for o in host)
-    out: dict[str, Any] = summarize(sums.sums)
-    out["position_accuracy"] = (position / np.maximum(position_tokens, 1.0)).tolist()
-    return out
+    run = build_run(config)  # build: everything checked before the workdir is touched
+    lead = jax.process_index() == 0  # only process 0 writes config, metrics and results
+    prepare_workdir(config, workdir, write=lead)
+    if run.place.mesh is not None:
+        print(f"Training on a {run.place.describe()}")
+    ckpt = Checkpointer(workdir, max_to_keep=config.train.max_to_keep)
+    trainer = _Trainer(run, workdir, ckpt, lead)
+    try:
+        trainer.restore()
+        if not trainer.train_epochs():
+            return {"interrupted": True, "step": trainer.step}
+    finally:
+        trainer.close()
+    results = final_results(run, trainer.state.params, trainer.meta, trainer.step)
+    if lead:
+        with open(os.path.join(workdir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+            f.write("\n")
+    print_results(results)
+    return results
 
 
 def _fresh_meta() -> dict[str, Any]:
@@ -114,230 +88,206 @@ def _fresh_meta() -> dict[str, Any]:
     }
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains `config`'s model in `workdir`, or resumes the run that workdir holds.
+class _Trainer:
+    """The state of one training run between `restore` and `close`: the train state, the best
+    parameters, the position and counters (`meta`), the writers and the steps."""
 
-    Writes `config.json`, `metrics.jsonl`, TensorBoard events, `checkpoints/`, and at the end
-    `results.json` (test loss, token and sequence accuracy, per-position accuracy).
+    def __init__(self, run: Run, workdir: str, ckpt: Checkpointer, lead: bool) -> None:
+        self.run, self.workdir, self.ckpt, self.lead = run, workdir, ckpt, lead
+        self.config = run.config
+        self.state = run.place.put(create_train_state(run.params, run.tx, self.config.seed))
+        self.best_params = self.state.params
+        self.meta = _fresh_meta()
+        self.writer: Any = NullWriter()
+        self.pbar: Any = None
+        self.pending: list = []
 
-    Args:
-      config: see `configs/reverse.py`.
-      workdir: the run's directory; a workdir holding a finished run only re-evaluates it.
+    @property
+    def step(self) -> int:
+        return int(self.state.step)
 
-    Returns:
-      The contents of `results.json`, or `{"interrupted": True, "step": s}` when
-      `config.train.stop_after_steps` stopped the run early (checkpointed, to be resumed).
-
-    Raises:
-      ValueError: for a bad config, a mesh that does not fit the devices or batch, or a workdir
-        holding a run with a different config; nothing in the workdir is touched then.
-      seqlstm.train.faults.NonFiniteLossError: a step's loss was NaN or Inf and
-        `config.train.on_nan` is "stop"; the checkpoints before it are kept.
-    """
-    data, model, tx = build(config)
-    t, ev = config.train, config.eval
-    par = parallel.from_config(config.get("parallel"))
-    par.check_batch_size(t.batch_size)
-    lead = jax.process_index() == 0  # only process 0 writes config, metrics and results
-    prepare_workdir(config, workdir, write=lead)
-    if par.mesh is not None:
-        print(f"Training on a {par.describe()}")
-    model_def, params = split_model(model)
-    state = par.put(create_train_state(params, tx, config.seed))
-    best_params = state.params
-    meta = _fresh_meta()
-    ckpt = Checkpointer(workdir, max_to_keep=t.max_to_keep)
-    restored = ckpt.latest_step()
-    if restored is not None:
-        restored, state, best_params, meta = faults.restore_latest_readable(
-            ckpt, state, best_params
-        )
-        if meta["done"]:
-            print(
-                f"{workdir} holds a finished run (step {restored}): evaluating its final parameters"
+    def restore(self) -> None:
+        """Resumes from the newest readable checkpoint, if there is one; opens the writers."""
+        restored = self.ckpt.latest_step()
+        if restored is not None:
+            restored, self.state, self.best_params, self.meta = faults.restore_latest_readable(
+                self.ckpt, self.state, self.best_params
             )
-        else:
-            where = f"epoch {meta['epoch']}, batch {meta['batch']}"
-            print(f"Resuming {workdir} at step {restored} ({where})")
-    writer = MetricWriter(workdir, resume_step=restored) if lead else NullWriter()
+            if self.meta["done"]:
+                print(f"{self.workdir} holds a finished run (step {restored}): evaluating it")
+            else:
+                where = f"epoch {self.meta['epoch']}, batch {self.meta['batch']}"
+                print(f"Resuming {self.workdir} at step {restored} ({where})")
+        if self.lead:
+            self.writer = MetricWriter(self.workdir, resume_step=restored)
 
-    train_step = par.jit_train_step(faults.guard_nonfinite(make_train_step(model_def, tx)), state)
-    eval_step = par.jit_eval_step(make_eval_step(model_def))
-    eval_size = par.eval_batch_size(ev.batch_size)
-    on_nan = t.get("on_nan", "stop")
-    train, val = data["train"], data["val"]
-    has_val = split_size(val) > 0
-    buckets = tuple(t.get("buckets", ()))
-    if buckets:
-        spe = bucketed_steps_per_epoch(train, t.batch_size, buckets)
-        epoch_batches = partial(bucketed_batches, boundaries=buckets)
-    else:
-        spe = steps_per_epoch(split_size(train), t.batch_size)
-        epoch_batches = train_batches
-    total = t.num_steps if t.num_steps else t.num_epochs * spe
-    step = int(state.step)
-    sums = MetricSums(meta["train_sums"])
-    pending: list = []
+    def train_epochs(self) -> bool:
+        """Trains until done (True), or until a signal or `train.stop_after_steps` (False)."""
+        run, t, meta = self.run, self.config.train, self.meta
+        spe = run.steps_per_epoch
+        total = t.num_steps if t.num_steps else t.num_epochs * spe
+        train_step, eval_step = run.train_step(self.state), run.eval_step()
+        self.sums = MetricSums(meta["train_sums"])
+        self.pbar = tqdm(
+            total=total, initial=min(self.step, total), disable=not (t.progress_bar and self.lead),
+            unit="step", desc=str(self.config.model.name), dynamic_ncols=True,
+        )  # fmt: skip
+        self.clock, self.clock_step = time.perf_counter(), self.step
+        stop = faults.StopRequest()
+        try:
+            while not meta["done"]:
+                epoch = meta["epoch"]
+                for i, batch in run.epoch(epoch, start=meta["batch"]):
+                    self.state, m = train_step(self.state, batch)
+                    step = self.step
+                    self.pending.append(m)
+                    self.pbar.update(1)
+                    meta["epoch"], meta["batch"] = divmod(step, spe)
+                    epoch_end = i + 1 == spe
+                    if t.num_steps:
+                        at_end = step >= t.num_steps
+                    else:
+                        at_end = epoch_end and epoch + 1 >= t.num_epochs
+                    self._log_and_evaluate(eval_step, epoch_end, at_end)
+                    if self._checkpoint_due(epoch, epoch_end):
+                        self.save()
+                    if meta["done"]:
+                        break
+                    signalled = stop.agreed(step)
+                    if signalled or (t.stop_after_steps and step >= t.stop_after_steps):
+                        self.save()
+                        why = "a signal" if signalled else "train.stop_after_steps"
+                        print(
+                            f"Stopped by {why} at step {step}, checkpointed: run again to resume."
+                        )
+                        return False
+        finally:
+            stop.restore()
+        return True
 
-    def flush() -> None:
-        host = jax.device_get(pending)
-        bad = faults.nonfinite_steps(host, step)
-        if bad and on_nan == "stop":
-            raise faults.NonFiniteLossError(bad[0], ckpt.latest_step(), workdir)
+    def _log_and_evaluate(self, eval_step, epoch_end: bool, at_end: bool) -> None:
+        run, t, ev, meta, step = self.run, self.config.train, self.config.eval, self.meta, self.step
+        has_val = run.has("val")
+        every = ev.every_steps and step % ev.every_steps == 0
+        do_eval = has_val and (at_end or (every if ev.every_steps else epoch_end))
+        row: dict[str, Any] = {}
+        if do_eval or at_end or (t.log_every_steps and step % t.log_every_steps == 0):
+            self.flush()
+            now = time.perf_counter()
+            row = {"step": step, "epoch": round(step / run.steps_per_epoch, 4)}
+            row.update(summarize(self.sums.sums, "train_"))
+            if self.sums.sums.get("nonfinite"):
+                row["train_nonfinite_steps"] = self.sums.sums["nonfinite"]
+            row["steps_per_sec"] = (step - self.clock_step) / max(now - self.clock, 1e-9)
+            self.clock, self.clock_step, self.sums = now, step, MetricSums()
+        if do_eval:
+            val = evaluate_split(run, eval_step, self.state.params, "val")
+            row.update({f"eval_{k}": v for k, v in val.items()})
+            loss = val["loss"]
+            if meta["best_loss"] is None or loss < meta["best_loss"] - t.min_delta:
+                meta.update(best_loss=loss, best_step=step, bad_evals=0)
+                self.best_params = self.state.params
+            else:
+                meta["bad_evals"] += 1
+            if t.patience and meta["bad_evals"] >= t.patience:
+                meta["stopped_early"] = True
+            row["eval_best_loss"] = meta["best_loss"]
+        if at_end or meta["stopped_early"]:
+            meta["done"] = True
+            if t.patience and has_val:
+                self.state = self.state._replace(params=self.best_params)
+        if row:
+            self.writer.write(row)
+            shown = {
+                "train_loss": "loss",
+                "eval_loss": "val_loss",
+                "eval_token_accuracy": "val_acc",
+            }
+            post = {v: row[k] for k, v in shown.items() if k in row}
+            if do_eval:
+                base = ("loss", "token_accuracy", "sequence_accuracy", "best_loss")
+                post.update({k: v for k, v in scalars(val).items() if k not in base})
+            self.pbar.set_postfix({k: f"{v:.3f}" for k, v in post.items()}, refresh=False)
+
+    def _checkpoint_due(self, epoch: int, epoch_end: bool) -> bool:
+        t, step = self.config.train, self.step
+        every_steps, every_epochs = t.checkpoint_every_steps, t.checkpoint_every_epochs
+        return bool(
+            self.meta["done"]
+            or (every_steps and step % every_steps == 0)
+            or (every_epochs and epoch_end and (epoch + 1) % every_epochs == 0)
+        )
+
+    def flush(self) -> None:
+        """Adds the pending steps' metrics to the running sums; stops on a non-finite loss."""
+        host = jax.device_get(self.pending)
+        bad = faults.nonfinite_steps(host, self.step)
+        if bad and self.config.train.get("on_nan", "stop") == "stop":
+            raise faults.NonFiniteLossError(bad[0], self.ckpt.latest_step(), self.workdir)
         if bad:
             print(f"Skipped step(s) {bad}: non-finite loss or gradient (train.on_nan=skip)")
-        sums.add_all(host)
-        pending.clear()
+        self.sums.add_all(host)
+        self.pending.clear()
 
-    def save() -> None:
-        flush()
-        meta["train_sums"] = sums.sums
-        ckpt.save(step, state, best_params, meta)
+    def save(self) -> None:
+        self.flush()
+        self.meta["train_sums"] = self.sums.sums
+        self.ckpt.save(self.step, self.state, self.best_params, self.meta)
 
-    pbar = tqdm(
-        total=total,
-        initial=min(step, total),
-        disable=not (t.progress_bar and lead),
-        unit="step",
-        desc=f"{config.model.name} T={config.model.get('length', '?')}",
-        dynamic_ncols=True,
-    )
-    clock, clock_step = time.perf_counter(), step
-    stop = faults.StopRequest()
-    try:
-        while not meta["done"]:
-            epoch = meta["epoch"]
-            for i, batch in par.train_batches(
-                epoch_batches, train, t.batch_size, seed=config.seed, epoch=epoch,
-                start=meta["batch"],
-            ):  # fmt: skip
-                state, m = train_step(state, batch)
-                step += 1
-                pending.append(m)
-                pbar.update(1)
-                meta["epoch"], meta["batch"] = divmod(step, spe)
-                epoch_end = i + 1 == spe
-                if t.num_steps:
-                    at_end = step >= t.num_steps
-                else:
-                    at_end = epoch_end and epoch + 1 >= t.num_epochs
-                if ev.every_steps:
-                    do_eval = has_val and (at_end or step % ev.every_steps == 0)
-                else:
-                    do_eval = has_val and (at_end or epoch_end)
-                row: dict[str, Any] = {}
-                if do_eval or at_end or (t.log_every_steps and step % t.log_every_steps == 0):
-                    flush()
-                    now = time.perf_counter()
-                    row = {"step": step, "epoch": round(step / spe, 4)}
-                    row.update(summarize(sums.sums, "train_"))
-                    if sums.sums.get("nonfinite"):
-                        row["train_nonfinite_steps"] = sums.sums["nonfinite"]
-                    row["steps_per_sec"] = (step - clock_step) / max(now - clock, 1e-9)
-                    clock, clock_step, sums = now, step, MetricSums()
-                if do_eval:
-                    val_metrics = evaluate(
-                        eval_step, state.params, val, eval_size, par.eval_batches
-                    )
-                    del val_metrics["position_accuracy"]
-                    row.update({f"eval_{k}": v for k, v in val_metrics.items()})
-                    loss = val_metrics["loss"]
-                    if meta["best_loss"] is None or loss < meta["best_loss"] - t.min_delta:
-                        meta.update(best_loss=loss, best_step=step, bad_evals=0)
-                        best_params = state.params
-                    else:
-                        meta["bad_evals"] += 1
-                    if t.patience and meta["bad_evals"] >= t.patience:
-                        meta["stopped_early"] = True
-                    row["eval_best_loss"] = meta["best_loss"]
-                if at_end or meta["stopped_early"]:
-                    meta["done"] = True
-                    if t.patience and has_val:
-                        state = state._replace(params=best_params)
-                if row:
-                    writer.write(row)
-                    shown = {
-                        "train_loss": "loss",
-                        "eval_loss": "val_loss",
-                        "eval_token_accuracy": "val_acc",
-                    }
-                    pbar.set_postfix(
-                        {v: f"{row[k]:.3f}" for k, v in shown.items() if k in row}, refresh=False
-                    )
-                every_steps, every_epochs = t.checkpoint_every_steps, t.checkpoint_every_epochs
-                if (
-                    meta["done"]
-                    or (every_steps and step % every_steps == 0)
-                    or (every_epochs and epoch_end and (epoch + 1) % every_epochs == 0)
-                ):
-                    save()
-                if meta["done"]:
-                    break
-                signalled = stop.agreed(step)
-                if signalled or (t.stop_after_steps and step >= t.stop_after_steps):
-                    save()
-                    why = "a signal" if signalled else "train.stop_after_steps"
-                    print(f"Stopped by {why} at step {step}, checkpointed: run again to resume.")
-                    return {"interrupted": True, "step": step}
-    finally:
-        stop.restore()
-        pbar.close()
-        writer.close()
-        ckpt.close()
-
-    results = _final_results(
-        config, model_def, eval_step, state.params, data, meta, step, spe, has_val, par
-    )
-    if lead:
-        with open(os.path.join(workdir, "results.json"), "w") as f:
-            json.dump(results, f, indent=2)
-            f.write("\n")
-    _print_results(results)
-    return results
+    def close(self) -> None:
+        if self.pbar is not None:
+            self.pbar.close()
+        self.writer.close()
+        self.ckpt.close()
 
 
-def _final_results(
-    config, model_def, eval_step, params, data, meta, step, spe, has_val, par
-) -> dict[str, Any]:
-    batch_size = par.eval_batch_size(config.eval.batch_size)
+def evaluate_split(run: Run, eval_step, params, split_name: str) -> dict[str, Any]:
+    """`evaluate` of `params` on `run`'s split `split_name`, with the run's hooks."""
+    return evaluate(
+        eval_step, params, run.task[split_name], run.eval_batch_size, run.place.eval_batches,
+        hooks=run.hooks, split_name=split_name, make_model=run.model_maker(params),
+    )  # fmt: skip
+
+
+def final_results(run: Run, params, meta: dict, step: int) -> dict[str, Any]:
+    """What `results.json` holds: how training ended, and validation and test metrics."""
+    config = run.config
+    has_val = run.has("val")
+    eval_step = run.eval_step()
     results: dict[str, Any] = {
         "model": config.model.name,
-        "length": config.data.get("length"),
         "seed": config.seed,
         "steps": step,
-        "epochs": math.ceil(step / spe),
+        "epochs": math.ceil(step / run.steps_per_epoch),
         "stopped_early": meta["stopped_early"],
         "best_step": meta["best_step"],
         # Early stopping (patience > 0) restores the best parameters; otherwise the final ones.
         "restored_best": bool(config.train.patience and has_val),
     }
     if has_val:
-        results["val"] = evaluate(eval_step, params, data["val"], batch_size, par.eval_batches)
-    results["test"] = evaluate(eval_step, params, data["test"], batch_size, par.eval_batches)
-    if "source" in data["test"]:
-        # Teacher-forced accuracy reads the true previous token; a user's model reads its own.
-        # Decoding runs on each process's default device, from the whole parameters.
-        model = nnx.merge(model_def.eval_def, par.fetch(params), model_def.rest, copy=True)
-        results["test"]["decoded"] = evaluate_decoding(model, data["test"], batch_size)
+        results["val"] = evaluate_split(run, eval_step, params, "val")
+    results["test"] = evaluate_split(run, eval_step, params, "test")
     return results
 
 
-def _print_results(results: dict[str, Any]) -> None:
+def print_results(results: dict[str, Any]) -> None:
+    """Prints how training ended, the test metrics, and every number the hooks added."""
     test = results["test"]
     how = "early stopping" if results["stopped_early"] else "epoch limit"
     if results["best_step"] is None or not results.get("restored_best", True):
         params = "final parameters"
     else:
         params = f"parameters of the best validation loss, step {results['best_step']}"
-    print(
-        f"Done: {results['steps']} steps, {results['epochs']} epochs ({how}; {params}).\n"
+    lines = [
+        f"Done: {results['steps']} steps, {results['epochs']} epochs ({how}; {params}).",
         f"Test: loss {test['loss']:.4f}, token accuracy {test['token_accuracy']:.4f}, "
-        f"sequence accuracy {test['sequence_accuracy']:.4f}\n"
-        "Test accuracy per position: " + " ".join(f"{a:.2f}" for a in test["position_accuracy"])
-    )
-    if "decoded" in test:
-        d = test["decoded"]
-        print(
-            f"Test, greedy decoding: sequence accuracy {d['sequence_accuracy']:.4f}, "
-            f"token accuracy {d['token_accuracy']:.4f}"
-        )
+        f"sequence accuracy {test['sequence_accuracy']:.4f}",
+    ]
+    base = ("loss", "token_accuracy", "sequence_accuracy")
+    extra = {k: v for k, v in scalars(test).items() if k not in base}
+    if extra:
+        lines.append("Test, " + ", ".join(f"{k} {v:.4f}" for k, v in extra.items()))
+    for key, values in test.items():
+        if isinstance(values, list):
+            lines.append(f"Test {key.replace('_', ' ')}: " + " ".join(f"{a:.2f}" for a in values))
+    print("\n".join(lines))

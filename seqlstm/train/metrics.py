@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 
 import jax
 import numpy as np
-from tensorboardX import SummaryWriter
+
+from seqlstm.task import scalars
 
 
 class MetricSums:
@@ -69,16 +70,20 @@ class MetricWriter:
         elif resume_step is None and os.path.exists(self.path):
             os.remove(self.path)
         purge = None if resume_step is None else resume_step + 1
+        # Imported here: tensorboardX imports torch when it is installed (~1 s per process).
+        from tensorboardX import SummaryWriter
+
         self.tb = SummaryWriter(logdir=workdir, purge_step=purge, flush_secs=30)
 
     def write(self, row: Mapping) -> None:
-        """Writes `row` (must hold `step`); numeric entries other than step and epoch go to
-        TensorBoard as `train/...`, `eval/...` scalars."""
+        """Writes `row` (must hold `step`); its numbers other than the step (nested dicts
+        flattened, as evaluation hooks return them) go to TensorBoard as `train/...`, `eval/...`
+        scalars."""
         with open(self.path, "a") as f:
             f.write(json.dumps(dict(row), sort_keys=True) + "\n")
         step = int(row["step"])
-        for k, v in row.items():
-            if k in ("step",) or not isinstance(v, (int, float)):
+        for k, v in scalars(row).items():
+            if k == "step":
                 continue
             tag = k.replace("train_", "train/", 1).replace("eval_", "eval/", 1)
             self.tb.add_scalar(tag, v, step)

@@ -27,21 +27,11 @@ from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from seqlstm.data import eval_batches, split_size, take
+from seqlstm.data.batching import eval_batches, take
+from seqlstm.task import LENGTH_FIELDS, split_size
 from seqlstm.train.state import TrainState
 
 Batch = dict[str, np.ndarray]
-
-
-def parallel_config() -> ml_collections.ConfigDict:
-    """The `config.parallel` section with its defaults: one device, no mesh."""
-    c = ml_collections.ConfigDict()
-    c.mesh_shape = ()  # (): one device. (8,) or (-1,): data parallel; (4, 2): data x model
-    c.axis_names = ("data", "model")  # names of the mesh axes, in the order of mesh_shape
-    c.data_axis = "data"  # batches are split over this axis
-    c.param_axis = "model"  # parameters are split over this axis if the mesh has it
-    c.min_param_size = 2**16  # smaller parameter arrays stay replicated
-    return c
 
 
 class SingleDevice:
@@ -217,19 +207,18 @@ class DataParallel(SingleDevice):
 # --- batch plans on row ids --------------------------------------------------------------------
 
 _ROW = "_row"  # 1-based row ids, so that a padding row (zeros) reads 0
-_PLANNED_FROM = ("mask", "source_lengths")  # what batch planners read (bucketing's lengths)
 
 
 def plan_split(split: Batch) -> Batch:
     """A stand-in for `split` that batch iterators plan on without gathering its data.
 
-    It holds row ids, the arrays planners read (`mask`, `source_lengths`), and for every other
+    It holds row ids, the arrays planners read (`seqlstm.task.LENGTH_FIELDS`), and for every other
     array a zero-stride placeholder with its leading `[examples, time]` shape, so that a planned
     batch shows which rows it took and where the iterator cut each time axis.
     """
     plan: Batch = {_ROW: np.arange(1, split_size(split) + 1)}
     for k, v in split.items():
-        if k in _PLANNED_FROM:
+        if k in LENGTH_FIELDS:
             plan[k] = v
         else:
             plan[k] = np.broadcast_to(np.zeros((), np.int8), v.shape[:2])
@@ -304,7 +293,8 @@ def from_config(
     """`SingleDevice()` for no or an empty `mesh_shape`, else a validated `DataParallel`.
 
     Args:
-      parallel: `config.parallel` (see `parallel_config`), or None for a config without it.
+      parallel: `config.parallel` (see `configs/common.py`: `mesh_shape`, `axis_names`,
+        `data_axis`, `param_axis`, `min_param_size`), or None for a config without it.
       devices: the devices of the mesh (default: all).
 
     Raises:
@@ -312,8 +302,14 @@ def from_config(
     """
     if parallel is None or not tuple(parallel.get("mesh_shape", ())):
         return SingleDevice()
-    defaults = parallel_config()
-    get = lambda key: parallel.get(key, defaults[key])
+    keys = ("axis_names", "data_axis", "param_axis", "min_param_size")
+    missing = [k for k in keys if k not in parallel]
+    if missing:
+        raise ValueError(
+            f"config.parallel has mesh_shape but no {missing}; build the section with "
+            "configs/common.py's parallel_config()"
+        )
+    get = parallel.get
     names = tuple(get("axis_names"))
     mesh = make_mesh(tuple(parallel.mesh_shape), names, devices)
     data_axis, param_axis = get("data_axis"), get("param_axis")

@@ -10,7 +10,7 @@ import ml_collections
 from flax import nnx
 
 from seqlstm.train.checkpoint import Checkpointer
-from seqlstm.train.loop import build
+from seqlstm.train.run import build
 from seqlstm.train.state import create_train_state, split_model
 
 

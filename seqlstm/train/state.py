@@ -9,12 +9,15 @@ function jitted once, and the whole state is what a checkpoint holds.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+
+from seqlstm.task import DEFAULT_BATCH_FIELDS, batch_fields, model_args
 
 
 class TrainState(NamedTuple):
@@ -44,34 +47,35 @@ class ModelDef:
       rest: non-parameter state (RNG streams), reseeded at every training step.
       streams: names of the RNG streams in `rest` (`"dropout"`, or `"default"` for a model built
         with `nnx.Rngs(seed)` alone); all are reseeded from the step key.
+      fields: the batch fields the model reads, in its call's order (`seqlstm.task`).
     """
 
     train_def: Any
     eval_def: Any
     rest: Any
     streams: tuple[str, ...] = ()
+    fields: tuple[str, ...] = DEFAULT_BATCH_FIELDS
 
     def apply(
-        self,
-        params,
-        *inputs: jax.Array,
-        mask: jax.Array | None = None,
-        train: bool = False,
-        rng: jax.Array | None = None,
-    ) -> jax.Array:
-        """Runs the model on `inputs` with `params`; in training mode dropout draws from `rng`.
-
-        `inputs` is `x` for the per-step models (called as `model(x, mask=mask)`), or
-        `(source, source_lengths, target_in)` for an encoder-decoder (called with them alone).
-        """
+        self, params, *args, train: bool = False, rng: jax.Array | None = None, **kwargs
+    ) -> Any:
+        """`model(*args, **kwargs)` with `params`; in training mode dropout draws from `rng`."""
         graphdef = self.train_def if train else self.eval_def
         # copy=True: reseeding below must not write traced keys into `self.rest`.
         model = nnx.merge(graphdef, params, self.rest, copy=True)
         if train and rng is not None and self.streams:
             nnx.reseed(model, **{name: rng for name in self.streams})
-        if len(inputs) == 1:
-            return model(inputs[0], mask=mask)
-        return model(*inputs)
+        return model(*args, **kwargs)
+
+    def apply_batch(
+        self, params, batch: Mapping[str, jax.Array], train: bool = False, rng=None
+    ) -> jax.Array:
+        """The model's logits for `batch`: called on the fields it declares (`seqlstm.task`)."""
+        return self.apply(params, *model_args(self.fields, batch), train=train, rng=rng)
+
+    def merge_eval(self, fetch: Callable[[Any], Any], params) -> nnx.Module:
+        """The model in evaluation mode holding `fetch(params)` (e.g. gathered from a mesh)."""
+        return nnx.merge(self.eval_def, fetch(params), self.rest, copy=True)
 
 
 def split_model(model: nnx.Module) -> tuple[ModelDef, Any]:
@@ -85,7 +89,8 @@ def split_model(model: nnx.Module) -> tuple[ModelDef, Any]:
     streams = sorted(
         {s.key.tag for _, s in nnx.graph.iter_graph(model) if isinstance(s, nnx.RngStream)}
     )
-    return ModelDef(train_def, eval_def, rest, tuple(streams)), params
+    fields = batch_fields(type(model))
+    return ModelDef(train_def, eval_def, rest, tuple(streams), fields), params
 
 
 def create_train_state(params, tx: optax.GradientTransformation, seed: int) -> TrainState:

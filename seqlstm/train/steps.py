@@ -52,21 +52,13 @@ def masked_cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array)
     return s["loss_sum"] / jnp.maximum(s["tokens"], 1.0)
 
 
-def model_inputs(batch: Batch) -> tuple[jax.Array, ...]:
-    """The model's positional inputs in `batch`: `(inputs,)`, or for an encoder-decoder batch
-    (`seqlstm.tokens.seq2seq_arrays`) `(source, source_lengths, target_in)`."""
-    if "source" in batch:
-        return batch["source"], batch["source_lengths"], batch["target_in"]
-    return (batch["inputs"],)
-
-
 def make_train_step(
     model: ModelDef, tx: optax.GradientTransformation
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """A pure `train_step(state, batch) -> (state, metrics)`; jit it where it is called.
 
-    `batch` holds `inputs: [B, T, D]` (or, for an encoder-decoder, `source`, `source_lengths` and
-    `target_in`), `targets: int[B, T]` and `mask: bool[B, T]`. The step's key
+    `batch` keeps the batch contract (`seqlstm.task`): `targets: int[B, T]`, `mask: bool[B, T]`
+    and the fields the model reads. The step's key
     is `fold_in(state.rng, state.step)`. Metrics: the sums of `masked_sums` (without the
     per-position ones), `grad_norm` and `param_norm` (global L2 norms, before the update).
     """
@@ -75,8 +67,7 @@ def make_train_step(
         rng = jax.random.fold_in(state.rng, state.step)
 
         def loss_fn(params):
-            inputs = model_inputs(batch)
-            logits = model.apply(params, *inputs, mask=batch["mask"], train=True, rng=rng)
+            logits = model.apply_batch(params, batch, train=True, rng=rng)
             sums = masked_sums(logits, batch["targets"], batch["mask"])
             return sums["loss_sum"] / jnp.maximum(sums["tokens"], 1.0), sums
 
@@ -98,7 +89,7 @@ def make_eval_step(model: ModelDef) -> Callable[[object, Batch], dict[str, jax.A
     """A pure `eval_step(params, batch) -> sums` (see `masked_sums`), in evaluation mode."""
 
     def eval_step(params, batch: Batch):
-        logits = model.apply(params, *model_inputs(batch), mask=batch["mask"], train=False)
+        logits = model.apply_batch(params, batch, train=False)
         return masked_sums(logits, batch["targets"], batch["mask"])
 
     return eval_step

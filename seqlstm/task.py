@@ -1,0 +1,244 @@
+"""The contract between data, models and the training loop.
+
+**Splits and batches.** A task gives named splits (`"train"`, `"test"`, optionally `"val"`), each a
+dict of numpy arrays sharing a leading example axis `n`; a batch is the same dict with `batch` rows.
+The training loop reads `targets` and `mask` and passes the fields a model declares to the model;
+it never looks for any other key. The fields seqlstm's own tasks use:
+
+  field           dtype, shape              meaning
+  inputs          float[n, T, D] or int[n, T]  per-step features, or token ids
+  targets         int[n, T]                 class ids the logits are scored against (required)
+  mask            bool[n, T]                True at the target steps that count (required)
+  source          int[n, S]                 encoder-decoder: source token ids, right-padded
+  source_lengths  int[n]                    encoder-decoder: valid source steps per row
+  target_in       int[n, T]                 encoder-decoder: BOS + target, the teacher-forced input
+
+A task may add fields of its own (any array with the leading example axis); rows a batch pads out
+are zeros with an all-False mask, so they count for nothing. A sequence-classification task uses
+`T = 1`: `targets: int[n, 1]`, `mask: bool[n, 1]`.
+
+**Models.** A model is an `nnx.Module` class built from `config.model`'s keyword arguments (and
+`rngs`) whose call returns logits `[batch, T, classes]` for the batch's `targets`. It declares the
+batch fields it reads, in the order of its call's positional arguments, as a class attribute
+`batch_fields` (default `("inputs",)`): the loop calls `model(*[batch[f] for f in batch_fields])`.
+
+**Evaluation hooks.** Loss, token and sequence accuracy are computed for every task. Anything
+task-specific (decoding accuracy, per-position accuracy, bits per character) is an `EvalHook` that
+the task (`Task.hooks`) or the model class (`eval_hooks`) provides: `hook(ctx) -> dict`, called on
+the validation split at every evaluation and on the validation and test splits at the end. What it
+returns goes into `results.json` and `metrics.jsonl` as it is, and its numbers into TensorBoard and
+the progress bar; the loop never knows what it computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+Split = dict[str, np.ndarray]
+
+# field: (dtype kinds allowed, rank(s)); the table in the module docstring says what each means.
+FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "inputs": ("fiu", (2, 3)),
+    "targets": ("iu", (2,)),
+    "mask": ("b", (2,)),
+    "source": ("iu", (2,)),
+    "source_lengths": ("iu", (1,)),
+    "target_in": ("iu", (2,)),
+}
+REQUIRED = ("targets", "mask")
+SPLITS = ("train", "val", "test")
+# What batch planners (length bucketing, multi-process batch plans) read of a split, besides row
+# ids: the valid target steps, and the source lengths where the task has them.
+LENGTH_FIELDS = ("mask", "source_lengths")
+# Fields along the source time axis S; every other field of rank >= 2 runs along the target's T.
+SOURCE_FIELDS = ("source",)
+DEFAULT_BATCH_FIELDS = ("inputs",)
+
+
+def split_size(split: Mapping[str, np.ndarray]) -> int:
+    """Number of examples in a split."""
+    return int(split["targets"].shape[0])
+
+
+def check_split(split: Any, where: str) -> None:
+    """Raises ValueError unless `split` keeps the batch contract (module docstring).
+
+    Args:
+      split: a dict of arrays.
+      where: the split's name for messages, e.g. `"data task 'parity', split 'train'"`.
+    """
+    if not isinstance(split, Mapping):
+        raise ValueError(f"{where} must be a dict of arrays, got {type(split).__name__}")
+    missing = [f for f in REQUIRED if f not in split]
+    if missing:
+        raise ValueError(f"{where} has no {missing} (has {sorted(split)}); every split needs both")
+    n, first = None, None
+    for name, value in split.items():
+        shape, kind = np.shape(value), np.asarray(value[:0]).dtype.kind
+        if not shape:
+            raise ValueError(f"{where}: field {name!r} is a scalar; fields are [examples, ...]")
+        if n is not None and shape[0] != n:
+            raise ValueError(
+                f"{where}: field {name!r} has {shape[0]} rows but {first!r} has {n}; every field "
+                "has one row per example"
+            )
+        if n is None:
+            n, first = shape[0], name
+        if name in FIELDS:
+            kinds, ranks = FIELDS[name]
+            if kind not in kinds or len(shape) not in ranks:
+                raise ValueError(
+                    f"{where}: field {name!r} has dtype {np.asarray(value[:0]).dtype} and shape "
+                    f"{shape}; the batch contract wants rank {' or '.join(map(str, ranks))} of "
+                    f"kind {kinds!r} (seqlstm.task.FIELDS)"
+                )
+    if np.shape(split["mask"]) != np.shape(split["targets"]):
+        raise ValueError(
+            f"{where}: mask {np.shape(split['mask'])} and targets {np.shape(split['targets'])} "
+            "must have the same shape"
+        )
+
+
+@dataclasses.dataclass
+class EvalContext:
+    """What an evaluation hook may read.
+
+    Attributes:
+      split_name: `"val"` or `"test"`.
+      split: the split's arrays (numpy, whole).
+      sums: the evaluation's summed step outputs (`loss_sum`, `tokens`, `position_correct`, ...).
+      metrics: the evaluation's means (`loss`, `token_accuracy`, `sequence_accuracy`).
+      batch_size: the evaluation batch size.
+      model: the model in evaluation mode with the parameters evaluated, on this process's
+        default device (built on first use: hooks that read only `sums` cost nothing).
+    """
+
+    split_name: str
+    split: Mapping[str, np.ndarray]
+    sums: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    batch_size: int
+    make_model: Callable[[], Any] = dataclasses.field(repr=False, default=lambda: None)
+    _model: Any = dataclasses.field(default=None, repr=False)
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self.make_model()
+        return self._model
+
+
+EvalHook = Callable[[EvalContext], Mapping[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Task(Mapping[str, Split]):
+    """A task's splits and its evaluation hooks; reads as the mapping of its splits.
+
+    Attributes:
+      splits: `{"train", "test"}` and optionally `"val"`, each keeping the batch contract.
+      hooks: `EvalHook`s run at each evaluation (module docstring).
+    """
+
+    splits: Mapping[str, Split]
+    hooks: tuple[EvalHook, ...] = ()
+
+    def __getitem__(self, name: str) -> Split:
+        return self.splits[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.splits)
+
+    def __len__(self) -> int:
+        return len(self.splits)
+
+
+def as_task(value: Any, where: str) -> Task:
+    """`value` (a `Task`, or a plain mapping of splits) as a checked `Task`; a missing `"val"`
+    becomes an empty split.
+
+    Raises:
+      ValueError: naming `where`, unless `value` holds `"train"` and `"test"` splits (and nothing
+        but `SPLITS`) that keep the batch contract.
+    """
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"{where} returned {type(value).__name__}; a task function returns a seqlstm.task.Task "
+            "or a dict of splits {'train', 'val', 'test'}"
+        )
+    task = value if isinstance(value, Task) else Task(dict(value))
+    unknown = sorted(set(task) - set(SPLITS))
+    missing = [s for s in ("train", "test") if s not in task]
+    if unknown or missing:
+        raise ValueError(
+            f"{where} returned splits {sorted(task)}; expected 'train', 'test' and optionally 'val'"
+        )
+    for name in task:
+        check_split(task[name], f"{where}, split {name!r}")
+    if "val" not in task:
+        empty = {k: v[:0] for k, v in task["train"].items()}
+        task = dataclasses.replace(task, splits={**task.splits, "val": empty})
+    for hook in task.hooks:
+        if not callable(hook):
+            raise ValueError(f"{where}: hook {hook!r} is not callable")
+    return task
+
+
+def batch_fields(model_cls: type) -> tuple[str, ...]:
+    """The batch fields a model class reads, in its call's order (module docstring)."""
+    fields = getattr(model_cls, "batch_fields", DEFAULT_BATCH_FIELDS)
+    if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
+        raise ValueError(
+            f"{model_cls.__name__}.batch_fields must be a tuple of field names, got {fields!r}"
+        )
+    return tuple(fields)
+
+
+def check_fields(fields: tuple[str, ...], task: Task, model_name: str, task_name: str) -> None:
+    """Raises ValueError if the model reads a field the task's splits lack."""
+    for split_name in task:
+        missing = [f for f in fields if f not in task[split_name]]
+        if missing and split_size(task[split_name]):
+            raise ValueError(
+                f"model {model_name!r} reads batch fields {list(fields)} but data task "
+                f"{task_name!r}'s split {split_name!r} has no {missing} (it has "
+                f"{sorted(task[split_name])}); set the model's batch_fields or use another task"
+            )
+
+
+def model_args(fields: tuple[str, ...], batch: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The positional arguments of a model call: `batch`'s `fields`, in order."""
+    return tuple(batch[f] for f in fields)
+
+
+# --- evaluation hooks any task can use ---------------------------------------------------------
+
+
+def position_accuracy(ctx: EvalContext) -> dict[str, Any]:
+    """Token accuracy at each target position: `{"position_accuracy": [T floats]}`."""
+    correct = np.asarray(ctx.sums["position_correct"], np.float64)
+    tokens = np.asarray(ctx.sums["position_tokens"], np.float64)
+    return {"position_accuracy": (correct / np.maximum(tokens, 1.0)).tolist()}
+
+
+def bits_per_token(ctx: EvalContext) -> dict[str, Any]:
+    """The loss in bits per target token (for text: bits per character)."""
+    if "loss" not in ctx.metrics:
+        return {}
+    return {"bits_per_char": ctx.metrics["loss"] / math.log(2.0)}
+
+
+def scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numbers among `values` (nested dicts flattened as `a_b`), lists and text left out."""
+    out: dict[str, float] = {}
+    for k, v in values.items():
+        if isinstance(v, Mapping):
+            out.update(scalars(v, f"{prefix}{k}_"))
+        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out

@@ -1,0 +1,159 @@
+"""Building and checking a run from its config: data, model, optimizer, placement and batches.
+
+`build_run(config)` checks everything a config says before anything is written or compiled, and
+returns a `Run`: the one object the training loop asks for batches (placed on the devices), the
+jitted steps and evaluation. It knows nothing of model families: the model and the task meet only
+through the batch contract of `seqlstm.task`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import ml_collections
+import optax
+from flax import nnx
+
+from seqlstm.checks import check_int
+from seqlstm.data.batching import steps_per_epoch, train_batches
+from seqlstm.data.bucketing import bucketed_batches, bucketed_steps_per_epoch, check_boundaries
+from seqlstm.data.registry import get_task
+from seqlstm.models.registry import MODELS, get_model
+from seqlstm.task import EvalHook, Task, batch_fields, check_fields, split_size
+from seqlstm.train import faults, parallel
+from seqlstm.train.optim import make_optimizer
+from seqlstm.train.state import ModelDef, split_model
+from seqlstm.train.steps import make_eval_step, make_train_step
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Checks the training settings of `config` (data, model and optimizer check themselves).
+
+    Raises:
+      ValueError: naming the key, the value given and what was expected.
+    """
+    t = config.train
+    check_int("config.train.batch_size", t.batch_size, 1)
+    check_int("config.eval.batch_size", config.eval.batch_size, 1)
+    for key in ("num_epochs", "num_steps", "patience", "stop_after_steps", "log_every_steps"):
+        check_int(f"config.train.{key}", t[key], 0)
+    check_int("config.train.checkpoint_every_steps", t.checkpoint_every_steps, 0)
+    check_int("config.train.checkpoint_every_epochs", t.checkpoint_every_epochs, 0)
+    check_int("config.train.max_to_keep", t.max_to_keep, 1)
+    check_int("config.eval.every_steps", config.eval.every_steps, 0)
+    check_int("config.seed", config.seed, 0)
+    if t.num_epochs == 0 and t.num_steps == 0:
+        raise ValueError("config.train.num_epochs or config.train.num_steps must be positive")
+    if t.get("buckets"):
+        check_boundaries(t.buckets)
+    faults.check_on_nan(t.get("on_nan", "stop"))
+
+
+def build(
+    config: ml_collections.ConfigDict,
+) -> tuple[Task, nnx.Module, optax.GradientTransformation]:
+    """Data, model and optimizer of `config`, all validated.
+
+    Returns:
+      `(task, model, tx)`: the `seqlstm.task.Task` of `config.data` (a mapping of its splits),
+      the `nnx.Module` of `config.model` (its parameters drawn from `config.seed`), and the optax
+      optimizer of `config.optim`.
+
+    Raises:
+      ValueError: for a bad value anywhere in the config, or a model that reads batch fields the
+        task does not have.
+    """
+    check_config(config)
+    data, model = config.data.to_dict(), config.model.to_dict()
+    task = get_task(**data)
+    check_fields(batch_fields(MODELS.resolve(model["name"])), task, model["name"], data["name"])
+    batch_size = config.train.batch_size
+    if batch_size > split_size(task["train"]):
+        raise ValueError(
+            f"config.train.batch_size={batch_size} is larger than the training split "
+            f"({split_size(task['train'])} examples of data task {data['name']!r}); use at most "
+            "that many, or more data"
+        )
+    rngs = nnx.Rngs(params=config.seed, dropout=config.seed + 1)
+    model = get_model(**model, rngs=rngs)
+    tx = make_optimizer(config.optim.to_dict())
+    return task, model, tx
+
+
+@dataclasses.dataclass
+class Run:
+    """What the training loop needs of a config, built and checked by `build_run`.
+
+    Attributes:
+      config: the run's config.
+      task: its data and evaluation hooks.
+      model_def, params: the model, split (`seqlstm.train.state.split_model`).
+      tx: the optimizer.
+      place: the devices (`seqlstm.train.parallel`: one device or a mesh).
+      steps_per_epoch: training batches per epoch.
+      hooks: the task's and the model class's evaluation hooks.
+    """
+
+    config: ml_collections.ConfigDict
+    task: Task
+    model_def: ModelDef
+    params: Any
+    tx: optax.GradientTransformation
+    place: parallel.SingleDevice
+    steps_per_epoch: int
+    hooks: tuple[EvalHook, ...]
+    _epoch_batches: Callable[..., Iterator] = dataclasses.field(repr=False)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[int, Any]]:
+        """`(index, batch)` of training epoch `epoch` from batch `start` on, placed for the step."""
+        t = self.config.train
+        return self.place.train_batches(
+            self._epoch_batches, self.task["train"], t.batch_size, seed=self.config.seed,
+            epoch=epoch, start=start,
+        )  # fmt: skip
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.place.eval_batch_size(self.config.eval.batch_size)
+
+    def has(self, split_name: str) -> bool:
+        return split_size(self.task[split_name]) > 0
+
+    def train_step(self, state) -> Callable:
+        """The jitted `train_step(state, batch) -> (state, metrics)`, guarded against NaN."""
+        step = faults.guard_nonfinite(make_train_step(self.model_def, self.tx))
+        return self.place.jit_train_step(step, state)
+
+    def eval_step(self) -> Callable:
+        """The jitted `eval_step(params, batch) -> sums`."""
+        return self.place.jit_eval_step(make_eval_step(self.model_def))
+
+    def model_maker(self, params) -> Callable[[], nnx.Module]:
+        """Builds, when called, the model in evaluation mode holding `params` whole on this
+        process's default device (for evaluation hooks that run the model)."""
+        return partial(self.model_def.merge_eval, self.place.fetch, params)
+
+
+def build_run(config: ml_collections.ConfigDict) -> Run:
+    """Builds and checks the whole run of `config` (see `Run`), writing and compiling nothing.
+
+    Raises:
+      ValueError: for a bad config, or a mesh that does not fit the devices or batch.
+    """
+    task, model, tx = build(config)
+    place = parallel.from_config(config.get("parallel"))
+    place.check_batch_size(config.train.batch_size)
+    model_def, params = split_model(model)
+    train, buckets = task["train"], tuple(config.train.get("buckets", ()))
+    batch_size = config.train.batch_size
+    if buckets:
+        spe = bucketed_steps_per_epoch(train, batch_size, buckets)
+        epoch_batches = partial(bucketed_batches, boundaries=buckets)
+    else:
+        spe = steps_per_epoch(split_size(train), batch_size)
+        epoch_batches = train_batches
+    hooks = tuple(task.hooks) + tuple(getattr(type(model), "eval_hooks", ()))
+    return Run(config, task, model_def, params, tx, place, spe, hooks, epoch_batches)
