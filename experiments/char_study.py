@@ -15,23 +15,23 @@ Defaults: 3 seeds, 350 steps of 128 windows (Q1), 300 steps of 64 x 128-characte
 
 Every run trains for a fixed number of steps in its own workdir `<workdir>/<question>/<variant>/
 seed<S>`, so an interrupted study picks up where it stopped. Writes `results.json`, `table.md`
-and `chars_study.png` to `--results_dir`.
+and `chars_study.png` to `--results_dir`; `--replot` redraws the last two from the first.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
-import time
 
 import numpy as np
 from absl import app, flags, logging
 
 from configs import char_lm, chars
+from experiments import study
 from experiments.char_analysis import CATEGORIES, summarize_branches
 from seqlstm.models import param_count, units_for_budget
-from seqlstm.train import train_and_evaluate
 from seqlstm.train.restore import load_run
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/char_study", "Root of the runs' workdirs.")
@@ -48,9 +48,13 @@ _Q2_LONG_SEEDS = flags.DEFINE_integer(
     "q2_long_seeds", 2, "Seeds of the longer stacked-LM runs (0: as --seeds)."
 )
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny runs on a slice of the corpus (tests).")
+_REPLOT = flags.DEFINE_bool(
+    "replot", False, "Only rewrite table.md and the plot from --results_dir/results.json."
+)
 
 BITS = 1.0 / math.log(2.0)
 Q2_WIDTH = 64
+DDOF = 1  # the sample std over seeds
 
 
 def q1_variants(smoke: bool) -> dict[str, dict]:
@@ -92,31 +96,59 @@ def q2_variants(smoke: bool) -> dict[str, dict]:
     return out
 
 
-def run_one(question: str, variant: str, overrides: dict, seed: int, root: str) -> dict:
-    """Trains (or reads back) one run and returns its record."""
-    workdir = os.path.join(root, question, variant, f"seed{seed}")
-    record_path = os.path.join(workdir, "study_record.json")
-    if os.path.exists(record_path):
-        with open(record_path) as f:
-            return json.load(f)
+def grid(
+    smoke: bool, seeds: int, steps: dict[str, int], long_seeds: int | None = None
+) -> list[dict]:
+    """Every run, seed by seed (so every variant has a result early on).
+
+    Args:
+      smoke: tiny models (the `smoke` presets).
+      seeds: seeds per variant.
+      steps: training steps of each question's runs (`q1`, `q2`, `q2_long`; 0 skips `q2_long`).
+      long_seeds: seeds of the `q2_long` runs (None: `seeds`).
+
+    Returns:
+      One spec per run: question, variant, seed, model overrides and steps.
+    """
+    plan = [("q1", v, o) for v, o in q1_variants(smoke).items()]
+    plan += [("q2", v, o) for v, o in q2_variants(smoke).items()]
+    if steps["q2_long"]:
+        plan += [
+            ("q2_long", v, o)
+            for v, o in q2_variants(smoke).items()
+            if v.endswith("matched") or o["num_layers"] == 2
+        ]
+    long_seeds = seeds if long_seeds is None else long_seeds
+    return [
+        {"question": q, "variant": v, "seed": seed, "overrides": o, "steps": steps[q]}
+        for seed in range(seeds)
+        for q, v, o in plan
+        if q != "q2_long" or seed < long_seeds
+    ]
+
+
+def run_name(spec: dict) -> str:
+    """A run's workdir under the study's root, from its spec or its record."""
+    return f"{spec['question']}/{spec['variant']}/seed{spec['seed']}"
+
+
+def run_one(spec: dict, workdir: str, smoke: bool = False) -> dict:
+    """Trains one run and returns its record."""
+    question, seed = spec["question"], spec["seed"]
     module = chars if question == "q1" else char_lm
-    config = module.get_config(f"seed={seed}" + (",smoke" if _SMOKE.value else ""))
-    steps = {"q1": _Q1_STEPS.value, "q2": _Q2_STEPS.value, "q2_long": _Q2_LONG_STEPS.value}
-    config.train.num_steps = steps[question]
-    if _SMOKE.value:
+    config = module.get_config(f"seed={seed}" + (",smoke" if smoke else ""))
+    config.train.num_steps = spec["steps"]
+    if smoke:
         config.train.num_steps = 3 if question != "q2_long" else 5
-    config.train.progress_bar = False
     config.train.checkpoint_every_steps = 0
-    for key, value in overrides.items():
+    for key, value in spec["overrides"].items():
         config.model[key] = value
-    start = time.perf_counter()
-    res = train_and_evaluate(config, workdir)
-    seconds = time.perf_counter() - start
+    res, seconds = study.train(config, workdir)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         rates = [json.loads(line)["steps_per_sec"] for line in f if line.strip()]
     record = {
         "question": question,
-        "variant": variant,
+        "variant": spec["variant"],
         "seed": seed,
         "model": {k: v for k, v in config.model.to_dict().items()},
         "params": param_count(**config.model.to_dict()),
@@ -133,21 +165,25 @@ def run_one(question: str, variant: str, overrides: dict, seed: int, root: str) 
     if question == "q1":
         _, data, model, _ = load_run(workdir)
         record["branches"] = summarize_branches(model, data["val"], config.model.short_context)
-    with open(record_path, "w") as f:
-        json.dump(record, f, indent=2)
     return record
 
 
-def mean_std(values: list[float]) -> str:
-    v = np.asarray(values, np.float64)
-    v = v[~np.isnan(v)]
-    if not v.size:
-        return "-"
-    return f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
+def progress(r: dict) -> str:
+    return f"val bpc {r['val_bpc']:.3f}"
 
 
-def tables(records: list[dict]) -> str:
-    """The markdown tables of both questions (mean ± std over seeds)."""
+def summarize(records: list[dict]) -> dict:
+    return {"sum_run_seconds": float(sum(r["seconds"] for r in records))}
+
+
+def cell(values: list[float]) -> str:
+    """`"mean ± std"` over seeds, `"-"` for none."""
+    return study.format_mean_std(*study.mean_std(values, ddof=DDOF))
+
+
+def tables(results: dict) -> str:
+    """The markdown tables of both questions (mean ± std over seeds), and the time taken."""
+    records = results["runs"]
 
     def group(question):
         out: dict[str, list[dict]] = {}
@@ -170,13 +206,13 @@ def tables(records: list[dict]) -> str:
             m["branches"], "-/{short_units}"
         )
         cats = " | ".join(
-            mean_std([r["branches"].get(f"{c}_accuracy", np.nan) for r in rs]) for c in CATEGORIES
+            cell([r["branches"].get(f"{c}_accuracy", np.nan) for r in rs]) for c in CATEGORIES
         )
         lines.append(
             f"| {variant} | {units.format(**m)} | {rs[0]['params']:,} | "
-            f"{mean_std([r['val_bpc'] for r in rs])} | {mean_std([r['test_bpc'] for r in rs])} | "
-            f"{mean_std([r['val_accuracy'] for r in rs])} | {cats} | "
-            f"{np.mean([r['seconds'] for r in rs]):.0f} |"
+            f"{cell([r['val_bpc'] for r in rs])} | {cell([r['test_bpc'] for r in rs])} | "
+            f"{cell([r['val_accuracy'] for r in rs])} | {cats} | "
+            f"{study.mean([r['seconds'] for r in rs]):.0f} |"
         )
     full = group("q1").get("full", [])
     if full:
@@ -195,8 +231,8 @@ def tables(records: list[dict]) -> str:
             ("short_shuffled", "short branch reads another window"),
         ):
             lines.append(
-                f"| {label} | {mean_std([x[f'{cond}_bpc'] for x in b])} | "
-                f"{mean_std([x[f'{cond}_accuracy'] for x in b])} |"
+                f"| {label} | {cell([x[f'{cond}_bpc'] for x in b])} | "
+                f"{cell([x[f'{cond}_accuracy'] for x in b])} |"
             )
     for question in ("q2", "q2_long"):
         rows = group(question)
@@ -215,17 +251,25 @@ def tables(records: list[dict]) -> str:
             m = rs[0]["model"]
             lines.append(
                 f"| {variant} | {m['num_layers']} x {m['units']} | {rs[0]['params']:,} | "
-                f"{mean_std([r['val_bpc'] for r in rs])} | "
-                f"{mean_std([r['test_bpc'] for r in rs])} | "
-                f"{mean_std([r['val_accuracy'] for r in rs])} | "
-                f"{np.mean([r['steps_per_sec'] for r in rs]):.2f} | "
-                f"{np.mean([r['chars_per_sec'] for r in rs]):,.0f} | "
-                f"{np.mean([r['seconds'] for r in rs]):.0f} |"
+                f"{cell([r['val_bpc'] for r in rs])} | "
+                f"{cell([r['test_bpc'] for r in rs])} | "
+                f"{cell([r['val_accuracy'] for r in rs])} | "
+                f"{study.mean([r['steps_per_sec'] for r in rs]):.2f} | "
+                f"{study.mean([r['chars_per_sec'] for r in rs]):,.0f} | "
+                f"{study.mean([r['seconds'] for r in rs]):.0f} |"
             )
+    lines += [
+        "",
+        f"Time of the {len(records)} runs (training, evaluation and analysis), summed: "
+        f"{results['sum_run_seconds'] / 60:.1f} min; this invocation: "
+        f"{results['wall_clock_seconds'] / 60:.1f} min "
+        "(finished runs are read back from their workdirs).",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def plot(records: list[dict], path: str) -> None:
+def plot(results: dict, out_dir: str) -> None:
+    """`chars_study.png`: Q1's bits per character and accuracy by category, Q2's stacking."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,22 +277,21 @@ def plot(records: list[dict], path: str) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(18, 5), gridspec_kw={"width_ratios": [1.4, 1, 1]})
     by: dict[str, dict[str, list[dict]]] = {"q1": {}, "q2": {}, "q2_long": {}}
-    for r in records:
+    for r in results["runs"]:
         by[r["question"]].setdefault(r["variant"], []).append(r)
     q1 = by["q1"]
 
     ax = axes[0]
     names = list(q1)
-    vals = [np.mean([r["val_bpc"] for r in q1[n]]) for n in names]
-    errs = [np.std([r["val_bpc"] for r in q1[n]], ddof=1) if len(q1[n]) > 1 else 0 for n in names]
+    stats = [study.mean_std([r["val_bpc"] for r in q1[n]], ddof=DDOF) for n in names]
+    vals, errs = [m for m, _ in stats], [s for _, s in stats]
     ax.bar(names, vals, yerr=errs, capsize=4, color="tab:blue", label="trained variant")
     if "full" in q1:
         for cond in ("long_shuffled", "short_shuffled"):
-            v = [r["branches"][f"{cond}_bpc"] for r in q1["full"]]
-            err = np.std(v, ddof=1) if len(v) > 1 else 0
+            m, err = study.mean_std([r["branches"][f"{cond}_bpc"] for r in q1["full"]], ddof=DDOF)
             ax.bar(
                 f"full, {cond.split('_')[0]}\nshuffled",
-                np.mean(v),
+                m,
                 yerr=err,
                 capsize=4,
                 color="tab:gray",
@@ -256,7 +299,7 @@ def plot(records: list[dict], path: str) -> None:
                 if cond.startswith("short")
                 else "full model, one branch reads another window",
             )
-            vals.append(np.mean(v))
+            vals.append(m)
     lo = min(vals) - 0.3 if vals else 0
     ax.set_ylim(max(lo, 0), max(vals) + 0.5 if vals else 1)
     ax.legend(fontsize=8, loc="upper left")
@@ -268,7 +311,7 @@ def plot(records: list[dict], path: str) -> None:
     width = 0.8 / max(len(names), 1)
     for i, n in enumerate(names):
         acc = [
-            np.nanmean([r["branches"].get(f"{c}_accuracy", np.nan) for r in q1[n]])
+            study.mean([r["branches"].get(f"{c}_accuracy", np.nan) for r in q1[n]])
             for c in CATEGORIES
         ]
         ax.bar(np.arange(len(CATEGORIES)) + i * width, acc, width, label=n)
@@ -289,7 +332,7 @@ def plot(records: list[dict], path: str) -> None:
             continue
         steps = next(iter(runs.values()))[0]["steps"]
         pts = sorted(
-            (rs[0]["model"]["num_layers"], np.mean([r["val_bpc"] for r in rs]))
+            (rs[0]["model"]["num_layers"], study.mean([r["val_bpc"] for r in rs]))
             for n, rs in runs.items()
             if keep(n)
         )
@@ -297,8 +340,8 @@ def plot(records: list[dict], path: str) -> None:
         for n, rs in runs.items():
             if keep(n):
                 ax.annotate(
-                    f"{np.mean([r['seconds'] for r in rs]):.0f}s",
-                    (rs[0]["model"]["num_layers"], np.mean([r["val_bpc"] for r in rs])),
+                    f"{study.mean([r['seconds'] for r in rs]):.0f}s",
+                    (rs[0]["model"]["num_layers"], study.mean([r["val_bpc"] for r in rs])),
                     textcoords="offset points",
                     xytext=(4, 4),
                     fontsize=8,
@@ -309,7 +352,7 @@ def plot(records: list[dict], path: str) -> None:
     ax.set_title("Q2: stacking (labels: seconds per run)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(os.path.join(out_dir, "chars_study.png"), dpi=120)
     plt.close(fig)
 
 
@@ -318,52 +361,25 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    start = time.perf_counter()
-    plan = [("q1", v, o) for v, o in q1_variants(_SMOKE.value).items()]
-    plan += [("q2", v, o) for v, o in q2_variants(_SMOKE.value).items()]
-    if _Q2_LONG_STEPS.value:
-        plan += [
-            ("q2_long", v, o)
-            for v, o in q2_variants(_SMOKE.value).items()
-            if v.endswith("matched") or o["num_layers"] == 2
-        ]
-    records = []
-    for seed in range(_SEEDS.value):  # seed-major: every variant has a result early on
-        for question, variant, overrides in plan:
-            if question == "q2_long" and seed >= (_Q2_LONG_SEEDS.value or _SEEDS.value):
-                continue
-            t = time.perf_counter()
-            records.append(run_one(question, variant, overrides, seed, _WORKDIR.value))
-            r = records[-1]
-            print(
-                f"[{time.perf_counter() - start:6.0f}s] {question} {variant} seed {seed}: "
-                f"val bpc {r['val_bpc']:.3f} ({time.perf_counter() - t:.0f}s)",
-                flush=True,
-            )
-    elapsed = time.perf_counter() - start
-    os.makedirs(_RESULTS_DIR.value, exist_ok=True)
-    summary = {
-        "wall_clock_seconds": elapsed,
-        "sum_run_seconds": float(sum(r["seconds"] for r in records)),
-        "seeds": _SEEDS.value,
-        "q1_steps": _Q1_STEPS.value,
-        "q2_steps": _Q2_STEPS.value,
-        "q2_long_steps": _Q2_LONG_STEPS.value,
-        "q2_long_seeds": _Q2_LONG_SEEDS.value or _SEEDS.value,
-        "runs": records,
-    }
-    with open(os.path.join(_RESULTS_DIR.value, "results.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    text = tables(records)
-    text += (
-        f"\nTime of the {len(records)} runs (training, evaluation and analysis), summed: "
-        f"{summary['sum_run_seconds'] / 60:.1f} min; this invocation: {elapsed / 60:.1f} min "
-        "(finished runs are read back from their workdirs).\n"
+    steps = {"q1": _Q1_STEPS.value, "q2": _Q2_STEPS.value, "q2_long": _Q2_LONG_STEPS.value}
+    long_seeds = _Q2_LONG_SEEDS.value or _SEEDS.value
+    char = study.Study(
+        grid=grid(_SMOKE.value, _SEEDS.value, steps, long_seeds),
+        name=run_name,
+        run=functools.partial(run_one, smoke=_SMOKE.value),
+        progress=progress,
+        table=tables,
+        plot=plot,
+        summarize=summarize,
     )
-    with open(os.path.join(_RESULTS_DIR.value, "table.md"), "w") as f:
-        f.write(text)
-    plot(records, os.path.join(_RESULTS_DIR.value, "chars_study.png"))
-    print(text)
+    settings = {"seeds": _SEEDS.value, **{f"{q}_steps": n for q, n in steps.items()}}
+    settings["q2_long_seeds"] = long_seeds
+    try:
+        study.run_study(
+            char, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, settings=settings
+        )
+    except FileNotFoundError as e:
+        raise app.UsageError(f"--replot needs a results.json: {e}") from None
 
 
 if __name__ == "__main__":

@@ -13,18 +13,19 @@ Writes `results.json`, `table.md`, `accuracy_vs_length.png` and `accuracy_by_pos
 
 from __future__ import annotations
 
-import json
+import functools
 import os
-import time
 
-import numpy as np
 from absl import app, flags, logging
 
 from configs.reverse import get_config
+from experiments import study
 from seqlstm.models import VARIANTS
-from seqlstm.train import train_and_evaluate
 
 LENGTHS = (4, 8, 16)
+# The population std over seeds: the published tables were made with it (char_study's use the
+# sample std, ddof=1).
+DDOF = 0
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/reverse_study", "Root of the runs' workdirs.")
 _RESULTS_DIR = flags.DEFINE_string(
@@ -42,47 +43,51 @@ _REPLOT = flags.DEFINE_bool(
 )
 
 
-def run_all(root: str, seeds: int, dtype: str = "float32") -> list[dict]:
-    """Trains (or reads back) every run; returns one record per run."""
-    records = []
-    total = len(VARIANTS) * len(LENGTHS) * seeds
-    for variant in VARIANTS:
-        for length in LENGTHS:
-            for seed in range(seeds):
-                config = get_config(f"variant={variant},len={length},seed={seed}")
-                config.train.progress_bar = False
-                config.model.dtype = dtype
-                workdir = os.path.join(root, variant, f"len{length}", f"seed{seed}")
-                start = time.perf_counter()
-                res = train_and_evaluate(config, workdir)
-                seconds = time.perf_counter() - start
-                test = res["test"]
-                records.append(
-                    {
-                        "variant": variant,
-                        "length": length,
-                        "seed": seed,
-                        "epochs": res["epochs"],
-                        "best_step": res["best_step"],
-                        "stopped_early": res["stopped_early"],
-                        "test_loss": test["loss"],
-                        "token_accuracy": test["token_accuracy"],
-                        "sequence_accuracy": test["sequence_accuracy"],
-                        "position_accuracy": test["position_accuracy"],
-                        "seconds": seconds,
-                    }
-                )
-                print(
-                    f"[{len(records)}/{total}] {variant:>19} T={length:<2} seed={seed} "
-                    f"epochs={res['epochs']:>3} token={test['token_accuracy']:.3f} "
-                    f"seq={test['sequence_accuracy']:.3f} ({seconds:.0f}s)",
-                    flush=True,
-                )
-    return records
+def grid(seeds: int) -> list[dict]:
+    """Every (variant, length, seed), variant by variant."""
+    return [
+        {"variant": v, "length": n, "seed": s}
+        for v in VARIANTS
+        for n in LENGTHS
+        for s in range(seeds)
+    ]
 
 
-def summarize(records: list[dict]) -> list[dict]:
-    """Mean and std over seeds of each (variant, length)."""
+def run_name(spec: dict) -> str:
+    """A run's workdir under the study's root, from its spec or its record."""
+    return f"{spec['variant']}/len{spec['length']}/seed{spec['seed']}"
+
+
+def run_one(spec: dict, workdir: str, dtype: str = "float32") -> dict:
+    """Trains one run; returns its record."""
+    variant, length, seed = spec["variant"], spec["length"], spec["seed"]
+    config = get_config(f"variant={variant},len={length},seed={seed}")
+    config.model.dtype = dtype
+    res, seconds = study.train(config, workdir)
+    test = res["test"]
+    return {
+        "variant": variant,
+        "length": length,
+        "seed": seed,
+        "epochs": res["epochs"],
+        "best_step": res["best_step"],
+        "stopped_early": res["stopped_early"],
+        "test_loss": test["loss"],
+        "token_accuracy": test["token_accuracy"],
+        "sequence_accuracy": test["sequence_accuracy"],
+        "position_accuracy": test["position_accuracy"],
+        "seconds": seconds,
+    }
+
+
+def progress(r: dict) -> str:
+    return (
+        f"epochs={r['epochs']:>3} token={r['token_accuracy']:.3f} seq={r['sequence_accuracy']:.3f}"
+    )
+
+
+def summarize(records: list[dict]) -> dict:
+    """`{"summary": rows}`: mean and std over seeds of each (variant, length)."""
     rows = []
     for variant in VARIANTS:
         for length in LENGTHS:
@@ -91,19 +96,19 @@ def summarize(records: list[dict]) -> list[dict]:
                 continue
             row = {"variant": variant, "length": length, "seeds": len(rs)}
             for key in ("token_accuracy", "sequence_accuracy", "epochs"):
-                v = np.array([r[key] for r in rs], np.float64)
-                row[f"{key}_mean"], row[f"{key}_std"] = float(v.mean()), float(v.std())
-            row["position_accuracy_mean"] = np.mean(
-                [r["position_accuracy"] for r in rs], axis=0
+                m, s = study.mean_std([r[key] for r in rs], ddof=DDOF)
+                row[f"{key}_mean"], row[f"{key}_std"] = float(m), float(s)
+            row["position_accuracy_mean"] = study.mean(
+                [r["position_accuracy"] for r in rs]
             ).tolist()
             rows.append(row)
-    return rows
+    return {"summary": rows}
 
 
-def markdown_table(rows: list[dict]) -> str:
+def markdown_table(results: dict) -> str:
     """The main table (test token / sequence accuracy, mean ± std over seeds) and per-position
     tables."""
-    by = {(r["variant"], r["length"]): r for r in rows}
+    by = {(r["variant"], r["length"]): r for r in results["summary"]}
     lines = [
         "| variant | " + " | ".join(f"T={n} token acc | T={n} seq acc" for n in LENGTHS) + " |",
         "|---|" + "---:|---:|" * len(LENGTHS),
@@ -116,7 +121,7 @@ def markdown_table(rows: list[dict]) -> str:
                 cells += ["", ""]
                 continue
             for key in ("token_accuracy", "sequence_accuracy"):
-                cells.append(f"{r[key + '_mean']:.3f} ± {r[key + '_std']:.3f}")
+                cells.append(study.format_mean_std(r[key + "_mean"], r[key + "_std"]))
         lines.append(f"| `{variant}` | " + " | ".join(cells) + " |")
     for n in LENGTHS:
         lines += ["", f"Test accuracy per output position, T={n} (mean over seeds):", ""]
@@ -130,8 +135,9 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], out_dir: str) -> None:
+def plot(results: dict, out_dir: str) -> None:
     """`accuracy_vs_length.png` and `accuracy_by_position.png`."""
+    rows = results["summary"]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,26 +184,19 @@ def main(argv: list[str]) -> None:
         logging.set_verbosity(logging.WARNING)
     if _SEEDS.value < 1:
         raise app.UsageError(f"--seeds must be positive, got {_SEEDS.value}")
-    out = _RESULTS_DIR.value
-    if _REPLOT.value:
-        with open(os.path.join(out, "results.json")) as f:
-            saved = json.load(f)
-        records, seconds = saved["runs"], saved["wall_clock_seconds"]
-    else:
-        start = time.perf_counter()
-        records = run_all(_WORKDIR.value, _SEEDS.value, _DTYPE.value)
-        seconds = time.perf_counter() - start
-    rows = summarize(records)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"wall_clock_seconds": seconds, "summary": rows, "runs": records}, f, indent=1)
-        f.write("\n")
-    table = markdown_table(rows)
-    with open(os.path.join(out, "table.md"), "w") as f:
-        f.write(table)
-    plot(rows, out)
-    print(table)
-    print(f"{len(records)} runs in {seconds / 60:.1f} min; results in {out}")
+    reverse = study.Study(
+        grid=grid(_SEEDS.value),
+        name=run_name,
+        run=functools.partial(run_one, dtype=_DTYPE.value),
+        progress=progress,
+        table=markdown_table,
+        plot=plot,
+        summarize=summarize,
+    )
+    try:
+        study.run_study(reverse, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value)
+    except FileNotFoundError as e:
+        raise app.UsageError(f"--replot needs a results.json: {e}") from None
 
 
 if __name__ == "__main__":

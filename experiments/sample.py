@@ -14,9 +14,7 @@ import sys
 
 from absl import app, flags, logging
 
-from seqlstm.data import task_vocabulary
-from seqlstm.models.char import generate
-from seqlstm.train.restore import load_run
+from experiments.sampling import sample
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir holding a trained character model.")
 _PROMPT = flags.DEFINE_string("prompt", "", "Text to continue (empty: the start of a file).")
@@ -24,35 +22,6 @@ _NUM_CHARS = flags.DEFINE_integer("num_chars", 200, "Characters to generate.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Sampling temperature; 0 is greedy.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 flags.mark_flags_as_required(["workdir"])
-
-
-def sample(workdir: str, prompt: str, *, num_chars: int, temperature: float, seed: int = 0) -> str:
-    """The `num_chars` characters a workdir's model writes after `prompt`.
-
-    Raises:
-      ValueError: for a workdir without a trained character model, a prompt with characters
-        outside the vocabulary, or a bad `num_chars` / `temperature`.
-    """
-    config, _, model, _ = load_run(workdir)
-    if config.data.get("name") != "text" or not hasattr(model, "next_logits"):
-        raise ValueError(
-            f"workdir {workdir!r} holds a {config.model.get('name')!r} model on "
-            f"{config.data.get('name')!r} data; sampling needs a character model "
-            "(configs/chars.py or configs/char_lm.py)"
-        )
-    vocab = task_vocabulary(config.data)
-    ids = vocab.encode(prompt, what="--prompt")
-    newline = vocab.encode("\n", strict=False)
-    out = generate(
-        model,
-        ids,
-        context=config.data.context,
-        num_chars=num_chars,
-        temperature=temperature,
-        seed=seed,
-        pad_id=int(newline[0]) if newline.size else 0,
-    )
-    return vocab.decode(out)
 
 
 def main(argv: list[str]) -> None:

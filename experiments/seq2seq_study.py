@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 from absl import app, flags, logging
 
 from configs.seq2seq import get_config
+from experiments import study
 from seqlstm.decoding import evaluate_decoding
-from seqlstm.train import train_and_evaluate
 from seqlstm.train.restore import load_run
 
 LENGTHS = (4, 8, 16, 32, 64)
@@ -33,10 +32,12 @@ _RESULTS_DIR = flags.DEFINE_string(
     "results_dir", "experiments/results/seq2seq", "Where the results, table and plot go."
 )
 _REPLOT = flags.DEFINE_bool("replot", False, "Only rewrite table.md and the plot.")
-_ONLY = flags.DEFINE_list("only", [], "Run only these rows (names as in results.json).")
+_ONLY = flags.DEFINE_list(
+    "only", [], "Run only these rows, again if finished, into results.json (names as in it)."
+)
 
 
-def rows() -> list[dict]:
+def grid() -> list[dict]:
     """The study's rows: name, description, preset and steps."""
     out = []
     for length in LENGTHS:
@@ -67,17 +68,14 @@ def rows() -> list[dict]:
     return out
 
 
-def run_row(row: dict, root: str) -> dict:
+def run_row(row: dict, workdir: str) -> dict:
+    """Trains one row, then decodes its test split greedily and by beam search."""
     config = get_config(row["preset"])
     config.train.num_steps = row["steps"]  # the learning rate decays over these steps
     for key, value in row.get("overrides", {}).items():
         section, name = key.split(".")
         config[section][name] = value
-    config.train.progress_bar = False
-    workdir = os.path.join(root, row["name"])
-    start = time.perf_counter()
-    res = train_and_evaluate(config, workdir)
-    train_seconds = time.perf_counter() - start
+    res, train_seconds = study.train(config, workdir)
     _, data, model, _ = load_run(workdir)
     beam = evaluate_decoding(model, data["test"], 250, beam_size=4, length_penalty=0.6)
     greedy = res["test"]["decoded"]
@@ -93,13 +91,21 @@ def run_row(row: dict, root: str) -> dict:
     }
 
 
-def markdown_table(records: list[dict]) -> str:
+def progress(r: dict) -> str:
+    return (
+        f"token {r['token_accuracy']:.3f} seq {r['sequence_accuracy']:.3f} "
+        f"beam4 {r['beam4_sequence_accuracy']:.3f}"
+    )
+
+
+def markdown_table(results: dict) -> str:
+    """One line per row, in the grid's order."""
     lines = [
         "| task | test lengths | attention | steps | token acc | seq acc | seq acc, beam 4 "
         "| teacher-forced seq acc | train time |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in records:
+    for r in results["runs"]:
         lines.append(
             f"| {r['task']} | {r['lengths']} | {r['attention']} | {r['steps']} "
             f"| {r['token_accuracy']:.3f} | {r['sequence_accuracy']:.3f} "
@@ -109,7 +115,7 @@ def markdown_table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(records: list[dict], out_dir: str) -> None:
+def plot(results: dict, out_dir: str) -> None:
     """`accuracy_vs_length.png`: reversal accuracy against length, with the best stacked model of
     the reversed-sequence study (`state_seq`, teacher-forced per-step outputs) beside it."""
     import matplotlib
@@ -120,7 +126,7 @@ def plot(records: list[dict], out_dir: str) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for attention, label in (("none", "no attention"), ("general", "attention (general)")):
-        rs = [r for r in records if r["task"] == "reverse" and r["attention"] == attention]
+        rs = [r for r in results["runs"] if r["task"] == "reverse" and r["attention"] == attention]
         x = [int(r["lengths"]) for r in rs]
         for ax, key in zip(axes, ("token_accuracy", "sequence_accuracy")):
             ax.plot(x, [r[key] for r in rs], marker="o", label=f"encoder-decoder, {label}")
@@ -150,50 +156,24 @@ def plot(records: list[dict], out_dir: str) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)
-    out_dir = _RESULTS_DIR.value
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "results.json")
-    if _REPLOT.value:
-        with open(path) as f:
-            saved = json.load(f)
-        records = saved["records"]
-    else:
-        start = time.perf_counter()
-        todo = [r for r in rows() if not _ONLY.value or r["name"] in _ONLY.value]
-        records = []
-        for i, row in enumerate(todo):
-            rec = run_row(row, _WORKDIR.value)
-            records.append(rec)
-            print(
-                f"[{i + 1}/{len(todo)}] {row['name']:>22}: token {rec['token_accuracy']:.3f} "
-                f"seq {rec['sequence_accuracy']:.3f} beam4 {rec['beam4_sequence_accuracy']:.3f} "
-                f"({rec['seconds']:.0f}s)",
-                flush=True,
-            )
-        seconds = time.perf_counter() - start
-        if _ONLY.value and os.path.exists(path):
-            # A partial re-run replaces its rows and is logged beside the full run's time.
-            with open(path) as f:
-                saved = json.load(f)
-            new = {r["name"]: r for r in records}
-            old = {r["name"]: r for r in saved["records"]}
-            records = [new.get(row["name"], old.get(row["name"])) for row in rows()]
-            records = [r for r in records if r is not None]
-            saved["records"] = records
-            saved.setdefault("reruns", []).append(
-                {"rows": sorted(new), "wall_clock_seconds": seconds}
-            )
-        else:
-            saved = {"wall_clock_seconds": seconds, "records": records}
-        with open(path, "w") as f:
-            json.dump(saved, f, indent=2)
-            f.write("\n")
-    with open(os.path.join(out_dir, "table.md"), "w") as f:
-        f.write(markdown_table(records))
-    plot(records, out_dir)
-    print(markdown_table(records))
-    print(f"Wall clock: {saved['wall_clock_seconds'] / 60:.1f} min; results in {out_dir}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    seq2seq = study.Study(
+        grid=grid(),
+        name=lambda row: row["name"],
+        run=run_row,
+        progress=progress,
+        table=markdown_table,
+        plot=plot,
+    )
+    try:
+        study.run_study(
+            seq2seq, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, only=_ONLY.value
+        )
+    except ValueError as e:
+        raise app.UsageError(f"--only: {e}") from None
+    except FileNotFoundError as e:
+        raise app.UsageError(f"--replot needs a results.json: {e}") from None
 
 
 if __name__ == "__main__":

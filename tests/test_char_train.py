@@ -11,7 +11,7 @@ import pytest
 
 from configs import char_lm, chars
 from experiments.char_analysis import context_categories, summarize_branches
-from experiments.sample import sample
+from experiments.sampling import sample
 from seqlstm.train import build, train_and_evaluate
 from seqlstm.train.restore import load_run
 

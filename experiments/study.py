@@ -1,0 +1,213 @@
+"""The driver the studies share: a grid of runs -> results.json -> table.md -> plots.
+
+A study (`reverse_study.py`, `seq2seq_study.py`, `char_study.py`) is a `Study`: its grid, how
+one run trains, and how its results are shown. `run_study` does the rest:
+
+* every run trains in its own workdir `<root>/<name>` and its record is kept there as
+  `study_record.json`, so an interrupted study skips the runs it finished;
+* `results.json` holds `wall_clock_seconds`, what `summarize` derives from the records, the
+  launcher's settings and the records (`runs`); `table.md` and the plots are drawn from it alone,
+  so `replot=True` redraws them without training;
+* `only=` runs just the named runs, even finished ones (their checkpoints still resume), and
+  merges them into the results already there.
+
+It defines no flags: launchers and tests import it alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+RECORD = "study_record.json"
+RESULTS = "results.json"
+TABLE = "table.md"
+
+
+def _runs_with_values(values: Sequence[Any]) -> np.ndarray:
+    """`float64[runs, ...]`, without the runs that lack the value (NaN anywhere in theirs)."""
+    v = np.asarray(values, np.float64)
+    if not v.size:
+        return v.reshape(0)
+    return v[~np.isnan(v.reshape(len(v), -1)).any(axis=1)]
+
+
+def mean_std(values: Sequence[Any], *, ddof: int) -> tuple[Any, Any]:
+    """Mean and standard deviation over runs, leaving out runs that lack the value (NaN).
+
+    Args:
+      values: one number (or one equal-shaped list of numbers) per run: `[runs, ...]`.
+      ddof: delta degrees of freedom of the std: 1 for the sample std, 0 for the population std.
+        Each study passes the one its published tables use.
+
+    Returns:
+      `(mean, std)` over the first axis, `std` 0 for a single run, both NaN for none.
+    """
+    v = _runs_with_values(values)
+    if not len(v):
+        return np.nan, np.nan
+    # One run: ddof 0, so its spread is 0 rather than NaN.
+    return v.mean(axis=0), v.std(axis=0, ddof=min(ddof, len(v) - 1))
+
+
+def mean(values: Sequence[Any]) -> Any:
+    """The mean over runs of `mean_std`, NaN for none."""
+    return mean_std(values, ddof=0)[0]
+
+
+def format_mean_std(m: float, s: float) -> str:
+    """`"0.123 ± 0.004"`, or `"-"` when there is nothing to average (NaN)."""
+    return "-" if np.isnan(m) else f"{m:.3f} ± {s:.3f}"
+
+
+def train(config: Any, workdir: str) -> tuple[dict, float]:
+    """`train_and_evaluate` without a progress bar: its results and the seconds it took."""
+    # Imported here: --replot and the tests of the tables need no training stack.
+    from seqlstm.train import train_and_evaluate
+
+    config.train.progress_bar = False
+    start = time.perf_counter()
+    res = train_and_evaluate(config, workdir)
+    return res, time.perf_counter() - start
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """One study: its grid of runs, how one trains, and how the results are shown.
+
+    Attributes:
+      grid: one spec per run, in the order they run and are listed.
+      name: a spec's (and its record's) name, unique in the grid: its workdir under the root.
+      run: `(spec, workdir) -> record`, a JSON-able dict holding the spec's fields `name` reads.
+      progress: a record's one-line summary for the console.
+      table: `results -> markdown`, the contents of `table.md`.
+      plot: `(results, results_dir)`: draws the plots into `results_dir`.
+      summarize: `records -> entries of results.json` derived from the records (recomputed by
+        `replot`), e.g. means over seeds.
+    """
+
+    grid: Sequence[dict]
+    name: Callable[[dict], str]
+    run: Callable[[dict, str], dict]
+    progress: Callable[[dict], str]
+    table: Callable[[dict], str]
+    plot: Callable[[dict, str], None]
+    summarize: Callable[[list[dict]], dict] = lambda records: {}
+
+
+def _read_json(path: str) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_json(path: str, obj: Any) -> None:
+    # Written aside, then renamed: a study killed mid-write leaves the old file, not a torn one.
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+
+
+def run_grid(study: Study, specs: Sequence[dict], root: str, *, rerun: bool = False) -> list[dict]:
+    """Trains each spec's run in `<root>/<name>`, or reads back its record when it has one.
+
+    Args:
+      study: the study.
+      specs: the runs to do, a part of `study.grid`.
+      root: the root of the runs' workdirs.
+      rerun: run again the runs that already have a record.
+
+    Returns:
+      One record per spec, in order.
+    """
+    records = []
+    for i, spec in enumerate(specs):
+        name = study.name(spec)
+        workdir = os.path.join(root, name)
+        path = os.path.join(workdir, RECORD)
+        start = time.perf_counter()
+        if os.path.exists(path) and not rerun:
+            record, took = _read_json(path), "read back"
+        else:
+            record = study.run(spec, workdir)
+            os.makedirs(workdir, exist_ok=True)
+            _write_json(path, record)
+            took = f"{time.perf_counter() - start:.0f}s"
+        records.append(record)
+        print(f"[{i + 1}/{len(specs)}] {name}: {study.progress(record)} ({took})", flush=True)
+    return records
+
+
+def run_study(
+    study: Study,
+    root: str,
+    results_dir: str,
+    *,
+    replot: bool = False,
+    only: Sequence[str] = (),
+    settings: dict | None = None,
+) -> dict:
+    """Runs (or reads back) the grid, then writes results.json, table.md and the plots.
+
+    Args:
+      study: the study.
+      root: the root of the runs' workdirs.
+      results_dir: where results.json, table.md and the plots go.
+      replot: train nothing: redraw the table and plots from the results.json there (rewritten
+        only when `summarize` now derives something else).
+      only: names of runs to do, even when finished; their records replace those of the same
+        name in the results.json there, and the time they took is logged under `reruns`.
+      settings: the launcher's settings, kept in results.json beside the records.
+
+    Returns:
+      The contents of results.json.
+
+    Raises:
+      ValueError: for a name in `only` that is not in the grid.
+      FileNotFoundError: with `replot`, for a `results_dir` without results.json.
+    """
+    path = os.path.join(results_dir, RESULTS)
+    if replot:
+        saved = _read_json(path)
+        results = {**saved, **study.summarize(saved["runs"])}
+        if json.dumps(results) != json.dumps(saved):
+            _write_json(path, results)
+    else:
+        names = [study.name(spec) for spec in study.grid]
+        if unknown := sorted(set(only) - set(names)):
+            raise ValueError(f"no runs named {unknown}; the study's runs are {names}")
+        specs = [spec for spec in study.grid if not only or study.name(spec) in only]
+        start = time.perf_counter()
+        records = run_grid(study, specs, root, rerun=bool(only))
+        seconds = time.perf_counter() - start
+        if only and os.path.exists(path):
+            results = _read_json(path)
+            new = {study.name(r): r for r in records}
+            old = {study.name(r): r for r in results["runs"]}
+            runs = [new.get(n, old.get(n)) for n in names if n in new or n in old]
+            results.update({**study.summarize(runs), "runs": runs})
+            results.setdefault("reruns", []).append(
+                {"runs": sorted(new), "wall_clock_seconds": seconds}
+            )
+        else:
+            derived = study.summarize(records)
+            results = {"wall_clock_seconds": seconds, **derived, **(settings or {})}
+            results["runs"] = records
+        os.makedirs(results_dir, exist_ok=True)
+        _write_json(path, results)
+    table = study.table(results)
+    with open(os.path.join(results_dir, TABLE), "w") as f:
+        f.write(table)
+    study.plot(results, results_dir)
+    print(table)
+    minutes = results["wall_clock_seconds"] / 60
+    print(
+        f"{len(results['runs'])} runs in {results_dir}; wall clock of the study {minutes:.1f} min"
+    )
+    return results
