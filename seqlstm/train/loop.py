@@ -13,7 +13,6 @@ is reached first). The final parameters are then evaluated on the test split.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -37,6 +36,7 @@ from seqlstm.train.metrics import MetricSums, MetricWriter, NullWriter, summariz
 from seqlstm.train.optim import make_optimizer
 from seqlstm.train.state import create_train_state, split_model
 from seqlstm.train.steps import make_eval_step, make_train_step
+from seqlstm.train.workdir import workdir_lock, write_json
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -133,7 +133,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         holding a run with a different config; nothing in the workdir is touched then.
       seqlstm.train.faults.NonFiniteLossError: a step's loss was NaN or Inf and
         `config.train.on_nan` is "stop"; the checkpoints before it are kept.
+      seqlstm.train.workdir.WorkdirBusyError: another run holds the workdir.
+      seqlstm.train.errors.WorkdirWriteError: a write failed (e.g. the disk is full).
     """
+    with workdir_lock(workdir, enabled=jax.process_index() == 0):  # one run per workdir
+        return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     data, model, tx = build(config)
     t, ev = config.train, config.eval
     par = parallel.from_config(config.get("parallel"))
@@ -289,9 +296,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         config, model_def, eval_step, state.params, data, meta, step, spe, has_val, par
     )
     if lead:
-        with open(os.path.join(workdir, "results.json"), "w") as f:
-            json.dump(results, f, indent=2)
-            f.write("\n")
+        write_json(os.path.join(workdir, "results.json"), results)
     _print_results(results)
     return results
 
