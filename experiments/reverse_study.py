@@ -23,6 +23,7 @@ from absl import app, flags, logging
 from configs.reverse import get_config
 from seqlstm.models import VARIANTS
 from seqlstm.train import train_and_evaluate
+from seqlstm.train.errors import one_line_errors
 
 LENGTHS = (4, 8, 16)
 
@@ -201,4 +202,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(one_line_errors(main))

@@ -16,6 +16,7 @@ from absl import app, flags, logging
 
 from seqlstm.data import task_vocabulary
 from seqlstm.models.char import generate
+from seqlstm.train.errors import one_line_errors
 from seqlstm.train.restore import load_run
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir holding a trained character model.")
@@ -60,18 +61,15 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    try:
-        text = sample(
-            _WORKDIR.value,
-            _PROMPT.value,
-            num_chars=_NUM_CHARS.value,
-            temperature=_TEMPERATURE.value,
-            seed=_SEED.value,
-        )
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    text = sample(
+        _WORKDIR.value,
+        _PROMPT.value,
+        num_chars=_NUM_CHARS.value,
+        temperature=_TEMPERATURE.value,
+        seed=_SEED.value,
+    )
     sys.stdout.write(_PROMPT.value + text + "\n")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(one_line_errors(main))
