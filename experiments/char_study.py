@@ -32,6 +32,7 @@ from configs import char_lm, chars
 from experiments import study
 from experiments.char_analysis import CATEGORIES, summarize_branches
 from seqlstm.models import param_count, units_for_budget
+from seqlstm.train.errors import one_line_errors
 from seqlstm.train.restore import load_run
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/char_study", "Root of the runs' workdirs.")
@@ -383,4 +384,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(one_line_errors(main))

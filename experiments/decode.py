@@ -20,6 +20,7 @@ from absl import app, flags, logging
 from seqlstm.data.seq2seq_tasks import format_tokens, parse_source
 from seqlstm.decoding import beam_search, greedy_decode
 from seqlstm.tokens import BOS, EOS, PAD, pad_batch, strip
+from seqlstm.train.errors import one_line_errors
 from seqlstm.train.restore import load_config, load_run
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run of configs/seq2seq.py.")
@@ -62,7 +63,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    config = load_config(_WORKDIR.value)
+    config = load_config(_WORKDIR.value, example="configs/seq2seq.py")
     if config.model.name != "encoder_decoder":
         raise app.UsageError(f"{_WORKDIR.value} holds a {config.model.name!r} run, not seq2seq")
     task = config.data.task
@@ -106,4 +107,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(one_line_errors(main))

@@ -21,6 +21,7 @@ from absl import app, flags, logging
 from configs.reverse import get_config
 from experiments import study
 from seqlstm.models import VARIANTS
+from seqlstm.train.errors import one_line_errors
 
 LENGTHS = (4, 8, 16)
 # The population std over seeds: the published tables were made with it (char_study's use the
@@ -200,4 +201,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(one_line_errors(main))

@@ -15,6 +15,7 @@ import sys
 from absl import app, flags, logging
 
 from experiments.sampling import sample
+from seqlstm.train.errors import one_line_errors
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir holding a trained character model.")
 _PROMPT = flags.DEFINE_string("prompt", "", "Text to continue (empty: the start of a file).")
@@ -29,18 +30,15 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    try:
-        text = sample(
-            _WORKDIR.value,
-            _PROMPT.value,
-            num_chars=_NUM_CHARS.value,
-            temperature=_TEMPERATURE.value,
-            seed=_SEED.value,
-        )
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    text = sample(
+        _WORKDIR.value,
+        _PROMPT.value,
+        num_chars=_NUM_CHARS.value,
+        temperature=_TEMPERATURE.value,
+        seed=_SEED.value,
+    )
     sys.stdout.write(_PROMPT.value + text + "\n")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(one_line_errors(main))

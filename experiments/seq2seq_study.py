@@ -21,6 +21,7 @@ from absl import app, flags, logging
 from configs.seq2seq import get_config
 from experiments import study
 from seqlstm.decoding import evaluate_decoding
+from seqlstm.train.errors import one_line_errors
 from seqlstm.train.restore import load_run
 
 LENGTHS = (4, 8, 16, 32, 64)
@@ -177,4 +178,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(one_line_errors(main))

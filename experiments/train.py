@@ -10,14 +10,12 @@ Several hosts: run the same command on each, adding `--coordinator_address=host0
 JAX_PROCESS_ID); see the README, "Scaling out and surviving faults".
 """
 
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 # Importing the training stack leaves JAX's devices alone, so distributed.initialize can follow.
 from seqlstm.train import distributed, train_and_evaluate
-from seqlstm.train.faults import NonFiniteLossError
+from seqlstm.train.errors import one_line_errors
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, with an optional :preset argument.", lock_config=True
@@ -45,11 +43,8 @@ def main(argv: list[str]) -> None:
     except ValueError as e:
         raise app.UsageError(str(e)) from None
     distributed.initialize(cluster, timeout=_TIMEOUT.value)
-    try:
-        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except NonFiniteLossError as e:
-        sys.exit(f"seqlstm: {e}")
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(one_line_errors(main))

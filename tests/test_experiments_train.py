@@ -99,3 +99,29 @@ def test_sigint_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tmp
 
     for a, b in zip(params(workdir), params(reference)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_config_error_is_one_line_with_exit_code_2(tmp_path):
+    proc = launch(
+        "--config=configs/reverse.py:smoke", "--config.train.batch_size=-3", f"--workdir={tmp_path}"
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "error: config.train.batch_size must be a positive int, got -3"
+    assert not os.listdir(tmp_path)
+    verbose = launch(
+        "--config=configs/reverse.py:smoke", "--config.train.batch_size=-3", "--verbosity=0",
+        f"--workdir={tmp_path}",
+    )  # fmt: skip
+    assert verbose.returncode == 2 and "Traceback (most recent call last)" in verbose.stderr
+    assert verbose.stderr.strip().splitlines()[-1].startswith("error: config.train.batch_size")
+
+
+def test_decode_on_a_missing_workdir_suggests_the_seq2seq_config(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.decode", f"--workdir={tmp_path}/none", "--input=1"],
+        cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: workdir") and "--config=configs/seq2seq.py" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -258,3 +258,154 @@ def test_sigterm_checkpoints_exits_cleanly_and_resumes_exactly(reference, tmp_pa
     assert_same_params(workdir, reference)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in rows]
     assert strip(read_rows(workdir)) == strip(read_rows(reference))
+
+
+# --- issue 15: a full disk, torn files, damaged checkpoints, signals that must end the run -----
+
+FILL_DISK_AT_TENSORBOARD = textwrap.dedent(
+    """
+    import errno, runpy, sys
+    from tensorboardX import record_writer
+
+    write, calls = record_writer.RecordWriter.write, []
+
+    def fill_disk(self, data):  # the disk fills after the first few TensorBoard records
+        calls.append(1)
+        if len(calls) > 12:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(self, data)
+
+    record_writer.RecordWriter.write = fill_disk
+    sys.argv = ["train", "--config=configs/reverse.py:smoke", "--config.train.num_epochs=50",
+                "--config.train.checkpoint_every_steps=4", "--config.train.progress_bar=False",
+                "--workdir=" + sys.argv[1]]
+    runpy.run_module("experiments.train", run_name="__main__")
+    """
+)
+
+
+def test_a_full_disk_while_writing_tensorboard_events_ends_the_run_in_one_line(tmp_path):
+    # tensorboardX's writer thread died on the error and training hung on its full queue.
+    proc = subprocess.run(
+        [sys.executable, "-c", FILL_DISK_AT_TENSORBOARD, str(tmp_path)],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith(f"error: disk full writing {tmp_path}/events.out.tfevents")
+    step = Checkpointer(str(tmp_path)).latest_step()  # the last complete checkpoint reads back
+    _, meta = final_params(tmp_path)
+    assert step is not None and not meta["done"]
+
+
+def test_a_torn_last_metrics_row_is_dropped_on_resume(reference, tmp_path, capsys):
+    train_and_evaluate(smoke(checkpoint_every_steps=4, stop_after_steps=8), str(tmp_path))
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 2.25, "step": 9, "train_lo')  # kill -9 or a full disk mid-write
+    capsys.readouterr()
+    train_and_evaluate(smoke(num_epochs=EPOCHS), str(tmp_path))
+    assert "dropped line 3 of" in capsys.readouterr().out
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in rows]
+    assert strip(read_rows(tmp_path)) == strip(read_rows(reference))
+
+
+def flip_a_bit(directory):
+    """Flips one bit in the middle of the largest file under `directory` (a data file)."""
+    files = [os.path.join(r, n) for r, _, names in os.walk(directory) for n in names]
+    path = max(files, key=os.path.getsize)
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0x10]))
+    return path
+
+
+def test_a_flipped_bit_in_a_checkpoint_is_detected_and_an_older_one_resumed(
+    reference, tmp_path, capsys
+):
+    train_and_evaluate(smoke(checkpoint_every_steps=4, stop_after_steps=8), str(tmp_path))
+    damaged = flip_a_bit(tmp_path / "checkpoints" / "8" / "state")
+    capsys.readouterr()
+    train_and_evaluate(smoke(num_epochs=EPOCHS), str(tmp_path))
+    out = capsys.readouterr().out
+    assert "Checkpoint 8" in out and "damaged" in out and "at step 4" in out, out
+    assert os.path.relpath(damaged, tmp_path / "checkpoints" / "8") in out
+    assert os.listdir(tmp_path / "checkpoints-unreadable") == ["8"]
+    assert_same_params(tmp_path, reference)
+
+
+def test_with_no_usable_checkpoint_the_launcher_says_which_and_what_to_do(tmp_path):
+    train_and_evaluate(smoke(checkpoint_every_steps=4, stop_after_steps=8), str(tmp_path))
+    for step in ("4", "8"):  # every file replaced by random bytes
+        for root, _, names in os.walk(tmp_path / "checkpoints" / step):
+            for name in names:
+                path = os.path.join(root, name)
+                with open(path, "wb") as f:
+                    f.write(np.random.default_rng(0).bytes(max(os.path.getsize(path), 64)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.train", "--config=configs/reverse.py:smoke",
+         "--config.train.progress_bar=False", f"--workdir={tmp_path}"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-3000:]
+    error = proc.stderr.strip()
+    assert error.startswith(f"error: no checkpoint in {tmp_path}/checkpoints reads back")
+    assert "step 8: " in error and "step 4: " in error and "move that directory aside" in error
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4", "8"]  # nothing moved
+
+
+STALL_SAVE_THEN_IGNORE_SIGTERM = STALL_SECOND_SAVE.replace(
+    "from seqlstm.train import train_and_evaluate",
+    "from seqlstm.train import faults, train_and_evaluate\nfaults.STOP_DEADLINE_S = 2.0",
+)
+
+
+def test_sigterm_ends_a_run_whose_main_thread_is_stuck(tmp_path):
+    # The main thread is stuck in a write (here: a checkpoint save that never returns); before,
+    # the handler only noted the signal, and the run went on as if none had come.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STALL_SAVE_THEN_IGNORE_SIGTERM, str(tmp_path)],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("STALLED"), line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    assert "no clean stop within 2 s of SIGTERM" in proc.stderr.read()
+    assert Checkpointer(str(tmp_path)).latest_step() == 4
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 150 kB tmpfs (smaller than one checkpoint of the smoke run); skipped where no tmpfs can
+    be mounted (mounting needs root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    cmd = ["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(mount)]
+    if subprocess.run(cmd, capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_really_full_disk_ends_the_run_in_one_line(tiny_disk):
+    workdir = tiny_disk / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.train", "--config=configs/reverse.py:smoke",
+         "--config.train.num_epochs=500", "--config.train.progress_bar=False",
+         f"--workdir={workdir}"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: disk full writing {workdir}"), lines

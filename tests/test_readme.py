@@ -1,11 +1,16 @@
 """The README's tour runs as written, and its printed summary is what the code prints."""
 
 import contextlib
+import importlib.util
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -41,3 +46,32 @@ def test_tour_runs_and_summary_matches():
     assert namespace["outputs"].shape == (8, 20, 128)
     assert namespace["last"].shape == (8, 32)
     assert namespace["repeated"].shape == (8, 20, 32)
+
+
+def test_tour_imports_keras_without_keras_backend_set():
+    # A new user has no KERAS_BACKEND; Keras 3 then defaults to TensorFlow, not installed here.
+    block = next(code for lang, code in _tour_blocks() if "import keras" in code)
+    head = block[: block.index("import keras")] + "import keras\nprint(keras.backend.backend())\n"
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    proc = subprocess.run(
+        [sys.executable, "-c", head], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "jax", proc.stderr[-2000:]
+
+
+def test_interop_says_how_to_fix_a_keras_backend_that_cannot_load():
+    code = (
+        "from flax import nnx\nfrom seqlstm import LSTM, interop\n"
+        "interop.to_keras(LSTM(2, 3, rngs=nnx.Rngs(0)))\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=README.parent, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed: Keras's default backend loads")
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: keras could not be imported with KERAS_BACKEND=")
+    assert "set KERAS_BACKEND=jax" in last

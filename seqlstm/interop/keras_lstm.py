@@ -10,7 +10,9 @@ final states agree, also for fully masked rows, with one exception: given a non-
 `initial_state`, Keras's last output of a fully masked row is that initial `h`, seqlstm's is zero.
 
 keras is imported inside the functions only: `import seqlstm.interop` does not import it. When
-`to_keras` is the first to import it and `KERAS_BACKEND` is unset, the JAX backend is chosen.
+`to_keras` is the first to import it and `KERAS_BACKEND` is unset, the JAX backend is chosen; a
+backend Keras cannot load (TensorFlow, its default, when not installed) is an ImportError saying
+to set `KERAS_BACKEND=jax`.
 """
 
 from __future__ import annotations
@@ -34,8 +36,16 @@ if TYPE_CHECKING:
 def _import_keras():
     if "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", "jax")
-    import keras
-
+    try:
+        import keras
+    except ImportError as e:
+        # Keras 3 imports its backend with itself; its default, TensorFlow, is rarely installed.
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        raise ImportError(
+            f"keras could not be imported with KERAS_BACKEND={backend!r} ({e}). The interop "
+            "works with any backend Keras can load; set KERAS_BACKEND=jax (installed with "
+            "seqlstm) before keras is first imported, e.g. os.environ['KERAS_BACKEND'] = 'jax'."
+        ) from e
     return keras
 
 

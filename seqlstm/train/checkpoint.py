@@ -9,11 +9,15 @@ A checkpoint at step s holds two items:
 
 Saving is synchronous, and a step that is already saved is never written again. orbax writes a
 checkpoint under a temporary name and renames it once complete, so a save killed midway is never
-listed; its leftovers are removed when the next run opens the directory.
+listed; its leftovers are removed when the next run opens the directory. Once complete, the
+SHA-256 of each of its files goes into `<step>/checksums.json`; `restore` checks them first, so a
+damaged file (one flipped bit) is an error, never parameters loaded silently wrong. A failed save
+raises `WorkdirWriteError` ("disk full writing <path>"); the checkpoints before it are intact.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -21,6 +25,14 @@ from typing import Any
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+from seqlstm.train.errors import WorkdirWriteError, after_failure, is_disk_full, quiet_logs
+from seqlstm.train.workdir import read_json, write_json
+
+CHECKSUMS = "checksums.json"
+
+# How long a run lasts: these may change on resuming, but never past where the run already is.
+LENGTH_KEYS = ("train.num_epochs", "train.num_steps")
 
 # Keys that may change between a run and its resumption: they steer how long or how verbosely
 # the run goes on, never what it computes up to the step it resumes from.
@@ -68,8 +80,62 @@ def config_diff(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
     return diff
 
 
+def latest_meta(workdir: str) -> tuple[int, dict] | None:
+    """`(step, meta)` of the newest checkpoint in `workdir` whose meta reads, read without
+    orbax (cheap); None when there is none."""
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    steps = sorted(
+        (int(n) for n in (os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else ()) if n.isdigit()),
+        reverse=True,
+    )
+    for step in steps:
+        try:
+            with open(os.path.join(ckpt_dir, str(step), "meta", "metadata")) as f:
+                return step, json.load(f)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _check_length(changed: dict[str, tuple[Any, Any]], new: dict, workdir: str) -> bool:
+    """Refuses a change of the run's length that cannot apply where the run is; returns whether
+    the workdir's run is finished (its config.json then stays as it is: it did not run again)."""
+    latest = latest_meta(workdir)
+    if latest is None:
+        return False
+    step, meta = latest
+    length = {k: changed[k] for k in LENGTH_KEYS if k in changed}
+    what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in length.items())
+    if meta.get("done"):
+        if length:
+            raise ValueError(
+                f"workdir {workdir!r} holds a finished run ({step} steps); {what} cannot apply to "
+                "it: running a finished workdir again only re-evaluates it. To train longer, "
+                "train in a new --workdir; to re-evaluate, drop the override."
+            )
+        return True
+    train = new.get("train", {})
+    epoch = meta.get("epoch", 0)
+    if length and train.get("num_steps") and train["num_steps"] <= step:
+        raise ValueError(
+            f"workdir {workdir!r} holds a run already at step {step}; {what} would not stop it "
+            f"there. Pass --config.train.num_steps above {step}, or use a new --workdir."
+        )
+    if length and not train.get("num_steps") and train.get("num_epochs", 0) <= epoch:
+        raise ValueError(
+            f"workdir {workdir!r} holds a run already {epoch} epochs in (step {step}); {what} "
+            f"would not stop it there. Pass --config.train.num_epochs above {epoch}, or use a "
+            "new --workdir."
+        )
+    return False
+
+
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> bool:
     """Checks that `workdir` is empty or holds a compatible run, then writes `config.json`.
+
+    `config.json` states what the run did: a finished run is only re-evaluated, so its
+    `config.json` is left as it is, and a change of its length (`LENGTH_KEYS`) is refused; so is a
+    length an unfinished run is already past.
 
     Args:
       config: the run's config.
@@ -80,25 +146,34 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, write: bool
       True when the workdir already holds this run (so training resumes), False when it is new.
 
     Raises:
-      ValueError: if the workdir holds checkpoints without a `config.json`, or a run whose config
-        differs in a key outside `RESUMABLE_KEYS`. Nothing is written in that case.
+      ValueError: if the workdir holds checkpoints without a `config.json`, an unreadable
+        `config.json`, a run whose config differs in a key outside `RESUMABLE_KEYS`, or a run a
+        length change cannot apply to. Nothing is written in that case.
+      seqlstm.train.errors.WorkdirWriteError: `config.json` could not be written.
     """
     path = os.path.join(workdir, "config.json")
     ckpt_dir = os.path.join(workdir, "checkpoints")
     new = json.loads(config.to_json_best_effort())
+    finished = False
     if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        diff = {k: v for k, v in config_diff(old, new).items() if k not in RESUMABLE_KEYS}
-        if diff:
+        try:
+            old = read_json(path)
+        except ValueError as e:
+            raise ValueError(
+                f"{e}; it records the run's config: restore it, or use a new --workdir"
+            ) from None
+        diff = config_diff(old, new)
+        incompatible = {k: v for k, v in diff.items() if k not in RESUMABLE_KEYS}
+        if incompatible:
             lines = "\n".join(
-                f"  {k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in diff.items())
+                f"  {k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in incompatible.items())
             )
             raise ValueError(
                 f"workdir {workdir!r} holds a run with a different config; refusing to resume it "
                 f"or overwrite its checkpoints. Differences (workdir -> now):\n{lines}\n"
                 "Use a new --workdir, or the workdir's config."
             )
+        finished = _check_length(diff, new, workdir)
         resuming = True
     elif os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
         raise ValueError(
@@ -107,14 +182,10 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, write: bool
         )
     else:
         resuming = False
-    if not write:
+    if not write or finished:
         return resuming
     os.makedirs(workdir, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(new, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_json(path, new, sort_keys=True)
     return resuming
 
 
@@ -134,47 +205,126 @@ class Checkpointer:
             cleanup_tmp_directories=True,
         )
         directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-        self.manager = ocp.CheckpointManager(directory, options=options)
+        with quiet_logs():  # a damaged checkpoint's metadata is reported when restoring it
+            self.manager = ocp.CheckpointManager(directory, options=options)
+        self._closed = False
 
     def latest_step(self) -> int | None:
-        return self.manager.latest_step()
+        with quiet_logs():
+            return self.manager.latest_step()
+
+    def _step_dir(self, step: int) -> str:
+        return os.path.join(str(self.manager.directory), str(step))
 
     def save(self, step: int, state, best_params, meta: dict) -> bool:
-        """Saves at `step` unless that step is already saved; returns whether it wrote."""
+        """Saves at `step` unless that step is already saved; returns whether it wrote.
+
+        Raises:
+          seqlstm.train.errors.WorkdirWriteError: the save failed (e.g. the disk is full); the
+            half-written step is not listed, the earlier checkpoints are intact.
+        """
         if step in self.manager.all_steps():
             return False
         tree = {"train": state._asdict(), "best_params": best_params}
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)
-            ),
-        )
-        self.manager.wait_until_finished()
+        try:
+            with quiet_logs():
+                self.manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)
+                    ),
+                )
+                self.manager.wait_until_finished()
+        except Exception as e:
+            if isinstance(e, OSError) or is_disk_full(e):
+                raise WorkdirWriteError(self._step_dir(step), e) from e
+            raise
+        if jax.process_index() == 0:
+            write_json(
+                os.path.join(self._step_dir(step), CHECKSUMS), file_checksums(self._step_dir(step))
+            )
         return True
+
+    def verify(self, step: int) -> None:
+        """Checks checkpoint `step`'s files against its `checksums.json`.
+
+        A checkpoint without one (saved before checksums were kept, or cut short between its
+        last file and its checksums) passes unverified.
+
+        Raises:
+          CorruptCheckpointError: naming the files that are missing or differ.
+        """
+        directory = self._step_dir(step)
+        path = os.path.join(directory, CHECKSUMS)
+        if not os.path.exists(path):
+            return
+        try:
+            expected = read_json(path)
+        except ValueError as e:
+            raise CorruptCheckpointError(f"checkpoint {directory} is damaged: {e}") from None
+        actual = file_checksums(directory)
+        bad = sorted(name for name, digest in expected.items() if actual.get(name) != digest)
+        if bad:
+            missing = [n for n in bad if n not in actual]
+            shown = ", ".join(n + (" (missing)" if n in missing else "") for n in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise CorruptCheckpointError(
+                f"checkpoint {directory} is damaged: {shown}{more} differ from {CHECKSUMS}"
+            )
 
     def restore(
         self, state_like, best_params_like, step: int | None = None
     ) -> tuple[Any, Any, dict]:
         """Restores checkpoint `step` (default: the latest) into the structure, and the
-        shardings, of the given templates.
+        shardings, of the given templates, after checking its files' checksums.
 
         Returns:
           `(state, best_params, meta)`; `state` has the type of `state_like`.
+
+        Raises:
+          CorruptCheckpointError: a file differs from its checksum.
+          FileNotFoundError: there is no checkpoint.
         """
         step = self.manager.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError("no checkpoint to restore")
+        self.verify(step)
         tree = {"train": state_like._asdict(), "best_params": best_params_like}
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
-        out = self.manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-            ),
-        )
+        with quiet_logs():
+            out = self.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+                ),
+            )
         return type(state_like)(**out.state["train"]), out.state["best_params"], dict(out.meta)
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        """Waits for pending writes and closes; idempotent. Called while another error is being
+        raised, its own errors are dropped (that first error is the one to report)."""
+        if self._closed:
+            return
+        self._closed = True
+        with after_failure(), quiet_logs():
+            self.manager.wait_until_finished()
+            self.manager.close()
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint's files do not match the checksums saved with it."""
+
+
+def file_checksums(directory: str) -> dict[str, str]:
+    """`{path relative to directory: SHA-256}` of every file under `directory` but
+    `checksums.json`."""
+    out = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, directory)
+            if rel == CHECKSUMS or rel.endswith(".tmp"):
+                continue
+            with open(path, "rb") as f:
+                out[rel] = hashlib.file_digest(f, "sha256").hexdigest()
+    return out

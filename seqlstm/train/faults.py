@@ -2,11 +2,12 @@
 
 - SIGTERM / SIGINT: `StopRequest` turns the first one into a request to checkpoint after the
   current step and exit cleanly; with several processes they first agree on the step
-  (`StopRequest.agreed`), so that all save the same one.
+  (`StopRequest.agreed`), so that all save the same one. The signal is never swallowed: the
+  process ends within `STOP_DEADLINE_S` of it (at once on a second SIGTERM), stop or no stop.
 - Half-written checkpoints: orbax writes a checkpoint under a temporary name and renames it when
   complete, so a save killed midway is never listed. A listed checkpoint that does not read back
-  (files lost or damaged since) is set aside by `restore_latest_readable`, which resumes from the
-  newest one that reads.
+  (files lost or damaged since, caught by its checksums) is set aside by
+  `restore_latest_readable`, which resumes from the newest one that reads.
 - NaN / Inf loss: `guard_nonfinite` makes a step with a non-finite loss or gradient change no
   parameter and report it; `config.train.on_nan` then stops the run naming the step
   (`NonFiniteLossError`; nothing after it is checkpointed) or skips such steps.
@@ -14,9 +15,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
+from seqlstm.train.errors import quiet_logs
 from seqlstm.train.state import TrainState
 
 ON_NAN = ("stop", "skip")
@@ -33,6 +38,10 @@ ON_NAN = ("stop", "skip")
 # With several processes, stop requests are compared every this many steps (one tiny all-gather);
 # a preemption notice gives tens of seconds, far more than this many steps take.
 STOP_SYNC_EVERY = 10
+
+# After a stop signal, seconds for the current step and its checkpoint before the process exits
+# regardless: below the grace period of the usual schedulers, far above a checkpoint's time.
+STOP_DEADLINE_S = 60.0
 
 
 def check_on_nan(value: str) -> str:
@@ -106,22 +115,71 @@ def any_process(flag: bool) -> bool:
 
 class StopRequest:
     """Turns the first SIGINT / SIGTERM into a request to checkpoint and stop after the current
-    step (a consistent point); a second SIGINT interrupts at once. Installed only on the main
-    thread; `restore()` puts the previous handlers back."""
+    step (a consistent point); a second SIGINT interrupts at once.
 
-    def __init__(self) -> None:
+    A signal is never swallowed: if the process has not ended `deadline_s` seconds after the
+    first one (say, the main thread is blocked in a write that will not return), or on a second
+    SIGTERM, it exits at once with status 128 + the signal's number, without a checkpoint (the
+    last complete one is kept). A thread watches the signals through `signal.set_wakeup_fd`, so
+    this holds even while the main thread is stuck in native code, where Python's handlers do not
+    run. Installed only on the main thread; `restore()` puts the previous handlers back.
+    """
+
+    def __init__(self, deadline_s: float | None = None) -> None:
         self.requested = False
+        self.deadline_s = STOP_DEADLINE_S if deadline_s is None else deadline_s
         self.saved: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-            for sig, default in defaults.items():
-                previous = signal.signal(sig, self._handle)
-                # None: a handler installed outside Python, which cannot be put back from here.
-                self.saved[sig] = default if previous is None else previous
+        self._timer: threading.Timer | None = None
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+        for sig, default in defaults.items():
+            previous = signal.signal(sig, self._handle)
+            # None: a handler installed outside Python, which cannot be put back from here.
+            self.saved[sig] = default if previous is None else previous
+        read, write = socket.socketpair()
+        write.setblocking(False)
+        self._old_wakeup = signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
+        self._wakeup = (read, write)
+        threading.Thread(target=self._watch, args=(read,), daemon=True).start()
 
     def _handle(self, signum, frame) -> None:
         self.requested = True
         signal.signal(signal.SIGINT, self.saved.get(signal.SIGINT, signal.default_int_handler))
+
+    def _watch(self, read: socket.socket) -> None:
+        terms = 0
+        while True:
+            try:
+                data = read.recv(64)
+            except OSError:
+                return
+            if not data or 0 in data:  # 0: `restore()` ends the watch
+                read.close()
+                return
+            for signum in data:
+                if signum not in (signal.SIGINT, signal.SIGTERM):
+                    continue
+                terms += signum == signal.SIGTERM
+                if terms >= 2:
+                    self._exit_now(signum, "a second SIGTERM")
+                if self._timer is None:
+                    name = signal.Signals(signum).name
+                    why = f"no clean stop within {self.deadline_s:g} s of {name}"
+                    self._timer = threading.Timer(self.deadline_s, self._exit_now, (signum, why))
+                    self._timer.daemon = True
+                    self._timer.start()
+
+    @staticmethod
+    def _exit_now(signum: int, why: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(
+                f"error: {why}: exiting now without a checkpoint; the last complete one is kept "
+                "(run again to resume from it)\n"
+            )
+            sys.stderr.flush()
+        os._exit(128 + signum)
 
     def agreed(self, step: int) -> bool:
         """Whether to stop after `step`: at once with one process; with several, when any
@@ -131,14 +189,30 @@ class StopRequest:
         return step % STOP_SYNC_EVERY == 0 and any_process(self.requested)
 
     def restore(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(self._old_wakeup)
+            read, write = self._wakeup
+            # The watching thread closes `read` itself: closed here, that thread could go on
+            # reading whatever file next gets its number.
+            with contextlib.suppress(OSError):
+                write.send(b"\0")
+            write.close()
+            self._wakeup = None
         for sig, handler in self.saved.items():
             signal.signal(sig, handler)
+
+
+class NoUsableCheckpointError(ValueError):
+    """Every checkpoint of a workdir fails to restore."""
 
 
 def restore_latest_readable(
     ckpt, state_like: TrainState, best_like: Any, log: Callable[[str], None] = print
 ) -> tuple[int, TrainState, Any, dict]:
-    """Restores the newest checkpoint of `ckpt` (a `Checkpointer`) that reads back.
+    """Restores the newest checkpoint of `ckpt` (a `Checkpointer`) that reads back and matches
+    its checksums.
 
     A listed checkpoint that fails to restore (files lost or damaged after it was written) is
     moved to `checkpoints-unreadable/` next to `checkpoints/` (kept for inspection, no longer
@@ -148,26 +222,37 @@ def restore_latest_readable(
       `(step, state, best_params, meta)`.
 
     Raises:
-      The first checkpoint's error if none reads back; FileNotFoundError if there is none.
+      NoUsableCheckpointError: none reads back; it names each one's failure and says what to do.
+        `ckpt` is closed then, and nothing is moved.
+      FileNotFoundError: there is no checkpoint.
     """
-    steps = sorted(ckpt.manager.all_steps(), reverse=True)
+    with quiet_logs():
+        steps = sorted(ckpt.manager.all_steps(), reverse=True)
     if not steps:
         raise FileNotFoundError("no checkpoint to restore")
-    failed: list[tuple[int, Exception]] = []
+    failed: list[tuple[int, str]] = []
     for step in steps:
         try:
             state, best, meta = ckpt.restore(state_like, best_like, step=step)
         except Exception as e:  # noqa: BLE001 -- any failure to read means: do not trust it
+            why = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
             log(
-                f"Checkpoint {step} in {ckpt.manager.directory} does not read back "
-                f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); trying an older one"
+                f"Checkpoint {step} in {ckpt.manager.directory} does not read back ({why}); "
+                "trying an older one"
             )
-            failed.append((step, e))
+            failed.append((step, why))
             continue
         if failed:
             _set_aside(ckpt, [s for s, _ in failed], log)
         return step, state, best, meta
-    raise failed[0][1]
+    directory = str(ckpt.manager.directory)
+    ckpt.close()  # its threads, left running, end the interpreter with unrelated errors
+    reasons = "; ".join(f"step {s}: {why}" for s, why in failed)
+    raise NoUsableCheckpointError(
+        f"no checkpoint in {directory} reads back ({reasons}). To start this run over, move "
+        f"that directory aside (mv {directory} {directory}-damaged) and run again; or train in "
+        "a new --workdir."
+    )
 
 
 def _set_aside(ckpt, steps: list[int], log: Callable[[str], None]) -> None:

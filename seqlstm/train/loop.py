@@ -13,7 +13,6 @@ is reached first). The final parameters are then evaluated on the test split.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -30,6 +29,7 @@ from seqlstm.train.evaluate import evaluate  # noqa: F401 -- Run.evaluate calls 
 from seqlstm.train.metrics import MetricSums, MetricWriter, NullWriter, summarize
 from seqlstm.train.run import Run, build_run
 from seqlstm.train.state import create_train_state
+from seqlstm.train.workdir import workdir_lock, write_json
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -52,25 +52,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         holding a run with a different config; nothing in the workdir is touched then.
       seqlstm.train.faults.NonFiniteLossError: a step's loss was NaN or Inf and
         `config.train.on_nan` is "stop"; the checkpoints before it are kept.
+      seqlstm.train.workdir.WorkdirBusyError: another run holds the workdir.
+      seqlstm.train.errors.WorkdirWriteError: a write failed (e.g. the disk is full).
     """
     run = build_run(config)  # build: everything checked before the workdir is touched
     lead = jax.process_index() == 0  # only process 0 writes config, metrics and results
-    prepare_workdir(config, workdir, write=lead)
-    if run.place.mesh is not None:
-        print(f"Training on a {run.place.describe()}")
-    ckpt = Checkpointer(workdir, max_to_keep=config.train.max_to_keep)
-    trainer = _Trainer(run, workdir, ckpt, lead)
-    try:
-        trainer.restore()
-        if not trainer.train_epochs():
-            return {"interrupted": True, "step": trainer.step}
-    finally:
-        trainer.close()
-    results = final_results(run, trainer.state.params, trainer.meta, trainer.step)
-    if lead:
-        with open(os.path.join(workdir, "results.json"), "w") as f:
-            json.dump(results, f, indent=2)
-            f.write("\n")
+    with workdir_lock(workdir, enabled=lead):  # one run per workdir
+        prepare_workdir(config, workdir, write=lead)
+        if run.place.mesh is not None:
+            print(f"Training on a {run.place.describe()}")
+        ckpt = Checkpointer(workdir, max_to_keep=config.train.max_to_keep)
+        trainer = _Trainer(run, workdir, ckpt, lead)
+        stop = faults.StopRequest()  # SIGINT / SIGTERM: checkpoint after this step, then stop
+        try:
+            trainer.restore()  # restore
+            if not trainer.train_epochs(stop):  # epochs
+                return {"interrupted": True, "step": trainer.step}
+        finally:
+            trainer.close()
+            stop.restore()  # last: its deadline also covers a close that hangs
+        results = final_results(run, trainer.state.params, trainer.meta, trainer.step)
+        if lead:
+            write_json(os.path.join(workdir, "results.json"), results)
     print_results(results)
     return results
 
@@ -121,8 +124,9 @@ class _Trainer:
         if self.lead:
             self.writer = MetricWriter(self.workdir, resume_step=restored)
 
-    def train_epochs(self) -> bool:
-        """Trains until done (True), or until a signal or `train.stop_after_steps` (False)."""
+    def train_epochs(self, stop: faults.StopRequest) -> bool:
+        """Trains until done (True), or until `stop` is signalled or `train.stop_after_steps`
+        (False)."""
         run, t, meta = self.run, self.config.train, self.meta
         spe = run.steps_per_epoch
         total = t.num_steps if t.num_steps else t.num_epochs * spe
@@ -133,36 +137,30 @@ class _Trainer:
             unit="step", desc=str(self.config.model.name), dynamic_ncols=True,
         )  # fmt: skip
         self.clock, self.clock_step = time.perf_counter(), self.step
-        stop = faults.StopRequest()
-        try:
-            while not meta["done"]:
-                epoch = meta["epoch"]
-                for i, batch in run.epoch(epoch, start=meta["batch"]):
-                    self.state, m = train_step(self.state, batch)
-                    step = self.step
-                    self.pending.append(m)
-                    self.pbar.update(1)
-                    meta["epoch"], meta["batch"] = divmod(step, spe)
-                    epoch_end = i + 1 == spe
-                    if t.num_steps:
-                        at_end = step >= t.num_steps
-                    else:
-                        at_end = epoch_end and epoch + 1 >= t.num_epochs
-                    self._log_and_evaluate(eval_step, epoch_end, at_end)
-                    if self._checkpoint_due(epoch, epoch_end):
-                        self.save()
-                    if meta["done"]:
-                        break
-                    signalled = stop.agreed(step)
-                    if signalled or (t.stop_after_steps and step >= t.stop_after_steps):
-                        self.save()
-                        why = "a signal" if signalled else "train.stop_after_steps"
-                        print(
-                            f"Stopped by {why} at step {step}, checkpointed: run again to resume."
-                        )
-                        return False
-        finally:
-            stop.restore()
+        while not meta["done"]:
+            epoch = meta["epoch"]
+            for i, batch in run.epoch(epoch, start=meta["batch"]):
+                self.state, m = train_step(self.state, batch)
+                step = self.step
+                self.pending.append(m)
+                self.pbar.update(1)
+                meta["epoch"], meta["batch"] = divmod(step, spe)
+                epoch_end = i + 1 == spe
+                if t.num_steps:
+                    at_end = step >= t.num_steps
+                else:
+                    at_end = epoch_end and epoch + 1 >= t.num_epochs
+                self._log_and_evaluate(eval_step, epoch_end, at_end)
+                if self._checkpoint_due(epoch, epoch_end):
+                    self.save()
+                if meta["done"]:
+                    break
+                signalled = stop.agreed(step)
+                if signalled or (t.stop_after_steps and step >= t.stop_after_steps):
+                    self.save()
+                    why = "a signal" if signalled else "train.stop_after_steps"
+                    print(f"Stopped by {why} at step {step}, checkpointed: run again to resume.")
+                    return False
         return True
 
     def _log_and_evaluate(self, eval_step, epoch_end: bool, at_end: bool) -> None:

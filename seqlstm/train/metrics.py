@@ -1,4 +1,4 @@
-"""Metric aggregation and writing: `metrics.jsonl`, TensorBoard events (tensorboardX).
+"""Metric aggregation and writing: `metrics.jsonl`, TensorBoard events (tensorboardX's format).
 
 Steps return sums and counts (`seqlstm.train.steps.masked_sums`); `MetricSums` adds them up on the
 host in float64 and `summarize` turns them into means.
@@ -6,14 +6,17 @@ host in float64 and `summarize` turns them into means.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 import jax
 import numpy as np
 
 from seqlstm.task import scalars
+from seqlstm.train.errors import after_failure, writing
 
 
 class MetricSums:
@@ -47,50 +50,117 @@ def summarize(sums: Mapping[str, float], prefix: str = "") -> dict[str, float]:
     return {f"{prefix}{k}": float(v) for k, v in out.items()}
 
 
+class EventFile:
+    """TensorBoard scalars, written in the caller's thread.
+
+    tensorboardX's `SummaryWriter` writes from a thread of its own: when that thread dies on an
+    I/O error (a full disk), the training thread blocks forever on its full queue. Here a failed
+    write raises at once, as a `WorkdirWriteError` naming the file.
+
+    Args:
+      logdir: the directory of the event file (`events.out.tfevents.<time>.<host>.<pid>-<n>`).
+      purge_step: TensorBoard discards the events of earlier files at this step and after (the
+        steps an interrupted run logged past its last checkpoint).
+    """
+
+    _count = itertools.count()
+
+    def __init__(self, logdir: str, purge_step: int | None = None):
+        # Imported here: tensorboardX imports torch when it is installed (~1 s per process).
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto import event_pb2
+        from tensorboardX.summary import scalar
+
+        self._event, self._scalar = event_pb2.Event, scalar
+        suffix = f".{os.getpid()}-{next(self._count)}"  # two files in one second stay apart
+        with writing(logdir):
+            self.events = EventsWriter(os.path.join(logdir, "events"), suffix)
+        self.path = self.events._file_name
+        if purge_step is not None:
+            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+            self._write(self._event(step=purge_step, session_log=start))
+        self.flush()
+
+    def _write(self, event) -> None:
+        with writing(self.path):
+            self.events.write_event(event)
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        event = self._event(wall_time=time.time(), step=step, summary=self._scalar(tag, value))
+        self._write(event)
+
+    def flush(self) -> None:
+        with writing(self.path):
+            self.events.flush()
+
+    def close(self) -> None:
+        with writing(self.path):
+            self.events.close()
+
+
+def read_rows(path: str, log: Callable[[str], None] = print) -> list[str]:
+    """The lines of a `metrics.jsonl` that hold a JSON object with a step; any other line (the
+    torn last line a crash or a full disk leaves) is dropped, with a warning through `log`."""
+    with open(path, errors="replace") as f:
+        lines = f.readlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            step = json.loads(line)["step"]
+            int(step)
+        except (ValueError, KeyError, TypeError):
+            log(
+                f"warning: dropped line {number} of {path}, not a complete metrics row (cut "
+                f"short by a crash or a full disk): {line.strip()[:80]!r}"
+            )
+            continue
+        rows.append(line if line.endswith("\n") else line + "\n")
+    return rows
+
+
 class MetricWriter:
     """Appends one JSON object per logged step to `metrics.jsonl` and mirrors scalars to
-    TensorBoard.
+    TensorBoard. A failed write raises `WorkdirWriteError` naming the file.
 
     Args:
       workdir: the run's directory.
       resume_step: when resuming from a checkpoint at this step, rows logged after it by the
         interrupted run are dropped (from the JSON file, and purged in TensorBoard), so the
-        workdir reads as one uninterrupted run.
+        workdir reads as one uninterrupted run; so is a torn last row.
     """
 
     def __init__(self, workdir: str, resume_step: int | None = None):
         self.path = os.path.join(workdir, "metrics.jsonl")
         if resume_step is not None and os.path.exists(self.path):
-            with open(self.path) as f:
-                rows = [line for line in f if line.strip()]
-            kept = [r for r in rows if json.loads(r)["step"] <= resume_step]
-            with open(self.path + ".tmp", "w") as f:
-                f.writelines(kept)
-            os.replace(self.path + ".tmp", self.path)
+            kept = [r for r in read_rows(self.path) if json.loads(r)["step"] <= resume_step]
+            with writing(self.path):
+                with open(self.path + ".tmp", "w") as f:
+                    f.writelines(kept)
+                os.replace(self.path + ".tmp", self.path)
         elif resume_step is None and os.path.exists(self.path):
             os.remove(self.path)
         purge = None if resume_step is None else resume_step + 1
-        # Imported here: tensorboardX imports torch when it is installed (~1 s per process).
-        from tensorboardX import SummaryWriter
-
-        self.tb = SummaryWriter(logdir=workdir, purge_step=purge, flush_secs=30)
+        self.tb = EventFile(workdir, purge_step=purge)
 
     def write(self, row: Mapping) -> None:
         """Writes `row` (must hold `step`); its numbers other than the step (nested dicts
         flattened, as evaluation hooks return them) go to TensorBoard as `train/...`, `eval/...`
         scalars."""
-        with open(self.path, "a") as f:
-            f.write(json.dumps(dict(row), sort_keys=True) + "\n")
+        with writing(self.path), open(self.path, "a") as f:
+            f.write(json.dumps(dict(row), sort_keys=True) + "\n")  # one write: torn at worst
         step = int(row["step"])
         for k, v in scalars(row).items():
             if k == "step":
                 continue
             tag = k.replace("train_", "train/", 1).replace("eval_", "eval/", 1)
             self.tb.add_scalar(tag, v, step)
+        self.tb.flush()
 
     def close(self) -> None:
-        self.tb.flush()
-        self.tb.close()
+        with after_failure():
+            self.tb.close()
 
 
 class NullWriter:

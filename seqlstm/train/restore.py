@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -12,22 +11,26 @@ from flax import nnx
 from seqlstm.train.checkpoint import Checkpointer
 from seqlstm.train.run import build
 from seqlstm.train.state import create_train_state, split_model
+from seqlstm.train.workdir import read_json
 
 
-def load_config(workdir: str) -> ml_collections.ConfigDict:
+def load_config(workdir: str, example: str = "configs/chars.py") -> ml_collections.ConfigDict:
     """The config a workdir's run was trained with.
 
+    Args:
+      workdir: a directory written by `train_and_evaluate`.
+      example: the config the error message suggests training when there is no run.
+
     Raises:
-      ValueError: if `workdir` holds no run.
+      ValueError: if `workdir` holds no run, or its `config.json` is not valid JSON (naming it).
     """
     path = os.path.join(workdir, "config.json")
     if not os.path.isfile(path):
         raise ValueError(
             f"workdir {workdir!r} holds no run (no config.json); train one first, e.g. "
-            f"python -m experiments.train --config=configs/chars.py --workdir={workdir}"
+            f"python -m experiments.train --config={example} --workdir={workdir}"
         )
-    with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(read_json(path))
 
 
 def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, Any, nnx.Module, dict]:

@@ -1,0 +1,154 @@
+"""How failures reach the user: one-line launcher errors, write errors that name their file, and
+third-party logs kept quiet while a checkpoint is read or written.
+
+- `WorkdirWriteError`: any writer the run owns (metrics, TensorBoard, checkpoints, results,
+  config) turns an I/O error into this, saying what failed where ("disk full writing <path>").
+- `one_line_errors(main)`: wraps an absl launcher's `main` so that a config, data or workdir error
+  prints as `error: <message>` with exit code 2 (a write error or a non-finite loss: exit code 1);
+  the traceback comes before it only with `--verbosity=0` (or higher). Other exceptions are bugs
+  and keep their traceback.
+- `quiet_logs()`: while orbax reads or writes, its error logs (hundreds of lines of asyncio and
+  TensorStore frames for one damaged file) are dropped unless logging is verbose; the exception
+  that follows says what went wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+
+from absl import flags
+from absl import logging as absl_logging
+
+# Exit codes: 2 for what the user must change (config, data, workdir), 1 for what went wrong
+# while running (a full disk, a non-finite loss).
+USAGE_EXIT, RUNTIME_EXIT = 2, 1
+
+_DISK_FULL = ("No space left on device", "RESOURCE_EXHAUSTED", "Disk quota exceeded")
+
+
+class WorkdirWriteError(OSError):
+    """Writing `path` in the workdir failed; the message names the file and the cause.
+
+    Attributes:
+      path: what was being written.
+      disk_full: whether the cause was a full disk (or an exhausted quota).
+    """
+
+    def __init__(self, path: str, cause: BaseException):
+        self.path, self.cause = str(path), cause
+        self.disk_full = is_disk_full(cause)
+        code = errno.ENOSPC if self.disk_full else getattr(cause, "errno", None)
+        super().__init__(code, str(cause), self.path)
+
+    def __str__(self) -> str:
+        if self.disk_full:
+            return (
+                f"disk full writing {self.path}; free space (or use a --workdir on another disk) "
+                "and run again to resume from the last complete checkpoint"
+            )
+        first = str(self.cause).strip().splitlines()[0][:300] if str(self.cause).strip() else ""
+        return f"cannot write {self.path} ({type(self.cause).__name__}: {first})"
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether `e` (or an exception it was raised from) reports a full disk."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(s in str(e) for s in _DISK_FULL):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+@contextlib.contextmanager
+def writing(path: str) -> Iterator[None]:
+    """Turns an I/O error raised inside the block into a `WorkdirWriteError` naming `path`."""
+    try:
+        yield
+    except WorkdirWriteError:
+        raise
+    except OSError as e:
+        raise WorkdirWriteError(path, e) from e
+
+
+@contextlib.contextmanager
+def after_failure() -> Iterator[None]:
+    """For cleanup in a `finally`: while another exception is being raised, errors of the block
+    are dropped, so that the first failure (say, a full disk while saving) is the one reported
+    rather than a second one while closing."""
+    failing = sys.exc_info()[1] is not None
+    try:
+        yield
+    except Exception:
+        if not failing:
+            raise
+
+
+def verbose() -> bool:
+    """Whether logging asks for detail: absl verbosity INFO (0) or more."""
+    return absl_logging.get_verbosity() >= absl_logging.INFO
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """Silences the `absl` logger (orbax, TensorStore wrappers) and asyncio's inside the block,
+    unless logging is verbose."""
+    if verbose():
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("absl", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def exit_code(e: BaseException) -> int | None:
+    """The launcher exit code of an error to report in one line; None for one to re-raise (a
+    bug, whose traceback matters)."""
+    from seqlstm.train.faults import NonFiniteLossError
+
+    if isinstance(e, (WorkdirWriteError, NonFiniteLossError)):
+        return RUNTIME_EXIT
+    if isinstance(e, (ValueError, OSError)):  # a bad config, a missing or unreadable input
+        return USAGE_EXIT
+    return None
+
+
+def one_line_errors(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+    """Wraps an absl `main`: errors print as one line, `error: <message>`, and exit with code 2
+    (config, data, workdir) or 1 (a write error, a non-finite loss). Also lowers absl's default
+    verbosity to WARNING (orbax logs each checkpoint at INFO) unless `--verbosity` is given;
+    with `--verbosity=0` or more the traceback is printed before the line."""
+
+    @functools.wraps(main)
+    def wrapped(argv: list[str]) -> None:
+        if not flags.FLAGS["verbosity"].present:
+            absl_logging.set_verbosity(absl_logging.WARNING)
+        try:
+            main(argv)
+        except Exception as e:  # noqa: BLE001 -- sorted by exit_code; the rest re-raised
+            code = exit_code(e)
+            if code is None:
+                raise
+            if verbose():
+                traceback.print_exc()
+            message = str(e).strip() or type(e).__name__
+            sys.stderr.write(f"error: {' '.join(message.split())}\n")
+            sys.stderr.flush()
+            sys.exit(code)
+
+    return wrapped
