@@ -26,7 +26,7 @@ import math
 import os
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
 from configs import char_lm, chars
 from experiments import study
@@ -358,10 +358,6 @@ def plot(results: dict, out_dir: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
     steps = {"q1": _Q1_STEPS.value, "q2": _Q2_STEPS.value, "q2_long": _Q2_LONG_STEPS.value}
     long_seeds = _Q2_LONG_SEEDS.value or _SEEDS.value
     char = study.Study(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
 from seqlstm.data.seq2seq_tasks import format_tokens, parse_source
 from seqlstm.decoding import beam_search, greedy_decode
@@ -60,9 +60,6 @@ def heatmap(path: str, sources, outputs, weights, task: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)
     config = load_config(_WORKDIR.value, example="configs/seq2seq.py")
     if config.model.name != "encoder_decoder":
         raise app.UsageError(f"{_WORKDIR.value} holds a {config.model.name!r} run, not seq2seq")

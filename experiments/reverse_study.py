@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from configs.reverse import get_config
 from experiments import study
@@ -179,10 +179,6 @@ def plot(results: dict, out_dir: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
     if _SEEDS.value < 1:
         raise app.UsageError(f"--seeds must be positive, got {_SEEDS.value}")
     reverse = study.Study(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from experiments.sampling import sample
 from seqlstm.train.errors import one_line_errors
@@ -26,10 +26,6 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
     text = sample(
         _WORKDIR.value,
         _PROMPT.value,

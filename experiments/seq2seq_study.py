@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from configs.seq2seq import get_config
 from experiments import study
@@ -155,10 +155,6 @@ def plot(results: dict, out_dir: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
     seq2seq = study.Study(
         grid=grid(),
         name=lambda row: row["name"],

@@ -10,11 +10,11 @@ Several hosts: run the same command on each, adding `--coordinator_address=host0
 JAX_PROCESS_ID); see the README, "Scaling out and surviving faults".
 """
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 # Importing the training stack leaves JAX's devices alone, so distributed.initialize can follow.
-from seqlstm.train import distributed, train_and_evaluate
+from seqlstm.train import cpu_devices, distributed, train_and_evaluate
 from seqlstm.train.errors import one_line_errors
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -29,19 +29,22 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, 0 .. num_p
 _TIMEOUT = flags.DEFINE_float(
     "distributed_timeout", 300.0, "Seconds for all processes to reach the coordinator."
 )
+_CPU_DEVICES = flags.DEFINE_string(
+    "cpu_devices",
+    "auto",
+    "On a CPU: split each batch over this many CPU devices (1: off); 'auto' splits over one per "
+    "core where that was measured to be faster (seqlstm/train/cpu_devices.py).",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        # absl raises the default to INFO, where orbax logs each checkpoint; --verbosity=0 shows it.
-        logging.set_verbosity(logging.WARNING)
     try:
         cluster = distributed.resolve(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     except ValueError as e:
         raise app.UsageError(str(e)) from None
+    if cluster is None:  # before JAX starts: the CPU device count is fixed then
+        cpu_devices.configure(_CONFIG.value, _CPU_DEVICES.value)
     distributed.initialize(cluster, timeout=_TIMEOUT.value)
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 

@@ -22,7 +22,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 
-from absl import flags
+from absl import app, flags
 from absl import logging as absl_logging
 
 # Exit codes: 2 for what the user must change (config, data, workdir), 1 for what went wrong
@@ -130,12 +130,15 @@ def exit_code(e: BaseException) -> int | None:
 
 def one_line_errors(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
     """Wraps an absl `main`: errors print as one line, `error: <message>`, and exit with code 2
-    (config, data, workdir) or 1 (a write error, a non-finite loss). Also lowers absl's default
-    verbosity to WARNING (orbax logs each checkpoint at INFO) unless `--verbosity` is given;
-    with `--verbosity=0` or more the traceback is printed before the line."""
+    (config, data, workdir) or 1 (a write error, a non-finite loss). Also refuses positional
+    arguments (every launcher takes flags only) and lowers absl's default verbosity to WARNING
+    (orbax logs each checkpoint at INFO) unless `--verbosity` is given; with `--verbosity=0` or
+    more the traceback is printed before the line."""
 
     @functools.wraps(main)
     def wrapped(argv: list[str]) -> None:
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
         if not flags.FLAGS["verbosity"].present:
             absl_logging.set_verbosity(absl_logging.WARNING)
         try:
