@@ -93,14 +93,18 @@ def matmul_gflops(m, k, n, reps) -> dict[str, float]:
     return {name: 2 * m * k * n / ms / 1e6 for name, ms in out.items()}
 
 
-def cpu_flags() -> dict[str, bool]:
+def cpu_info() -> tuple[str, dict[str, bool]]:
+    """The CPU's family and model numbers, and which of `CPU_FLAGS` /proc/cpuinfo lists."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return {}
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    present = set(line.split(":", 1)[-1].split())
-    return {f: f in present for f in CPU_FLAGS}
+        return "unknown", {}
+    field = lambda key: next(  # noqa: E731
+        (ln.split(":", 1)[1].strip() for ln in lines if ln.split(":")[0].strip() == key), "?"
+    )
+    present = set(field("flags").split())
+    ident = f"{field('model name')}, cpu family {field('cpu family')}, model {field('model')}"
+    return ident, {f: f in present for f in CPU_FLAGS}
 
 
 def xla_bf16_dot() -> str:
@@ -157,12 +161,12 @@ def main() -> None:
     matmuls = [(16, 32, 64)] if args.quick else MATMULS
     info = machine()
     print(info)
-    flags = cpu_flags()
+    ident, flags = cpu_info()
     found = [f"{'has' if flags.get(f) else 'no'} `{f}`" for f in CPU_FLAGS if f in flags] or [
         "flags unknown"
     ]
     facts = [
-        "CPU: " + ", ".join(found) + ".",
+        f"CPU: {ident}: " + ", ".join(found) + ".",
         "XLA:CPU compiles a bfloat16 matmul to " + xla_bf16_dot() + ".",
         "oneDNN runs PyTorch's bf16 autocast LSTM with " + onednn_lstm_kernel() + ".",
     ]
