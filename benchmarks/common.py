@@ -62,6 +62,16 @@ def best_medians(fns: dict, reps: int, rounds: int) -> dict[str, tuple[float, fl
     return best
 
 
+def best_median_each(fns: dict, reps: int, rounds: int, warmup: int = 3) -> dict[str, float]:
+    """ms for each `name: fn` blocking callable: the best of `rounds` medians of `reps` calls,
+    the entries taking turns round by round (see `best_medians`, which does this for pairs)."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], median_ms(fn, reps, warmup))
+    return best
+
+
 def time_fwd_and_train(apply, params, x, reps: int) -> tuple[float, float]:
     """Median ms of the two callables of `fwd_and_train_fns`."""
     fwd, train = fwd_and_train_fns(apply, params, x)

@@ -47,8 +47,18 @@ CATEGORIES = (
     "copies, transposes, init",
     "other",
 )
-# Trace events that wrap other events (loops, executors, Python frames) or wait on threads.
-_WRAPPERS = ("$", "ThunkExecutor", "Slinky", "PjitFunction", "while", "call", "conditional")
+# Trace events that wrap other events (loops, conditionals such as `cond.72`, whose branch's
+# operations are traced on their own, executors, Python frames) or wait on threads.
+_WRAPPERS = (
+    "$",
+    "ThunkExecutor",
+    "Slinky",
+    "PjitFunction",
+    "CommonPjRtLoadedExecutable::ExecuteHelper",
+    "while",
+    "call",
+    "cond",
+)
 
 
 def step_matmul_us(b: int, h: int, reps: int) -> float:
@@ -85,17 +95,14 @@ def _category(name: str, per_call: float, steps: int) -> str:
     return CATEGORIES[4]
 
 
-def profile_train_step(b: int, t: int, d: int, reps: int) -> dict[str, float]:
-    """ms per training step in each of `CATEGORIES`, from a trace of `reps` steps."""
-    params = init_params(jax.random.key(0), d, d)
-    x = jax.random.normal(jax.random.key(1), (b, t, d))
-    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(lstm_scan(p, x)[0] ** 2), argnums=(0, 1)))
-    for _ in range(3):
-        jax.block_until_ready(grad(params, x))
+def trace_ms_by_category(run, reps: int, steps: int) -> dict[str, float]:
+    """ms per call of `run()` (a blocking callable, already compiled) in each of `CATEGORIES`,
+    from a `jax.profiler` trace of `reps` calls. An operation counts as "per-step" when it runs at
+    least `steps` times per call (inside a recurrence of `steps` steps)."""
     with tempfile.TemporaryDirectory() as tmp:
         with jax.profiler.trace(tmp, create_perfetto_trace=True):
             for _ in range(reps):
-                jax.block_until_ready(grad(params, x))
+                run()
         path = next(Path(tmp).rglob("*.trace.json.gz"))
         events = json.load(gzip.open(path))
     events = events["traceEvents"] if isinstance(events, dict) else events
@@ -108,8 +115,18 @@ def profile_train_step(b: int, t: int, d: int, reps: int) -> dict[str, float]:
         count[name] += 1
     out = dict.fromkeys(CATEGORIES, 0.0)
     for name, us in total.items():
-        out[_category(name, count[name] / reps, t)] += us / reps / 1e3
+        out[_category(name, count[name] / reps, steps)] += us / reps / 1e3
     return out
+
+
+def profile_train_step(b: int, t: int, d: int, reps: int) -> dict[str, float]:
+    """ms per training step in each of `CATEGORIES`, from a trace of `reps` steps."""
+    params = init_params(jax.random.key(0), d, d)
+    x = jax.random.normal(jax.random.key(1), (b, t, d))
+    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(lstm_scan(p, x)[0] ** 2), argnums=(0, 1)))
+    for _ in range(3):
+        jax.block_until_ready(grad(params, x))
+    return trace_ms_by_category(lambda: jax.block_until_ready(grad(params, x)), reps, t)
 
 
 def main() -> None:

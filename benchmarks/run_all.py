@@ -3,6 +3,7 @@
     python benchmarks/run_all.py
 
 Run it on an otherwise idle machine: the scripts time one framework at a time.
+`accelerator.py` is not among them: it is the GPU check, run on its own (see its docstring).
 """
 
 import subprocess
@@ -15,6 +16,7 @@ SCRIPTS = [
     "profile_step.py",
     "xla_cpu_probes.py",
     "cpu_devices.py",
+    "train_step.py",
     "precision.py",
     "memory.py",
 ]

@@ -1,7 +1,9 @@
 """benchmarks/: every script's `--quick` smoke run works and prints its table, without touching
 benchmarks/README.md (timings themselves are never asserted: speed claims come from the scripts).
-`scaling.py` is left out: even its quick run takes over a minute."""
+`scaling.py` is left out: even its quick run takes over a minute. `accelerator.py --quick` has its
+own test: its report is JSON."""
 
+import json
 import os
 import subprocess
 import sys
@@ -18,24 +20,50 @@ SCRIPTS = [
     "memory",
     "precision",
     "profile_step",
+    "train_step",
     "xla_cpu_probes",
 ]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_quick_run_prints_a_table_and_leaves_the_readme(script):
-    readme = (ROOT / "benchmarks" / "README.md").read_text()
+def run_quick(script: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, JAX_PLATFORMS="cpu", KERAS_BACKEND="jax")
     env.pop("XLA_FLAGS", None)
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--quick"],
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--quick", *args],
         env=env,
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=300,
     )
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_quick_run_prints_a_table_and_leaves_the_readme(script):
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    proc = run_quick(script)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert len(rows) >= 2, proc.stdout[-2000:]  # a header and at least one measured row
     assert (ROOT / "benchmarks" / "README.md").read_text() == readme
+
+
+def test_accelerator_quick_runs_every_section_and_skips_cudnn_on_cpu(tmp_path):
+    proc = run_quick("accelerator", f"--out={tmp_path}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "accelerator.json").read_text())
+    sections = report["sections"]
+    assert list(sections) == ["environment", "correctness", "train_steps", "layer_timing"]
+    assert not [k for k, v in sections.items() if "error" in v]
+    assert report["failures"] == []
+    assert sections["environment"]["result"]["jax_backend"] == "cpu"
+    for row in sections["correctness"]["result"]:
+        assert row["cudnn vs scan"]["status"] == "skipped"
+        assert "needs a CUDA GPU" in row["cudnn vs scan"]["reason"]
+    compared = [r["PyTorch (cpu) vs scan"] for r in sections["correctness"]["result"]]
+    assert any(c.get("gradients", {}).get("ok") for c in compared), compared
+    steps = sections["train_steps"]["result"]
+    assert steps and all(r["steps_per_s"] > 0 for r in steps), steps
+    timing = sections["layer_timing"]["result"]
+    assert {r["status"] for r in timing if r["impl"] == "cudnn"} == {"skipped"}
+    assert all(r["train_ms"] > 0 for r in timing if r["impl"] != "cudnn"), timing
