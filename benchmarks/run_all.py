@@ -17,6 +17,7 @@ SCRIPTS = [
     "xla_cpu_probes.py",
     "cpu_devices.py",
     "train_step.py",
+    "cpu_split.py",
     "precision.py",
     "memory.py",
 ]

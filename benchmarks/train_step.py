@@ -81,26 +81,14 @@ def launcher_step(config, devices: int):
       state, and `NUM_BATCHES` training batches as the loop feeds them (placed on the mesh when
       `devices > 1`).
     """
-    from seqlstm.data import train_batches
-    from seqlstm.train import (
-        build,
-        create_train_state,
-        faults,
-        make_train_step,
-        parallel,
-        split_model,
-    )
+    from seqlstm.train import build_run, create_train_state
 
     config = config.copy_and_resolve_references()
     config.parallel.mesh_shape = (devices,) if devices > 1 else ()
-    data, model, tx = build(config)
-    par = parallel.from_config(config.parallel)
-    model_def, params = split_model(model)
-    state = par.put(create_train_state(params, tx, config.seed))
-    step = par.jit_train_step(faults.guard_nonfinite(make_train_step(model_def, tx)), state)
-    batches = par.train_batches(
-        train_batches, data["train"], config.train.batch_size, seed=config.seed, epoch=0
-    )
+    run = build_run(config)
+    state = run.place.put(create_train_state(run.params, run.tx, config.seed))
+    step = run.train_step(state)
+    batches = run.epoch(0)
     return step, state, [b for _, b in itertools.islice(batches, NUM_BATCHES)]
 
 

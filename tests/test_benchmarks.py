@@ -16,6 +16,7 @@ SCRIPTS = [
     "bucketing",
     "char_speed",
     "cpu_devices",
+    "cpu_split",
     "lstm_layer",
     "memory",
     "precision",
