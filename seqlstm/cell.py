@@ -107,7 +107,7 @@ def init_params(
       in_features: input feature size D.
       hidden_size: number of units H.
       unit_forget_bias: add one to the forget-gate bias (Keras default True).
-      proj_size: P > 0 adds `projection: [H, P]` (glorot uniform; PyTorch's `weight_hr.T`) and
+      proj_size: P > 0 adds `proj_kernel: [H, P]` (glorot uniform; PyTorch's `weight_hr.T`) and
         makes the recurrent kernel `[P, 4H]` (see `seqlstm.variants`).
       peepholes: add `peephole: [3H]` (zeros), the i, f, o weights on the cell state.
       layer_norm: add the layer-norm gains `ln_input_scale, ln_recurrent_scale: [4H]`,
@@ -132,7 +132,7 @@ def init_params(
     if proj_size:
         glorot = jax.nn.initializers.glorot_uniform()
         k_proj = jax.random.fold_in(key, 1)
-        params["projection"] = glorot(k_proj, (hidden_size, proj_size), jnp.float32).astype(dtype)
+        params["proj_kernel"] = glorot(k_proj, (hidden_size, proj_size), jnp.float32).astype(dtype)
     if peepholes:
         params["peephole"] = jnp.zeros((3 * hidden_size,), dtype)
     if layer_norm:

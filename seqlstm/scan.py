@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from seqlstm.cell import LSTMState, batch_zeros, gate_update
-from seqlstm.checks import check_rate
+from seqlstm.checks import check_float_dtype, check_rate
 from seqlstm.fused_backward import fused_lstm
 from seqlstm.variants import Rates, check_params, draw_masks, is_plain, sizes, variant_segment
 
@@ -116,7 +116,7 @@ def lstm_scan(
 
     Args:
       params: `{"kernel": [D, 4H], "recurrent_kernel": [H, 4H], "bias": [4H]}`, plus the
-        entries of the variants (`seqlstm.variants`: `projection [H, P]` makes h `[batch, P]`
+        entries of the variants (`seqlstm.variants`: `proj_kernel [H, P]` makes h `[batch, P]`
         and the recurrent kernel `[P, 4H]`; `peephole`; the layer-norm gains).
       x: inputs `[batch, time, D]`, real (complex is an error).
       initial_state: `LSTMState` with `h: [batch, P]` (P = H without projection),
@@ -154,8 +154,7 @@ def lstm_scan(
     if dtype is None:
         dtype = jnp.result_type(x.dtype, params["kernel"].dtype)
     dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"dtype must be a floating dtype (float32, bfloat16, ...), got {dtype}")
+    check_float_dtype("dtype", dtype)
     rates = Rates(
         check_rate("dropout", dropout),
         check_rate("recurrent_dropout", recurrent_dropout),

@@ -3,8 +3,8 @@
 A parameter dict (`seqlstm.cell.init_params`) says which cell it is; each entry beyond the plain
 `kernel [D, 4H]`, `recurrent_kernel [H, 4H]`, `bias [4H]` turns one variant on:
 
-  projection [H, P]       LSTMP (Sak et al. 2014; PyTorch's `proj_size`, `weight_hr.T`):
-                          h = (o * tanh(c)) @ projection is `[B, P]`, the recurrent kernel is
+  proj_kernel [H, P]      LSTMP (Sak et al. 2014; PyTorch's `proj_size`, `weight_hr.T`):
+                          h = (o * tanh(c)) @ proj_kernel is `[B, P]`, the recurrent kernel is
                           `[P, 4H]`; c stays `[B, H]`.
   peephole [3H]           peephole connections (Gers & Schmidhuber 2000; TensorFlow's
                           `use_peepholes`): i and f add `w * c_{t-1}`, o adds `w * c_t`
@@ -43,7 +43,7 @@ from seqlstm.cell import LSTMState
 
 PLAIN_KEYS = frozenset({"kernel", "recurrent_kernel", "bias"})
 LN_KEYS = ("ln_input_scale", "ln_recurrent_scale", "ln_cell_scale", "ln_cell_bias")
-VARIANT_KEYS = frozenset({"projection", "peephole", *LN_KEYS})
+VARIANT_KEYS = frozenset({"proj_kernel", "peephole", *LN_KEYS})
 LN_EPSILON = 1e-5
 
 
@@ -226,9 +226,9 @@ def recurrent_step(
     if "ln_cell_scale" in params:
         c_read = layer_norm(c_new, params["ln_cell_scale"], params["ln_cell_bias"])
     h_new = jax.nn.sigmoid(zo) * jnp.tanh(c_read)
-    if "projection" in params:
+    if "proj_kernel" in params:
         h_new = jnp.matmul(
-            h_new.astype(dtype), params["projection"].astype(dtype), preferred_element_type=acc
+            h_new.astype(dtype), params["proj_kernel"].astype(dtype), preferred_element_type=acc
         )
     return LSTMState(zone(state.h, h_new, keep_h), zone(c, c_new, keep_c))
 
