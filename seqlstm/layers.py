@@ -176,8 +176,6 @@ class LSTM(nnx.Module):
         self.layer_norm = bool(layer_norm)
         self.peepholes = bool(peepholes)
         self.deterministic = False  # set by model.train() / model.eval(), as nnx.Dropout's
-        if any(self.rates):
-            self.rngs = rngs["dropout"].fork()
         p = init_params(
             rngs.params(),
             in_features,
@@ -191,6 +189,8 @@ class LSTM(nnx.Module):
         self.param_names = tuple(p)
         for name, value in p.items():
             setattr(self, name, nnx.Param(value))
+        if any(self.rates):  # after the parameters: the same weights as without the options
+            self.rngs = rngs["dropout"].fork()
 
     @property
     def dropout(self) -> float:
