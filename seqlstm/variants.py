@@ -163,7 +163,8 @@ def masked_matmul(a: jax.Array, mask: jax.Array | None, w: jax.Array, acc) -> ja
         return jnp.matmul(a * mask, w, preferred_element_type=acc)
     n, h4 = w.shape
     w4 = w.reshape(n, 4, h4 // 4)
-    z = jnp.einsum("...bn,gbn,ngh->...bgh", a, mask, w4, preferred_element_type=acc)
+    masked = a[..., None, :, :] * mask  # [..., 4, B, n]: gate k's copy of a
+    z = jnp.einsum("...gbn,ngh->...bgh", masked, w4, preferred_element_type=acc)
     return z.reshape(z.shape[:-2] + (h4,))
 
 
