@@ -201,6 +201,7 @@ def test_dropout_and_recurrent_dropout_carry_over_and_match_keras_in_distributio
     k = build(keras.layers.LSTM(H, dropout=0.3, recurrent_dropout=0.4, return_sequences=True))
     model = from_keras(k)
     assert (model.dropout, model.recurrent_dropout) == (0.3, 0.4)
+    assert seqlstm.count_params(model) == k.count_params()  # dropout adds no parameters
     back = to_keras(model)
     assert (back.cell.dropout, back.cell.recurrent_dropout) == (0.3, 0.4)
     x = inputs()
