@@ -159,10 +159,12 @@ def masked_matmul(a: jax.Array, mask: jax.Array | None, w: jax.Array, acc) -> ja
     if mask is None:
         return jnp.matmul(a, w, preferred_element_type=acc)
     mask = mask.astype(a.dtype)
-    if mask.ndim == 2:
+    if mask.ndim == 2:  # the same mask at every step (a may be time-major [T, B, n])
+        mask = mask.reshape((1,) * (a.ndim - 2) + mask.shape)
         return jnp.matmul(a * mask, w, preferred_element_type=acc)
     n, h4 = w.shape
     w4 = w.reshape(n, 4, h4 // 4)
+    mask = mask.reshape((1,) * (a.ndim - 2) + mask.shape)
     masked = a[..., None, :, :] * mask  # [..., 4, B, n]: gate k's copy of a
     z = jnp.einsum("...gbn,ngh->...bgh", masked, w4, preferred_element_type=acc)
     return z.reshape(z.shape[:-2] + (h4,))
