@@ -92,6 +92,9 @@ def init_params(
     hidden_size: int,
     *,
     unit_forget_bias: bool = True,
+    proj_size: int = 0,
+    peepholes: bool = False,
+    layer_norm: bool = False,
     dtype=jnp.float32,
 ) -> dict:
     """Keras-default LSTM parameters.
@@ -104,18 +107,37 @@ def init_params(
       in_features: input feature size D.
       hidden_size: number of units H.
       unit_forget_bias: add one to the forget-gate bias (Keras default True).
+      proj_size: P > 0 adds `proj_kernel: [H, P]` (glorot uniform; PyTorch's `weight_hr.T`) and
+        makes the recurrent kernel `[P, 4H]` (see `seqlstm.variants`).
+      peepholes: add `peephole: [3H]` (zeros), the i, f, o weights on the cell state.
+      layer_norm: add the layer-norm gains `ln_input_scale, ln_recurrent_scale: [4H]`,
+        `ln_cell_scale: [H]` (ones) and `ln_cell_bias: [H]` (zeros).
       dtype: parameter dtype.
 
     Returns:
-      `{"kernel": [D, 4H], "recurrent_kernel": [H, 4H], "bias": [4H]}`.
+      `{"kernel": [D, 4H], "recurrent_kernel": [H or P, 4H], "bias": [4H]}` and the variants'
+      entries above.
     """
-    k_in, k_rec = jax.random.split(key)
+    k_in, k_rec = jax.random.split(key)  # as before variants existed: the same plain weights
     h4 = 4 * hidden_size
+    state = proj_size or hidden_size
     # Drawn in float32 (QR has no bfloat16 kernel), then cast.
     kernel = jax.nn.initializers.glorot_uniform()(k_in, (in_features, h4), jnp.float32)
-    recurrent = jax.nn.initializers.orthogonal()(k_rec, (hidden_size, h4), jnp.float32)
+    recurrent = jax.nn.initializers.orthogonal()(k_rec, (state, h4), jnp.float32)
     kernel, recurrent = kernel.astype(dtype), recurrent.astype(dtype)
     bias = jnp.zeros((h4,), dtype)
     if unit_forget_bias:
         bias = bias.at[hidden_size : 2 * hidden_size].set(1)
-    return {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias}
+    params = {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias}
+    if proj_size:
+        glorot = jax.nn.initializers.glorot_uniform()
+        k_proj = jax.random.fold_in(key, 1)
+        params["proj_kernel"] = glorot(k_proj, (hidden_size, proj_size), jnp.float32).astype(dtype)
+    if peepholes:
+        params["peephole"] = jnp.zeros((3 * hidden_size,), dtype)
+    if layer_norm:
+        params["ln_input_scale"] = jnp.ones((h4,), dtype)
+        params["ln_recurrent_scale"] = jnp.ones((h4,), dtype)
+        params["ln_cell_scale"] = jnp.ones((hidden_size,), dtype)
+        params["ln_cell_bias"] = jnp.zeros((hidden_size,), dtype)
+    return params

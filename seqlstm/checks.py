@@ -52,6 +52,16 @@ def check_choice(name: str, value, choices) -> None:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
+def check_float_dtype(name: str, dtype) -> None:
+    """Raises unless `dtype` is None or a real floating dtype (an integer computation dtype
+    would run the LSTM's gates in integers and return zeros)."""
+    if dtype is None:
+        return
+    dtype = jax.numpy.dtype(dtype)
+    if not jax.numpy.issubdtype(dtype, jax.numpy.floating):
+        raise ValueError(f"{name} must be a floating dtype (float32, bfloat16, ...), got {dtype}")
+
+
 def is_concrete(x) -> bool:
     """True unless `x` is a tracer (inside `jit`, `grad`, `vmap`, ...): its values can be read."""
     return not isinstance(x, jax.core.Tracer)

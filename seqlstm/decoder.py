@@ -1,7 +1,9 @@
 """The decoder of `seqlstm.seq2seq`: LSTM steps, optional attention with input feeding, output.
 
-Each step runs `seqlstm.cell.lstm_cell` on the layers' parameters (the core's gate math, no
-second implementation). With attention, Luong's placement: the top layer's h_t attends over the
+Each step runs `LSTM.step` (`seqlstm.variants.lstm_step`, the core's gate math, no second
+implementation) on the layers' parameters, so every LSTM variant works step by step too; with
+`proj_size` the hidden state, the attentional vector and the output projection's input are
+`proj_size` wide. With attention, Luong's placement: the top layer's h_t attends over the
 encoder outputs, h~_t = tanh(W_c [context_t; h_t]) and logits = W_o h~_t; with input feeding,
 h~_{t-1} is concatenated to the embedding of the input token at step t (Luong et al., 2015).
 """
@@ -15,7 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from seqlstm.attention import KINDS, Attention
-from seqlstm.cell import LSTMState, lstm_cell
+from seqlstm.cell import LSTMState
 from seqlstm.checks import check_positive
 from seqlstm.layers import LSTM
 from seqlstm.tokens import check_vocab_size
@@ -39,9 +41,9 @@ class DecoderCarry(NamedTuple):
     """The decoder's recurrent state between steps.
 
     Attributes:
-      states: one `LSTMState` per decoder layer, each `[batch, hidden]`.
-      feed: the previous attentional vector h~_{t-1} `[batch, hidden]` (zeros at the first step;
-        read only with input feeding).
+      states: one `LSTMState` per decoder layer (`h: [batch, out_features]`, `c: [batch, hidden]`).
+      feed: the previous attentional vector h~_{t-1} `[batch, out_features]` (zeros at the first
+        step; read only with input feeding).
     """
 
     states: tuple[LSTMState, ...]
@@ -71,7 +73,8 @@ class Decoder(nnx.Module):
       input_feeding: concatenate h~_{t-1} to the step's input (attention only).
       attention_size: hidden size of additive attention (default H).
       rngs: `nnx.Rngs`.
-      **lstm_kwargs: passed to every LSTM (used by the whole-sequence teacher-forced path).
+      **lstm_kwargs: passed to every LSTM (`dropout`, `recurrent_dropout`, `proj_size`,
+        `layer_norm`, `peepholes`, `zoneout_*`, `unroll`, ...).
     """
 
     def __init__(
@@ -96,29 +99,26 @@ class Decoder(nnx.Module):
         self.hidden_size = hidden_size
         self.input_feeding = bool(input_feeding and attention is not None)
         self.embed = embedding(vocab_size, embed_dim, rngs)
-        d = (embed_dim or vocab_size) + (hidden_size if self.input_feeding else 0)
+        out = lstm_kwargs.get("proj_size") or hidden_size  # the width of h
+        self.out_features = out
+        d = (embed_dim or vocab_size) + (out if self.input_feeding else 0)
         layers = []
         for _ in range(num_layers):
             kw = dict(return_sequences=True, return_state=True, rngs=rngs, **lstm_kwargs)
             layers.append(LSTM(d, hidden_size, **kw))
-            d = hidden_size
+            d = out
         self.layers = nnx.List(layers)
         glorot, zeros = nnx.initializers.glorot_uniform(), nnx.initializers.zeros_init()
         self.attention = (
             None
             if attention is None
-            else Attention(
-                attention, hidden_size, memory_size, attention_size=attention_size, rngs=rngs
-            )
+            else Attention(attention, out, memory_size, attention_size=attention_size, rngs=rngs)
         )
         if attention is not None:
             self.combine = nnx.Linear(
-                memory_size + hidden_size, hidden_size, use_bias=False, kernel_init=glorot,
-                rngs=rngs,
-            )  # fmt: skip
-        self.output = nnx.Linear(
-            hidden_size, vocab_size, kernel_init=glorot, bias_init=zeros, rngs=rngs
-        )
+                memory_size + out, out, use_bias=False, kernel_init=glorot, rngs=rngs
+            )
+        self.output = nnx.Linear(out, vocab_size, kernel_init=glorot, bias_init=zeros, rngs=rngs)
 
     def memory(self, values: jax.Array, lengths: jax.Array) -> Memory:
         """The `Memory` of encoder outputs `values [B, S, E]` with `lengths int[B]`."""
@@ -134,13 +134,16 @@ class Decoder(nnx.Module):
         )
         return jnp.tanh(self.combine(jnp.concatenate([context, top], axis=-1))), weights
 
-    def step(self, carry: DecoderCarry, token: jax.Array, memory: Memory):
+    def step(self, carry: DecoderCarry, token: jax.Array, memory: Memory, masks=None, t=0):
         """One decoder step.
 
         Args:
           carry: the `DecoderCarry` before this step.
           token: `int[batch]`, the input token (BOS first, then the previous output).
           memory: the encoder's `Memory`.
+          masks: None (evaluation mode: decoding), or one `LSTM.draw_masks(...)` per layer for
+            the whole target (training mode with input feeding).
+          t: the step's index into `masks`.
 
         Returns:
           `(carry, logits [batch, V], weights [batch, S] or None)`.
@@ -149,8 +152,9 @@ class Decoder(nnx.Module):
         if self.input_feeding:
             x = jnp.concatenate([x, carry.feed.astype(x.dtype)], axis=-1)
         states = []
-        for layer, state in zip(self.layers, carry.states):
-            state = lstm_cell(layer.params_dict(), state, x)
+        masks = masks if masks is not None else (None,) * len(self.layers)
+        for layer, state, m in zip(self.layers, carry.states, masks):
+            state = layer.step(state, x, m, t)
             states.append(state)
             x = state.h
         out, weights = self._attend(x[:, None, :], memory)
@@ -172,12 +176,16 @@ class Decoder(nnx.Module):
           `(logits [batch, T, V], weights [batch, T, S] or None)`.
         """
         if self.input_feeding:
+            batch, time = target_in.shape
+            masks = tuple(layer.draw_masks(batch, time) for layer in self.layers)
 
-            def body(c, token):
-                c, logits, weights = self.step(c, token, memory)
+            def body(c, inputs):
+                t, token = inputs
+                c, logits, weights = self.step(c, token, memory, masks, t)
                 return c, (logits, weights)
 
-            _, (logits, weights) = jax.lax.scan(body, carry, jnp.swapaxes(target_in, 0, 1))
+            tokens = jnp.swapaxes(target_in, 0, 1)
+            _, (logits, weights) = jax.lax.scan(body, carry, (jnp.arange(time), tokens))
             return jnp.swapaxes(logits, 0, 1), jnp.swapaxes(weights, 0, 1)
         x = embed_tokens(self.embed, target_in, self.vocab_size)
         for layer, state in zip(self.layers, carry.states):

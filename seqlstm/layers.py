@@ -10,7 +10,8 @@ Python before anything is traced, and shape results the way Keras users expect:
   True              True           (all outputs, LSTMState)    [B, T, H], (h, c: [B, H])
 
 Dropout follows Flax: active after `model.train()` (the default for new modules), off after
-`model.eval()`.
+`model.eval()`. So do the LSTM's own stochastic options (`dropout`, `recurrent_dropout`, zoneout;
+see `seqlstm.variants`), which draw their masks from the `dropout` stream of the layer's `rngs`.
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ import jax.numpy as jnp
 from flax import nnx
 
 from seqlstm.cell import LSTMState, init_params
-from seqlstm.checks import check_positive
+from seqlstm.checks import check_choice, check_float_dtype, check_int, check_positive, check_rate
 from seqlstm.masking import lengths_and_poison
 from seqlstm.scan import BACKENDS, BACKWARDS, PROJECTIONS, lstm_scan
+from seqlstm.variants import Masks, Rates, draw_masks, lstm_step
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 def check_input(x: jax.Array, in_features: int, argname: str = "x") -> None:
-    """Raises ValueError unless `x` is `[batch, time, in_features]`."""
+    """Raises ValueError unless `x` is a real `[batch, time, in_features]`."""
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise ValueError(f"{argname} must be real, got dtype {x.dtype}")
     if x.ndim != 3:
         raise ValueError(
             f"{argname} must be [batch, time, features] (rank 3), got shape {tuple(x.shape)}"
@@ -42,16 +46,20 @@ def check_input(x: jax.Array, in_features: int, argname: str = "x") -> None:
         )
 
 
-def check_state(state, batch: int, hidden: int, argname: str = "initial_state") -> LSTMState:
-    """Returns `state` as an `LSTMState` after checking `h` and `c` are `[batch, hidden]`."""
+def check_state(
+    state, batch: int, hidden: int, argname: str = "initial_state", h_size: int | None = None
+) -> LSTMState:
+    """Returns `state` as an `LSTMState` after checking `h` is `[batch, h_size]` (default
+    `hidden`; `proj_size` with a projection) and `c` is `[batch, hidden]`."""
     if not isinstance(state, tuple) or len(state) != 2:
         raise ValueError(f"{argname} must be an LSTMState(h, c), got {type(state).__name__}")
     state = LSTMState(*state)
-    for name, v in zip(("h", "c"), state):
+    for name, v, size in zip(("h", "c"), state, (h_size or hidden, hidden)):
         shape = tuple(jnp.shape(v))
-        if shape != (batch, hidden):
+        if shape != (batch, size):
+            what = "proj_size" if size != hidden else "hidden"
             raise ValueError(
-                f"{argname}.{name} must have shape [batch, hidden] = {(batch, hidden)}, got {shape}"
+                f"{argname}.{name} must have shape [batch, {what}] = {(batch, size)}, got {shape}"
             )
     return state
 
@@ -86,9 +94,20 @@ class LSTM(nnx.Module):
       backend: `"auto"` (cuDNN on a CUDA GPU in float32, else the scan), `"scan"`, `"cudnn"`.
       remat_chunk: rematerialise the forward in chunks of this many steps (long sequences).
       unit_forget_bias: Keras's forget-gate bias of one at initialisation.
-      dtype: computation dtype (None: promote input and parameter dtypes).
-      param_dtype: parameter dtype.
-      rngs: `nnx.Rngs` for initialisation.
+      dropout: Keras's input dropout rate in [0, 1): one mask per sequence, training mode only.
+      recurrent_dropout: Keras's dropout rate of the recurrent state h, the same way.
+      proj_size: PyTorch's LSTMP: P in [1, hidden_size) projects h to `[B, P]` (outputs and
+        `state.h` are P wide, `state.c` stays H); 0 for none.
+      layer_norm: layer-normalised LSTM (Ba et al. 2016; the variant is in `seqlstm.variants`).
+      peepholes: peephole connections from the cell state to the i, f, o gates.
+      zoneout_cell, zoneout_hidden: zoneout rates in [0, 1) of c and h (Krueger et al. 2016);
+        in evaluation mode, the expectation.
+      dtype: computation dtype (None: promote input and parameter dtypes); floating.
+      param_dtype: parameter dtype; floating.
+      rngs: `nnx.Rngs` for initialisation (and the `dropout` stream of the stochastic options).
+
+    Every variant but input `dropout` runs with autodiff (`backward="fused"` falls back to it
+    automatically, see `seqlstm.scan`) and none runs on cuDNN.
     """
 
     def __init__(
@@ -105,6 +124,13 @@ class LSTM(nnx.Module):
         backend: str = "auto",
         remat_chunk: int | None = None,
         unit_forget_bias: bool = True,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        proj_size: int = 0,
+        layer_norm: bool = False,
+        peepholes: bool = False,
+        zoneout_cell: float = 0.0,
+        zoneout_hidden: float = 0.0,
         dtype=None,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
@@ -112,12 +138,29 @@ class LSTM(nnx.Module):
         check_positive("in_features", in_features)
         check_positive("hidden_size", hidden_size)
         check_positive("unroll", unroll)
-        if projection not in PROJECTIONS:
-            raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
-        if backward not in BACKWARDS:
-            raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        check_choice("projection", projection, PROJECTIONS)
+        check_choice("backward", backward, BACKWARDS)
+        check_choice("backend", backend, BACKENDS)
+        check_float_dtype("dtype", dtype)
+        check_float_dtype("param_dtype", param_dtype)
+        self.rates = Rates(
+            check_rate("dropout", dropout),
+            check_rate("recurrent_dropout", recurrent_dropout),
+            check_rate("zoneout_cell", zoneout_cell),
+            check_rate("zoneout_hidden", zoneout_hidden),
+        )
+        proj_size = check_int("proj_size", proj_size, 0)
+        if proj_size >= hidden_size:
+            raise ValueError(
+                f"proj_size must be smaller than hidden_size={hidden_size} (PyTorch's rule), got "
+                f"{proj_size}"
+            )
+        variant = bool(proj_size or layer_norm or peepholes or any(self.rates[1:]))
+        if variant and backend == "cudnn":
+            raise ValueError(
+                "backend='cudnn' runs the plain LSTM (with input dropout) only; recurrent_dropout, "
+                "proj_size, layer_norm, peepholes and zoneout need backend='auto' or 'scan'"
+            )
         self.in_features = in_features
         self.hidden_size = hidden_size
         self.return_sequences = return_sequences
@@ -129,24 +172,68 @@ class LSTM(nnx.Module):
         self.backend = backend
         self.remat_chunk = remat_chunk
         self.dtype = dtype
+        self.proj_size = proj_size
+        self.layer_norm = bool(layer_norm)
+        self.peepholes = bool(peepholes)
+        self.deterministic = False  # set by model.train() / model.eval(), as nnx.Dropout's
         p = init_params(
             rngs.params(),
             in_features,
             hidden_size,
             unit_forget_bias=unit_forget_bias,
+            proj_size=proj_size,
+            peepholes=peepholes,
+            layer_norm=layer_norm,
             dtype=param_dtype,
         )
-        self.kernel = nnx.Param(p["kernel"])
-        self.recurrent_kernel = nnx.Param(p["recurrent_kernel"])
-        self.bias = nnx.Param(p["bias"])
+        self.param_names = tuple(p)
+        for name, value in p.items():
+            setattr(self, name, nnx.Param(value))
+        if any(self.rates):  # after the parameters: the same weights as without the options
+            self.rngs = rngs["dropout"].fork()
+
+    @property
+    def dropout(self) -> float:
+        return self.rates.dropout
+
+    @property
+    def recurrent_dropout(self) -> float:
+        return self.rates.recurrent_dropout
+
+    @property
+    def out_features(self) -> int:
+        """The size of the outputs and of `state.h`: `proj_size`, or `hidden_size` without."""
+        return self.proj_size or self.hidden_size
 
     def params_dict(self) -> dict:
-        """The parameters as the plain dict `seqlstm.scan.lstm_scan` takes."""
-        return {
-            "kernel": self.kernel[...],
-            "recurrent_kernel": self.recurrent_kernel[...],
-            "bias": self.bias[...],
-        }
+        """The parameters as the dict `seqlstm.scan.lstm_scan` takes (`seqlstm.variants`)."""
+        return {name: getattr(self, name)[...] for name in self.param_names}
+
+    def key(self) -> jax.Array | None:
+        """A fresh PRNG key for the stochastic options in training mode; None otherwise."""
+        return self.rngs() if any(self.rates) and not self.deterministic else None
+
+    def draw_masks(self, batch: int, time: int, key: jax.Array | None = None) -> Masks | None:
+        """The masks of one call in training mode (`seqlstm.variants.draw_masks`), else None."""
+        key = self.key() if key is None else key
+        if key is None:
+            return None
+        return draw_masks(
+            key,
+            self.rates,
+            batch,
+            time,
+            self.in_features,
+            self.params_dict(),
+            self.dtype or jnp.float32,
+        )
+
+    def step(self, state: LSTMState, x: jax.Array, masks: Masks | None = None, t=0) -> LSTMState:
+        """One step on `x: [batch, in_features]` (`seqlstm.variants.lstm_step`): with `masks`
+        from `draw_masks` in training mode, without in evaluation mode."""
+        return lstm_step(
+            self.params_dict(), state, x, rates=self.rates, masks=masks, t=t, dtype=self.dtype
+        )
 
     def __call__(
         self,
@@ -174,7 +261,9 @@ class LSTM(nnx.Module):
         check_input(x, self.in_features)
         batch, time = x.shape[0], x.shape[1]
         if initial_state is not None:
-            initial_state = check_state(initial_state, batch, self.hidden_size)
+            initial_state = check_state(
+                initial_state, batch, self.hidden_size, h_size=self.out_features
+            )
         lengths, bad = lengths_and_poison(batch, time, seq_lengths, mask)
         outputs, state = lstm_scan(
             self.params_dict(),
@@ -188,6 +277,11 @@ class LSTM(nnx.Module):
             backend=self.backend,
             remat_chunk=self.remat_chunk,
             dtype=self.dtype,
+            dropout=self.rates.dropout,
+            recurrent_dropout=self.rates.recurrent_dropout,
+            zoneout_cell=self.rates.zoneout_cell,
+            zoneout_hidden=self.rates.zoneout_hidden,
+            key=self.key(),
         )
         last = state.h.astype(outputs.dtype)
         if bad is not None:
@@ -235,7 +329,8 @@ class Bidirectional(nnx.Module):
 
     @property
     def out_features(self) -> int:
-        return 2 * self.hidden_size if self.merge_mode == "concat" else self.hidden_size
+        size = self.forward_layer.out_features
+        return 2 * size if self.merge_mode == "concat" else size
 
     def __call__(
         self,
@@ -287,7 +382,10 @@ class StackedLSTM(nnx.Module):
       hidden_sizes: units of each layer, first to last.
       bidirectional: make every layer a `Bidirectional`.
       merge_mode: how bidirectional layers merge (not None: the next layer needs one array).
-      dropout: dropout rate between layers (not after the last), active in training mode only.
+      dropout: dropout rate between layers (not after the last), active in training mode only
+        (PyTorch's `nn.LSTM(dropout=)`: a fresh mask per element).
+      input_dropout: every layer's Keras `dropout` (`LSTM(dropout=)`: one mask per sequence on
+        the layer's input); `recurrent_dropout` and the other variants go in `**lstm_kwargs`.
       return_sequences: return the last layer's outputs `[B, T, H_last]` instead of `[B, H_last]`.
       return_state: also return `states`, one per layer: an `LSTMState`, or a
         `(forward, backward)` pair when bidirectional.
@@ -302,6 +400,7 @@ class StackedLSTM(nnx.Module):
         bidirectional: bool = False,
         merge_mode: str = "concat",
         dropout: float = 0.0,
+        input_dropout: float = 0.0,
         return_sequences: bool = False,
         return_state: bool = False,
         rngs: nnx.Rngs,
@@ -319,8 +418,7 @@ class StackedLSTM(nnx.Module):
                 f"merge_mode of a bidirectional StackedLSTM must be one of {MERGE_MODES[:-1]} "
                 f"(the next layer reads one array), got {merge_mode!r}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_rate("dropout", dropout)
         self.in_features = in_features
         self.hidden_sizes = hidden_sizes
         self.bidirectional = bidirectional
@@ -331,15 +429,20 @@ class StackedLSTM(nnx.Module):
         d = in_features
         for h in hidden_sizes:
             common = dict(return_sequences=True, return_state=True, rngs=rngs, **lstm_kwargs)
+            common["dropout"] = input_dropout
             if bidirectional:
                 layer = Bidirectional(d, h, merge_mode=merge_mode, **common)
-                d = layer.out_features
             else:
                 layer = LSTM(d, h, **common)
-                d = h
+            d = layer.out_features
             layers.append(layer)
         self.layers = nnx.List(layers)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    @property
+    def out_features(self) -> int:
+        """The size of the last layer's outputs."""
+        return self.layers[-1].out_features
 
     def __call__(
         self,

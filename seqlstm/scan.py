@@ -13,7 +13,13 @@ same FLOPs in smaller pieces; `"auto"` picks by backend (see `choose_projection`
 Variable length is right padding: row b is valid for `t < seq_lengths[b]`. At padded steps the
 state is carried unchanged and the output is zero, so the final state is the state at each row's
 last valid step; with `reverse=True` the scan runs from t = T - 1 down to 0 and so starts, for each
-row, from its initial state at its last valid step.
+row, from its initial state at its last valid step. Inputs at padded steps are replaced by zeros
+before any arithmetic, so whatever they hold (NaN included) reaches neither outputs nor gradients.
+
+The variants (`seqlstm.variants`: dropout, recurrent dropout, projection, layer norm, peepholes,
+zoneout) run the general step, differentiated by autodiff: the fused backward serves the plain
+cell, also with input `dropout` (a mask on x before the recurrence), and `backward="fused"` falls
+back to autodiff for the others. cuDNN serves the same two.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ import jax
 import jax.numpy as jnp
 
 from seqlstm.cell import LSTMState, batch_zeros, gate_update
+from seqlstm.checks import check_float_dtype, check_rate
 from seqlstm.fused_backward import fused_lstm
+from seqlstm.variants import Rates, check_params, draw_masks, is_plain, sizes, variant_segment
 
 Projection = Literal["auto", "hoisted", "per_step"]
 PROJECTIONS = ("auto", "hoisted", "per_step")
@@ -98,13 +106,21 @@ def lstm_scan(
     backend: str = "auto",
     remat_chunk: int | None = None,
     dtype=None,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    zoneout_cell: float = 0.0,
+    zoneout_hidden: float = 0.0,
+    key: jax.Array | None = None,
 ) -> tuple[jax.Array, LSTMState]:
     """Runs an LSTM over a whole batch of sequences.
 
     Args:
-      params: `{"kernel": [D, 4H], "recurrent_kernel": [H, 4H], "bias": [4H]}`.
-      x: inputs `[batch, time, D]`.
-      initial_state: `LSTMState` with `h, c: [batch, H]`; zeros when None.
+      params: `{"kernel": [D, 4H], "recurrent_kernel": [H, 4H], "bias": [4H]}`, plus the
+        entries of the variants (`seqlstm.variants`: `proj_kernel [H, P]` makes h `[batch, P]`
+        and the recurrent kernel `[P, 4H]`; `peephole`; the layer-norm gains).
+      x: inputs `[batch, time, D]`, real (complex is an error).
+      initial_state: `LSTMState` with `h: [batch, P]` (P = H without projection),
+        `c: [batch, H]`; zeros when None.
       seq_lengths: optional `int32[batch]`, valid steps per row (right padding). Values are
         trusted here; `seqlstm.LSTM` validates them.
       reverse: process each row from its last valid step back to step 0.
@@ -112,22 +128,49 @@ def lstm_scan(
       projection: `"hoisted"`, `"per_step"` or `"auto"` (see the module docstring).
       backward: `"fused"`, the per-step form with a cuDNN-style custom VJP (weight gradients as
         one matmul over all steps, see `seqlstm.fused_backward`), or `"autodiff"`, JAX's own
-        derivative of the scan. The hoisted form always uses autodiff.
+        derivative of the scan. The hoisted form always uses autodiff, and so do the variants
+        except input `dropout` (chosen automatically).
       backend: `"scan"`, `"cudnn"` (`seqlstm.cudnn`, CUDA GPUs only, float32), or `"auto"`:
-        cuDNN on a CUDA GPU when the computation is float32, otherwise the scan.
+        cuDNN on a CUDA GPU when the computation is float32, otherwise the scan. cuDNN takes
+        the plain cell (with input `dropout`) only.
       remat_chunk: if set, rematerialise the forward in chunks of this many steps: training
         memory grows with T / remat_chunk instead of T, for about one extra forward pass.
       dtype: matmul input dtype; None promotes the input and parameter dtypes. Gate math and
-        the state run in `state_dtype(dtype)` (float32 for bfloat16: mixed precision).
+        the state run in `state_dtype(dtype)` (float32 for bfloat16: mixed precision). Must be
+        a floating dtype.
+      dropout, recurrent_dropout: Keras's variational dropout rates in [0, 1), training only.
+      zoneout_cell, zoneout_hidden: zoneout rates in [0, 1) of c and h.
+      key: PRNG key of training mode (dropout masks and zoneout drawn from it, once per call);
+        None is evaluation mode: no dropout, zoneout's expectation.
 
     Returns:
-      `(outputs, final_state)`: `outputs: [batch, time, H]` in `dtype` (zeros at padded steps,
+      `(outputs, final_state)`: `outputs: [batch, time, P]` in `dtype` (zeros at padded steps,
       aligned with the input even when `reverse`); `final_state`, the `LSTMState` after each
       row's last processed step, in `state_dtype(dtype)`.
     """
+    check_params(params)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise ValueError(f"x must be real, got dtype {x.dtype}")
     if dtype is None:
         dtype = jnp.result_type(x.dtype, params["kernel"].dtype)
     dtype = jnp.dtype(dtype)
+    check_float_dtype("dtype", dtype)
+    rates = Rates(
+        check_rate("dropout", dropout),
+        check_rate("recurrent_dropout", recurrent_dropout),
+        check_rate("zoneout_cell", zoneout_cell),
+        check_rate("zoneout_hidden", zoneout_hidden),
+    )
+    plain = is_plain(params) and rates[1:] == (0.0, 0.0, 0.0)
+    if not plain:
+        if backend == "cudnn":
+            raise ValueError(
+                "backend='cudnn' runs the plain cell (with input dropout) only; this cell has "
+                f"params {sorted(params)} and rates {rates}: use backend='auto' or 'scan'"
+            )
+        backend = "scan"
+    if not any(rates):
+        key = None  # nothing random: one compiled program for training and evaluation
     if projection == "auto":
         projection = choose_projection()
     if projection not in ("hoisted", "per_step"):
@@ -149,6 +192,8 @@ def lstm_scan(
         backend=choose_backend(backend, dtype),
         remat_chunk=remat_chunk,
         dtype=dtype,
+        rates=rates,
+        key=key,
     )
 
 
@@ -162,6 +207,7 @@ def lstm_scan(
         "backend",
         "remat_chunk",
         "dtype",
+        "rates",
     ),
 )
 def _lstm_scan(
@@ -177,22 +223,50 @@ def _lstm_scan(
     backend,
     remat_chunk,
     dtype,
+    rates,
+    key,
 ):
     acc = state_dtype(dtype)
-    time = x.shape[1]
-    hidden = params["recurrent_kernel"].shape[0]
+    batch, time = x.shape[0], x.shape[1]
+    hidden, state_size = sizes(params)
     if initial_state is None:
         zeros = batch_zeros(x, hidden, acc)  # sharded like x's batch
-        initial_state = LSTMState(zeros, zeros)
+        h_zeros = zeros if state_size == hidden else batch_zeros(x, state_size, acc)
+        initial_state = LSTMState(h_zeros, zeros)
     initial_state = LSTMState(initial_state.h.astype(acc), initial_state.c.astype(acc))
+    valid = None
+    if seq_lengths is not None:
+        valid = jnp.arange(time)[:, None] < seq_lengths[None, :].astype(jnp.int32)  # [T, B]
+        # Before any arithmetic: a NaN at a padded step must not reach a gradient (0 * NaN).
+        x = jnp.where(valid.T[:, :, None], x, jnp.zeros((), x.dtype))
+    masks = None
+    if key is not None:
+        masks = draw_masks(key, rates, batch, time, x.shape[2], params, x.dtype)
+    if not is_plain(params) or rates[1:] != (0.0, 0.0, 0.0):
+        segment = partial(
+            variant_segment,
+            params,
+            rates=rates,
+            masks=masks,
+            projection=projection,
+            reverse=reverse,
+            unroll=unroll,
+            dtype=dtype,
+        )
+        zoneout = (masks.zoneout_c, masks.zoneout_h) if masks is not None else (None, None)
+        xs = (jnp.swapaxes(x, 0, 1), *zoneout)  # the zoneout masks are time-major already
+        if remat_chunk is None or remat_chunk >= time:
+            ys, h_t, c_t = segment(xs, initial_state.h, initial_state.c, valid)
+        else:
+            ys, h_t, c_t = _rematerialised(segment, xs, initial_state, valid, remat_chunk, reverse)
+        return jnp.swapaxes(ys, 0, 1), LSTMState(h_t, c_t)
+    if masks is not None and masks.x is not None:
+        x = x * masks.x[:, None, :]  # input dropout: one mask per row, constant over time
     if backend == "cudnn":
         from seqlstm.cudnn import cudnn_lstm
 
         return cudnn_lstm(params, x, initial_state, seq_lengths=seq_lengths, reverse=reverse)
 
-    valid = None
-    if seq_lengths is not None:
-        valid = jnp.arange(time)[:, None] < seq_lengths[None, :].astype(jnp.int32)  # [T, B]
     if projection == "per_step" and backward == "fused":
         segment = partial(
             fused_lstm,
@@ -226,15 +300,20 @@ def _rematerialised(segment, x_tm, initial_state, valid, chunk, reverse):
     Each chunk is a `jax.checkpoint`: the backward pass recomputes its forward, so memory holds
     T / chunk boundary states plus one chunk's residuals instead of every step's.
     """
-    time, batch = x_tm.shape[0], x_tm.shape[1]
+    time, batch = jax.tree.leaves(x_tm)[0].shape[:2]
     n = -(-time // chunk)
     pad = n * chunk - time
     if valid is None:
         valid = jnp.ones((time, batch), bool)
     # Padding steps at the end are invalid: the state passes through them unchanged.
-    x_tm = jnp.pad(x_tm, ((0, pad), (0, 0), (0, 0)))
+    # `x_tm` is one time-major array, or (for the variants) a tuple of them and Nones.
+    xs = jax.tree.map(
+        lambda a: jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1)).reshape(
+            (n, chunk) + a.shape[1:]
+        ),
+        x_tm,
+    )
     valid = jnp.pad(valid, ((0, pad), (0, 0)))
-    xs = x_tm.reshape((n, chunk) + x_tm.shape[1:])
     vs = valid.reshape((n, chunk, batch))
 
     @jax.checkpoint

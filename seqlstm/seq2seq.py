@@ -10,8 +10,8 @@
                     "sum":    h0 = h_fwd + h_bwd, c0 = c_fwd + c_bwd (or copy one direction);
                               no parameters
                     "zeros":  h0 = c0 = 0 (the decoder sees the source only through attention)
-  Decoder         (`seqlstm.decoder`) one LSTM step per output token (`seqlstm.cell.lstm_cell`
-                  on the layers' parameters: the core's gate math); with attention,
+  Decoder         (`seqlstm.decoder`) one LSTM step per output token (`LSTM.step` on the
+                  layers' parameters: the core's gate math, every variant); with attention,
                   Luong's placement: the top layer's h_t attends over the encoder outputs,
                   h~_t = tanh(W_c [context_t; h_t]), logits = W_o h~_t; with input feeding,
                   h~_{t-1} is concatenated to the embedding of the input token at step t.
@@ -84,7 +84,7 @@ class Encoder(nnx.Module):
 
     @property
     def out_features(self) -> int:
-        return 2 * self.hidden_size if self.bidirectional else self.hidden_size
+        return self.stack.out_features
 
     def __call__(self, source: jax.Array, source_lengths: jax.Array):
         """Encodes right-padded tokens.
@@ -120,7 +120,12 @@ class EncoderDecoder(nnx.Module):
       max_target_len: the longest target in steps, EOS included (also the default decoding limit).
       dropout: between stacked encoder layers, in training mode only.
       unroll: LSTM steps per scan iteration.
+      input_dropout: every encoder and decoder LSTM's Keras `dropout` (one mask per sequence).
       rngs: `nnx.Rngs`.
+      **lstm_kwargs: the LSTM variants for every encoder and decoder LSTM: `recurrent_dropout`,
+        `proj_size` (the states, the bridge and the attentional vector are then `proj_size`
+        wide, the cell states `hidden_size`), `layer_norm`, `peepholes`, `zoneout_cell`,
+        `zoneout_hidden` (see `seqlstm.LSTM`).
     """
 
     batch_fields = (
@@ -147,7 +152,9 @@ class EncoderDecoder(nnx.Module):
         max_target_len: int = 65,
         dropout: float = 0.0,
         unroll: int = 1,
+        input_dropout: float = 0.0,
         rngs: nnx.Rngs,
+        **lstm_kwargs,
     ):
         for name, value in (
             ("hidden_size", hidden_size),
@@ -177,18 +184,23 @@ class EncoderDecoder(nnx.Module):
         self.encoder = Encoder(
             source_vocab_size, hidden_size, num_layers=num_layers, embed_dim=embed_dim,
             bidirectional=bidirectional, dropout=dropout, unroll=unroll, rngs=rngs,
+            input_dropout=input_dropout, **lstm_kwargs,
         )  # fmt: skip
         self.decoder = Decoder(
             target_vocab_size, hidden_size, self.encoder.out_features,
             num_layers=decoder_layers, embed_dim=embed_dim, attention=attention,
             input_feeding=input_feeding, attention_size=attention_size, unroll=unroll, rngs=rngs,
+            dropout=input_dropout, **lstm_kwargs,
         )  # fmt: skip
         if bridge == "linear":
-            d = self.encoder.out_features
+            dirs = 2 if bidirectional else 1
+            out = self.decoder.out_features  # the width of h: proj_size or hidden_size
             glorot = nnx.initializers.glorot_uniform()
-            make = lambda: nnx.Linear(d, hidden_size, kernel_init=glorot, rngs=rngs)  # noqa: E731
-            self.bridge_h = nnx.List([make() for _ in range(decoder_layers)])
-            self.bridge_c = nnx.List([make() for _ in range(decoder_layers)])
+            make = lambda d, n: nnx.Linear(d, n, kernel_init=glorot, rngs=rngs)  # noqa: E731
+            self.bridge_h = nnx.List([make(dirs * out, out) for _ in range(decoder_layers)])
+            self.bridge_c = nnx.List(
+                [make(dirs * hidden_size, hidden_size) for _ in range(decoder_layers)]
+            )
 
     @property
     def attention(self) -> bool:
@@ -246,10 +258,11 @@ class EncoderDecoder(nnx.Module):
         n_dec = len(self.decoder.layers)
         top = states[len(states) - n_dec :]
         zeros = batch_zeros(source, self.hidden_size)
+        h_zeros = batch_zeros(source, self.decoder.out_features)
         out = []
         for i in range(n_dec):
             if self.bridge == "zeros":
-                out.append(LSTMState(zeros, zeros))
+                out.append(LSTMState(h_zeros, zeros))
                 continue
             dirs = top[i] if self.bidirectional else (top[i],)
             if self.bridge == "sum":
@@ -269,7 +282,8 @@ class EncoderDecoder(nnx.Module):
         """
         source_lengths = jnp.asarray(source_lengths).astype(jnp.int32)
         outputs, states = self.encoder(source, source_lengths)
-        carry = DecoderCarry(self._bridge(states, source), batch_zeros(source, self.hidden_size))
+        feed = batch_zeros(source, self.decoder.out_features)
+        carry = DecoderCarry(self._bridge(states, source), feed)
         return self.decoder.memory(outputs, source_lengths), carry
 
     def __call__(

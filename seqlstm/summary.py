@@ -37,7 +37,10 @@ def summary(model: nnx.Module, *example_inputs, **example_kwargs) -> str:
 
     Returns:
       The table as a string: layer (path), type, output shape, parameter count, then totals.
-      Parameter counts match Keras (one bias per LSTM gate): `LSTM(2, 64)` has 17,152.
+      Parameter counts match Keras (one bias per LSTM gate): `LSTM(2, 64)` has 17,152, with or
+      without `dropout` and `recurrent_dropout`. `proj_size=P` adds PyTorch's `weight_hr` (H * P)
+      and makes the recurrent kernel P * 4H: PyTorch's count less its second bias (4H).
+      `layer_norm` adds 10H gains and biases, `peepholes` 3H.
     """
     graphdef, state = nnx.split(model)
     rows: list[tuple[int, str, str, str, int]] = []

@@ -197,9 +197,32 @@ def test_rejects_unbuilt_and_foreign_layers():
         to_keras(seqlstm.LSTM(D, H, reverse=True, rngs=nnx.Rngs(0)))
 
 
-def test_dropout_is_dropped_with_a_warning():
-    k = build(keras.layers.LSTM(H, dropout=0.1, recurrent_dropout=0.2))
-    with pytest.warns(UserWarning, match="dropout"):
-        model = from_keras(k)
+def test_dropout_and_recurrent_dropout_carry_over_and_match_keras_in_distribution():
+    k = build(keras.layers.LSTM(H, dropout=0.3, recurrent_dropout=0.4, return_sequences=True))
+    model = from_keras(k)
+    assert (model.dropout, model.recurrent_dropout) == (0.3, 0.4)
+    assert seqlstm.count_params(model) == k.count_params()  # dropout adds no parameters
+    back = to_keras(model)
+    assert (back.cell.dropout, back.cell.recurrent_dropout) == (0.3, 0.4)
     x = inputs()
+    model.eval()
     close(model(jnp.asarray(x)), keras_call(k, x, training=False)[0])
+    # Training: one sequence in 3000 rows, each row its own masks; the mean and spread over the
+    # rows of Keras's outputs and of seqlstm's agree (different draws, same distribution).
+    model.train()
+    many = np.repeat(x[:1], 3000, axis=0)
+    ours = np.asarray(model(jnp.asarray(many)))
+    theirs = keras_call(k, many, training=True)[0]
+    assert ours.std(0).min() > 0.01  # dropout is on
+    np.testing.assert_allclose(ours.mean(0), theirs.mean(0), atol=0.02)
+    np.testing.assert_allclose(ours.std(0), theirs.std(0), atol=0.02)
+    bi = build(keras.layers.Bidirectional(keras.layers.LSTM(H, dropout=0.1)))
+    assert from_keras(bi).backward_layer.dropout == 0.1
+
+
+def test_to_keras_rejects_variants_keras_lacks():
+    for kw in (dict(proj_size=2), dict(layer_norm=True), dict(peepholes=True)):
+        with pytest.raises(ValueError, match=f"keras.layers.LSTM has no {next(iter(kw))}"):
+            to_keras(seqlstm.LSTM(D, H, rngs=nnx.Rngs(0), **kw))
+    with pytest.raises(ValueError, match="zoneout_cell"):
+        to_keras(seqlstm.Bidirectional(D, H, zoneout_cell=0.1, rngs=nnx.Rngs(0)))

@@ -53,11 +53,11 @@ def run_torch(module, x, lengths=None):
     return x, out, h_n, c_n
 
 
-def functional_weights(seed, out_shape, state_shape, num_layers, bidirectional):
+def functional_weights(seed, out_shape, h_shape, num_layers, bidirectional, c_shape=None):
     """A fixed random linear functional: weights for the outputs and for h_n, c_n."""
     rng = np.random.default_rng(seed)
     w_out = rng.normal(size=out_shape).astype(np.float32)
-    w_h, w_c = (rng.normal(size=state_shape).astype(np.float32) for _ in range(2))
+    w_h, w_c = (rng.normal(size=s).astype(np.float32) for s in (h_shape, c_shape or h_shape))
     return w_out, w_h, w_c, torch_states(w_h, w_c, num_layers, bidirectional)
 
 
@@ -70,7 +70,19 @@ def assert_states_equal(ours, theirs):
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_parity_outputs_states_and_input_gradients(num_layers, bidirectional, lengths):
-    module = make_torch(num_layers, bidirectional)
+    check_parity(make_torch(num_layers, bidirectional), num_layers, bidirectional, lengths)
+
+
+@pytest.mark.parametrize(
+    "num_layers,bidirectional,lengths", [(2, True, LENGTHS), (1, False, None)], ids=["2bi", "1uni"]
+)
+def test_proj_size_parity_outputs_states_and_input_gradients(num_layers, bidirectional, lengths):
+    module = make_torch(num_layers, bidirectional, proj_size=3)
+    check_parity(module, num_layers, bidirectional, lengths, out_size=3)
+
+
+def check_parity(module, num_layers, bidirectional, lengths, out_size=H):
+    """from_torch(module): outputs, h_n, c_n and input gradients equal torch's."""
     model = from_torch(module)
     assert model.return_sequences and model.return_state
     x_np = inputs()
@@ -78,7 +90,7 @@ def test_parity_outputs_states_and_input_gradients(num_layers, bidirectional, le
 
     xt, out_t, h_n, c_n = run_torch(module, x_np, lengths)
     w_out, w_h, w_c, w_states = functional_weights(
-        1, out_t.shape, h_n.shape, num_layers, bidirectional
+        1, out_t.shape, h_n.shape, num_layers, bidirectional, c_n.shape
     )
     loss_t = (
         (out_t * torch.tensor(w_out)).sum()
@@ -95,7 +107,7 @@ def test_parity_outputs_states_and_input_gradients(num_layers, bidirectional, le
         return jnp.sum(out * w_out) + sum(jax.tree.leaves(terms)), (out, states)
 
     (_, (out, states)), grad = jax.value_and_grad(loss, has_aux=True)(jnp.asarray(x_np))
-    assert out.shape == (B, T, dirs * H)
+    assert out.shape == (B, T, dirs * out_size)
     # pad_packed_sequence fills padded steps with zeros, and so does seqlstm: compare everything.
     np.testing.assert_allclose(np.asarray(out), out_t.detach().numpy(), atol=ATOL, rtol=0)
     assert len(states) == num_layers
@@ -149,18 +161,19 @@ def test_dropout_and_mode_carry_over():
     assert back.dropout == 0.25 and not back.training
 
 
-def test_rejects_proj_size_and_non_lstm():
-    with pytest.raises(ValueError, match="proj_size"):
-        from_torch(torch.nn.LSTM(D, H, proj_size=2))
+def test_rejects_non_lstm():
     with pytest.raises(TypeError, match="torch.nn.LSTM"):
         from_torch(torch.nn.GRU(D, H))
 
 
-@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-def test_round_trip_torch_seqlstm_torch(bidirectional):
-    module = make_torch(2, bidirectional)
+@pytest.mark.parametrize(
+    "bidirectional,proj_size", [(False, 0), (True, 0), (True, 2)], ids=["uni", "bi", "bi_proj"]
+)
+def test_round_trip_torch_seqlstm_torch(bidirectional, proj_size):
+    module = make_torch(2, bidirectional, proj_size=proj_size)
     back = to_torch(from_torch(module))
     assert back.batch_first and back.bidirectional == bidirectional and back.num_layers == 2
+    assert back.proj_size == proj_size
     theirs = dict(module.named_parameters())
     for name, p in back.named_parameters():
         if name.startswith("weight"):
@@ -210,6 +223,11 @@ def test_to_torch_rejects_what_torch_cannot_hold():
         to_torch(seqlstm.LSTM(D, H, reverse=True, rngs=rngs))
     with pytest.raises(TypeError):
         to_torch(seqlstm.RepeatVector(2))
+    for kw in (dict(layer_norm=True), dict(peepholes=True), dict(recurrent_dropout=0.1)):
+        with pytest.raises(ValueError, match=f"torch.nn.LSTM has no {next(iter(kw))}"):
+            to_torch(seqlstm.StackedLSTM(D, (H, H), rngs=rngs, **kw))
+    with pytest.raises(ValueError, match="has no dropout"):
+        to_torch(seqlstm.LSTM(D, H, dropout=0.2, rngs=rngs))
 
 
 def test_torch_states_layout():

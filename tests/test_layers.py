@@ -295,3 +295,78 @@ def test_initial_state_wrong_shape_raises():
         StackedLSTM(D, (3, 3), rngs=nnx.Rngs(0))(_x(), initial_state=[None])
     with pytest.raises(ValueError, match="pair"):
         Bidirectional(D, H, rngs=nnx.Rngs(0))(_x(), initial_state=LSTMState(good, good)[0])
+
+
+VARIANT_KW = dict(
+    proj_size=3, layer_norm=True, peepholes=True, recurrent_dropout=0.3, zoneout_cell=0.2,
+    zoneout_hidden=0.1,
+)  # fmt: skip
+
+
+def test_variants_through_bidirectional_and_stack_match_the_loop_in_evaluation():
+    from test_variants import oracle  # the step-by-step numpy loop of tests/test_variants.py
+
+    lengths = jnp.array([5, 2, 0])
+    bi = Bidirectional(
+        D, H, return_sequences=True, return_state=True, dropout=0.3, rngs=nnx.Rngs(1),
+        **VARIANT_KW,
+    )  # fmt: skip
+    bi.eval()
+    assert bi.out_features == 6
+    out, (fwd, bwd) = bi(_x(), seq_lengths=lengths)
+    rates = bi.forward_layer.rates
+    n = np.array(lengths)
+    want_f = oracle(bi.forward_layer.params_dict(), _x(), n, rates=rates)
+    want_b = oracle(bi.backward_layer.params_dict(), _x(), n, reverse=True, rates=rates)
+    np.testing.assert_allclose(out, np.concatenate([want_f[0], want_b[0]], -1), atol=2e-5)
+    assert fwd.h.shape == (B, 3) and fwd.c.shape == (B, H)
+    np.testing.assert_allclose(bwd.c, want_b[2], atol=2e-5)
+    stack = StackedLSTM(
+        D, (H, H), bidirectional=True, input_dropout=0.3, return_sequences=True,
+        rngs=nnx.Rngs(2), **VARIANT_KW,
+    )  # fmt: skip
+    stack.eval()
+    first, second = stack.layers
+    assert first.forward_layer.dropout == 0.3 and second.backward_layer.proj_size == 3
+    chained = second(first(_x(), seq_lengths=lengths)[0], seq_lengths=lengths)[0]
+    np.testing.assert_allclose(stack(_x(), seq_lengths=lengths), chained, atol=1e-6)
+
+
+def test_stochastic_options_in_training_mode_only_with_fresh_masks_each_call():
+    layer = LSTM(D, H, return_sequences=True, dropout=0.5, recurrent_dropout=0.5, rngs=nnx.Rngs(3))
+    plain = LSTM(D, H, return_sequences=True, rngs=nnx.Rngs(3))
+    same_rows = jnp.broadcast_to(_x()[:1], (B, T, D))
+    y1, y2 = layer(same_rows), layer(same_rows)
+    assert not np.allclose(y1, y2)  # a new key per call: another step of training
+    assert not np.allclose(y1[0], y1[1])  # each row its own masks
+    grads = nnx.grad(lambda m: jnp.sum(m(_x()) ** 2))(layer)
+    assert all(np.isfinite(g).all() and np.abs(g).sum() > 0 for g in jax.tree.leaves(grads))
+    layer.eval()
+    np.testing.assert_allclose(layer(_x()), plain(_x()), atol=1e-6)  # eval: the plain LSTM
+    np.testing.assert_array_equal(layer(_x()), layer(_x()))
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(dropout=1.0), "dropout must be in"),
+        (dict(recurrent_dropout=-0.1), "recurrent_dropout must be in"),
+        (dict(zoneout_cell=1.5), "zoneout_cell must be in"),
+        (dict(zoneout_hidden=None), "zoneout_hidden must be a float"),
+        (dict(proj_size=H), "proj_size must be smaller than hidden_size=6"),
+        (dict(proj_size=-1), "proj_size must be an int >= 0"),
+        (dict(peepholes=True, backend="cudnn"), "backend='cudnn' runs the plain LSTM"),
+        (dict(dtype=jnp.int32), "dtype must be a floating dtype"),
+        (dict(param_dtype=jnp.int8), "param_dtype must be a floating dtype"),
+    ],
+)
+def test_bad_variant_arguments_raise_naming_them(kw, match):
+    with pytest.raises(ValueError, match=match):
+        LSTM(D, H, rngs=nnx.Rngs(0), **kw)
+
+
+def test_complex_input_raises():
+    with pytest.raises(ValueError, match="x must be real, got dtype complex64"):
+        LSTM(D, H, rngs=nnx.Rngs(0))(_x().astype(jnp.complex64))
+    with pytest.raises(ValueError, match="x must be real"):
+        StackedLSTM(D, (H,), rngs=nnx.Rngs(0))(_x().astype(jnp.complex64))

@@ -150,3 +150,37 @@ def test_bad_input():
         make(target_vocab_size=3)
     with pytest.raises(ValueError, match="query_size == key_size"):
         make(attention="dot", bidirectional=True)
+
+
+VARIANTS = dict(
+    proj_size=5, layer_norm=True, peepholes=True, zoneout_cell=0.2, zoneout_hidden=0.1,
+    recurrent_dropout=0.2, input_dropout=0.2,
+)  # fmt: skip
+
+
+def test_variants_teacher_forcing_equals_step_by_step_in_evaluation():
+    """The whole-sequence path (lstm_scan) and decoding's steps (LSTM.step) agree for every
+    variant; a bidirectional encoder's projected states reach the decoder through the bridge."""
+    model = make(attention="general", input_feeding=False, bidirectional=True, **VARIANTS)
+    model.eval()
+    assert model.decoder.layers[0].proj_size == 5 and model.encoder.out_features == 10
+    d = batch()
+    logits = model(d["source"], d["source_lengths"], d["target_in"])
+    memory, carry = model.encode(jnp.asarray(d["source"]), jnp.asarray(d["source_lengths"]))
+    assert carry.states[0].h.shape == (4, 5) and carry.states[0].c.shape == (4, 8)
+    step = nnx.jit(lambda decoder, c, token, m: decoder.step(c, token, m))
+    for t in range(d["target_in"].shape[1]):
+        carry, step_logits, _ = step(model.decoder, carry, d["target_in"][:, t], memory)
+        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
+
+
+def test_variants_train_with_input_feeding():
+    stochastic = dict(proj_size=5, zoneout_cell=0.2, recurrent_dropout=0.2, input_dropout=0.2)
+    model = make(attention="additive", **stochastic)
+    d = batch()
+    args = tuple(jnp.asarray(d[k]) for k in ("source", "source_lengths", "target_in"))
+    loss_and_grads = nnx.jit(nnx.value_and_grad(lambda m: jnp.sum(m(*args) ** 2)))
+    loss1, grads = loss_and_grads(model)
+    loss2, _ = loss_and_grads(model)  # the same program, the next masks
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+    assert np.isfinite(loss1) and loss1 != loss2

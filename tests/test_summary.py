@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import pytest
 from flax import nnx
 
 from seqlstm import LSTM, Bidirectional, StackedLSTM, count_params, summary
@@ -44,3 +45,20 @@ def test_summary_computes_nothing_and_accepts_kwargs():
     assert "(2, 8)" in text  # concat of two directions
     # The classes are restored after the summary.
     assert LSTM.__call__.__name__ == "__call__"
+
+
+def test_counts_of_the_variants_match_torch_and_keras():
+    """proj_size counts as PyTorch does (its second bias aside: seqlstm keeps Keras's one bias);
+    dropout and recurrent_dropout add nothing, as in Keras (tests/test_interop_keras.py checks
+    Keras's own count); layer norm adds its gains, peepholes 3H."""
+    torch = pytest.importorskip("torch")
+    d, h, p = 2, 64, 16
+    module = torch.nn.LSTM(d, h, num_layers=2, bidirectional=True, proj_size=p)
+    torch_count = sum(t.numel() for t in module.parameters())
+    ours = StackedLSTM(2, (h, h), bidirectional=True, proj_size=p, rngs=nnx.Rngs(0))
+    assert count_params(ours) == torch_count - 2 * 2 * 4 * h  # two layers, two directions
+    assert "(1, 3, 32)" in summary(ours, jnp.zeros((1, 3, d)))
+    plain = count_params(LSTM(d, h, rngs=nnx.Rngs(0)))
+    assert count_params(LSTM(d, h, dropout=0.5, recurrent_dropout=0.5, rngs=nnx.Rngs(0))) == plain
+    assert count_params(LSTM(d, h, layer_norm=True, rngs=nnx.Rngs(0))) == plain + 10 * h
+    assert count_params(LSTM(d, h, peepholes=True, rngs=nnx.Rngs(0))) == plain + 3 * h

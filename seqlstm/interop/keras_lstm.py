@@ -9,6 +9,11 @@ Keras repeats the last valid output there, seqlstm writes zeros. `Bidirectional`
 final states agree, also for fully masked rows, with one exception: given a non-zero
 `initial_state`, Keras's last output of a fully masked row is that initial `h`, seqlstm's is zero.
 
+`dropout` and `recurrent_dropout` carry over both ways with Keras 3's semantics (masks drawn once
+per sequence; with `recurrent_dropout`, one input and one recurrent mask per gate): the layers
+agree in inference exactly and in training in distribution (the random draws differ). seqlstm's
+other variants (`proj_size`, `layer_norm`, `peepholes`, zoneout) have no Keras counterpart.
+
 keras is imported inside the functions only: `import seqlstm.interop` does not import it. When
 `to_keras` is the first to import it and `KERAS_BACKEND` is unset, the JAX backend is chosen; a
 backend Keras cannot load (TensorFlow, its default, when not installed) is an ImportError saying
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -95,19 +99,18 @@ def _check_lstm(layer: keras.layers.LSTM, argname: str, go_backwards: bool) -> N
             f"{argname} is not built, so it has no weights yet: call it on an input or "
             "layer.build((None, None, features)) first"
         )
-    if layer.cell.dropout or layer.cell.recurrent_dropout:
-        warnings.warn(
-            f"{argname} has dropout={layer.cell.dropout}, recurrent_dropout="
-            f"{layer.cell.recurrent_dropout}: seqlstm's LSTM has no per-step dropout, so the "
-            "converted layer matches Keras at inference only",
-            stacklevel=3,
-        )
 
 
-def _dtypes(layer: keras.layers.LSTM) -> dict:
+def _options(layer: keras.layers.LSTM) -> dict:
+    """The seqlstm.LSTM keyword arguments for the dtypes and dropout rates of a Keras LSTM."""
     param_dtype = jnp.dtype(layer.variable_dtype)
     compute = jnp.dtype(layer.compute_dtype)
-    return {"param_dtype": param_dtype, "dtype": None if compute == param_dtype else compute}
+    return {
+        "param_dtype": param_dtype,
+        "dtype": None if compute == param_dtype else compute,
+        "dropout": float(layer.cell.dropout),
+        "recurrent_dropout": float(layer.cell.recurrent_dropout),
+    }
 
 
 def _copy_from_keras(target: LSTM, layer: keras.layers.LSTM) -> None:
@@ -126,8 +129,9 @@ def from_keras(layer: Any, *, rngs: nnx.Rngs | None = None) -> LSTM | Bidirectio
 
     Args:
       layer: a built `keras.layers.LSTM` (tanh activation, sigmoid recurrent activation, not
-        stateful, not `go_backwards`; `use_bias=False` becomes a zero bias), or a built
-        `keras.layers.Bidirectional` of two such LSTMs with equal `units`.
+        stateful, not `go_backwards`; `use_bias=False` becomes a zero bias; `dropout` and
+        `recurrent_dropout` carry over), or a built `keras.layers.Bidirectional` of two such
+        LSTMs with equal `units` (the forward layer's rates serve both directions).
       rngs: `nnx.Rngs` for the initial parameters (all overwritten); `nnx.Rngs(0)` when None.
 
     Returns:
@@ -151,6 +155,12 @@ def from_keras(layer: Any, *, rngs: nnx.Rngs | None = None) -> LSTM | Bidirectio
                 )
         _check_lstm(fwd, "Bidirectional.forward_layer", go_backwards=False)
         _check_lstm(bwd, "Bidirectional.backward_layer", go_backwards=True)
+        rates = [(sub.cell.dropout, sub.cell.recurrent_dropout) for sub in (fwd, bwd)]
+        if rates[0] != rates[1]:
+            raise ValueError(
+                "seqlstm.Bidirectional has the same dropout and recurrent_dropout in both "
+                f"directions; got forward {rates[0]}, backward {rates[1]}"
+            )
         if fwd.units != bwd.units:
             raise ValueError(
                 "seqlstm.Bidirectional has the same units in both directions; got forward "
@@ -163,7 +173,7 @@ def from_keras(layer: Any, *, rngs: nnx.Rngs | None = None) -> LSTM | Bidirectio
             return_sequences=layer.return_sequences,
             return_state=layer.return_state,
             rngs=rngs,
-            **_dtypes(fwd),
+            **_options(fwd),
         )
         _copy_from_keras(model.forward_layer, fwd)
         _copy_from_keras(model.backward_layer, bwd)
@@ -176,7 +186,7 @@ def from_keras(layer: Any, *, rngs: nnx.Rngs | None = None) -> LSTM | Bidirectio
             return_sequences=layer.return_sequences,
             return_state=layer.return_state,
             rngs=rngs,
-            **_dtypes(layer),
+            **_options(layer),
         )
         _copy_from_keras(model, layer)
         return model
@@ -206,6 +216,26 @@ def _build(layer: keras.layers.Layer, in_features: int) -> None:
         layer.build((None, None, in_features))
 
 
+def _check_for_keras(lstm: LSTM) -> None:
+    """Raises ValueError naming the first variant of `lstm` Keras's LSTM does not have."""
+    for name, on in (
+        ("proj_size", lstm.proj_size),
+        ("layer_norm", lstm.layer_norm),
+        ("peepholes", lstm.peepholes),
+        ("zoneout_cell", lstm.rates.zoneout_cell),
+        ("zoneout_hidden", lstm.rates.zoneout_hidden),
+    ):
+        if on:
+            raise ValueError(
+                f"keras.layers.LSTM has no {name} (the layer has {name}={on!r}); only dropout "
+                "and recurrent_dropout among seqlstm's LSTM variants convert to Keras"
+            )
+
+
+def _rates(lstm: LSTM) -> dict:
+    return {"dropout": lstm.dropout, "recurrent_dropout": lstm.recurrent_dropout}
+
+
 def _copy_to_keras(layer: keras.layers.LSTM, source: LSTM) -> None:
     cell = layer.cell
     cell.kernel.assign(np.asarray(source.kernel[...]))
@@ -223,21 +253,24 @@ def to_keras(layer: LSTM | Bidirectional) -> Any:
     Returns:
       `keras.layers.LSTM` or `keras.layers.Bidirectional(keras.layers.LSTM)`, built for
       `[batch, time, in_features]`, with `use_bias=True` and the same `return_sequences`,
-      `return_state` and `merge_mode`.
+      `return_state`, `merge_mode`, `dropout` and `recurrent_dropout`.
 
     Raises:
       TypeError: if `layer` is neither a seqlstm `LSTM` nor a `Bidirectional`.
-      ValueError: if `layer.reverse` is True, or its dtypes have no Keras dtype policy.
+      ValueError: if `layer.reverse` is True, its dtypes have no Keras dtype policy, or it has a
+        variant Keras lacks (`proj_size`, `layer_norm`, `peepholes`, zoneout).
     """
     if isinstance(layer, Bidirectional):
         keras = _import_keras()
         fwd = layer.forward_layer
+        _check_for_keras(fwd)
         out = keras.layers.Bidirectional(
             keras.layers.LSTM(
                 layer.hidden_size,
                 return_sequences=layer.return_sequences,
                 return_state=layer.return_state,
                 dtype=_keras_dtype(fwd),
+                **_rates(fwd),
             ),
             merge_mode=layer.merge_mode,
         )
@@ -251,12 +284,14 @@ def to_keras(layer: LSTM | Bidirectional) -> Any:
                 "an LSTM with reverse=True has no Keras counterpart: Keras's go_backwards returns "
                 "the sequence in reversed order. Convert a seqlstm.Bidirectional instead"
             )
+        _check_for_keras(layer)
         keras = _import_keras()
         out = keras.layers.LSTM(
             layer.hidden_size,
             return_sequences=layer.return_sequences,
             return_state=layer.return_state,
             dtype=_keras_dtype(layer),
+            **_rates(layer),
         )
         _build(out, layer.in_features)
         _copy_to_keras(out, layer)

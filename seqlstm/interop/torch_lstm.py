@@ -7,6 +7,10 @@ The layouts line up without permutation: both use gate order i, f, g, o, and
   seqlstm `bias`              = torch `bias_ih_l{k} + bias_hh_l{k}`
 
 with the `_reverse` weights of a bidirectional torch layer in `Bidirectional.backward_layer`.
+With `proj_size = P > 0` (LSTMP) `weight_hh` is `[4H, P]` and
+
+  seqlstm `proj_kernel`       = torch `weight_hr_l{k}.T`      [H, P]
+
 PyTorch's two biases only ever appear summed, so merging them loses nothing the forward pass sees;
 `to_torch` puts the sum in `bias_ih` and zeros in `bias_hh`.
 
@@ -47,10 +51,12 @@ def _to_torch(a: jax.Array) -> torch.Tensor:
     return torch.from_numpy(np.array(a))
 
 
-def _set(layer: LSTM, kernel: jax.Array, recurrent: jax.Array, bias: jax.Array) -> None:
+def _set(layer: LSTM, kernel, recurrent, bias, proj_kernel=None) -> None:
     layer.kernel[...] = kernel
     layer.recurrent_kernel[...] = recurrent
     layer.bias[...] = bias
+    if proj_kernel is not None:
+        layer.proj_kernel[...] = proj_kernel
 
 
 def from_torch(module: torch.nn.LSTM, *, rngs: nnx.Rngs | None = None) -> StackedLSTM:
@@ -61,7 +67,8 @@ def from_torch(module: torch.nn.LSTM, *, rngs: nnx.Rngs | None = None) -> Stacke
     are seqlstm's `seq_lengths=` where torch uses `pack_padded_sequence`.
 
     Args:
-      module: the PyTorch LSTM; any `num_layers`, uni- or bidirectional, with or without bias.
+      module: the PyTorch LSTM; any `num_layers`, uni- or bidirectional, with or without bias,
+        with or without `proj_size` (then `LSTM(proj_size=)`: outputs and `h` are P wide).
         Its inter-layer `dropout` becomes the stack's `dropout`, and its train/eval mode becomes
         the stack's (torch's dropout is active in `train()` mode only, as is seqlstm's).
       rngs: `nnx.Rngs` for the stack's dropout (and the initial parameters, which are all
@@ -74,17 +81,11 @@ def from_torch(module: torch.nn.LSTM, *, rngs: nnx.Rngs | None = None) -> Stacke
 
     Raises:
       TypeError: if `module` is not a `torch.nn.LSTM`.
-      ValueError: if `module.proj_size > 0` (LSTM with projections has no seqlstm counterpart).
     """
     import torch
 
     if not isinstance(module, torch.nn.LSTM):
         raise TypeError(f"from_torch expects a torch.nn.LSTM, got {type(module).__name__}")
-    if module.proj_size > 0:
-        raise ValueError(
-            f"torch.nn.LSTM with proj_size={module.proj_size} cannot be represented: seqlstm has "
-            "no projected hidden state (proj_size must be 0)"
-        )
     n, hidden = module.num_layers, module.hidden_size
     dtype = _to_jax(module.weight_ih_l0).dtype
     model = StackedLSTM(
@@ -95,6 +96,7 @@ def from_torch(module: torch.nn.LSTM, *, rngs: nnx.Rngs | None = None) -> Stacke
         dropout=float(module.dropout),
         return_sequences=True,
         return_state=True,
+        proj_size=module.proj_size,
         param_dtype=dtype,
         rngs=rngs if rngs is not None else nnx.Rngs(0),
     )
@@ -111,7 +113,10 @@ def from_torch(module: torch.nn.LSTM, *, rngs: nnx.Rngs | None = None) -> Stacke
             if module.bias:
                 b_ih, b_hh = (getattr(module, f"bias_{w}_l{k}{suffix}") for w in ("ih", "hh"))
                 bias = _to_jax(b_ih + b_hh)
-            _set(target, _to_jax(w_ih).T, _to_jax(w_hh).T, bias)
+            proj = None
+            if module.proj_size:
+                proj = _to_jax(getattr(module, f"weight_hr_l{k}{suffix}")).T
+            _set(target, _to_jax(w_ih).T, _to_jax(w_hh).T, bias, proj)
     if module.training:
         model.train()
     else:
@@ -138,6 +143,24 @@ def _torch_layers(model: StackedLSTM | LSTM | Bidirectional) -> tuple[list, bool
     bidirectional = isinstance(layers[0], Bidirectional)
     out = []
     for layer in layers:
+        lstm = layer.forward_layer if bidirectional else layer
+        extra = [
+            name
+            for name, on in (
+                ("dropout", lstm.dropout),
+                ("recurrent_dropout", lstm.recurrent_dropout),
+                ("layer_norm", lstm.layer_norm),
+                ("peepholes", lstm.peepholes),
+                ("zoneout_cell", lstm.rates.zoneout_cell),
+                ("zoneout_hidden", lstm.rates.zoneout_hidden),
+            )
+            if on
+        ]
+        if extra:
+            raise ValueError(
+                f"torch.nn.LSTM has no {', '.join(extra)}; only proj_size among the LSTM variants "
+                "converts (and a StackedLSTM's dropout between layers)"
+            )
         if bidirectional:
             if layer.merge_mode != "concat":
                 raise ValueError(
@@ -162,7 +185,8 @@ def to_torch(model: StackedLSTM | LSTM | Bidirectional) -> torch.nn.LSTM:
       model: an `LSTM` (forward, `reverse=False`), a `Bidirectional` with
         `merge_mode="concat"`, or a `StackedLSTM` of equal hidden sizes (bidirectional ones with
         `merge_mode="concat"`). A stack's `dropout` becomes torch's inter-layer dropout, and its
-        train/eval mode becomes the module's.
+        train/eval mode becomes the module's. `proj_size` becomes torch's; the other variants
+        (Keras dropout, layer norm, peepholes, zoneout) have no torch counterpart.
 
     Returns:
       The torch module, in the parameter dtype, with `bias_ih` holding seqlstm's `bias` and
@@ -171,7 +195,8 @@ def to_torch(model: StackedLSTM | LSTM | Bidirectional) -> torch.nn.LSTM:
 
     Raises:
       TypeError: if `model` is not one of the three types.
-      ValueError: naming `hidden_sizes`, `merge_mode` or `reverse` when torch cannot represent it.
+      ValueError: naming `hidden_sizes`, `merge_mode`, `reverse` or a variant when torch cannot
+        represent it.
     """
     import torch
 
@@ -186,6 +211,7 @@ def to_torch(model: StackedLSTM | LSTM | Bidirectional) -> torch.nn.LSTM:
         batch_first=True,
         dropout=dropout if len(layers) > 1 else 0.0,  # torch warns about dropout on one layer
         bidirectional=bidirectional,
+        proj_size=first.proj_size,
         dtype=dtype,
     )
     with torch.no_grad():
@@ -197,6 +223,10 @@ def to_torch(model: StackedLSTM | LSTM | Bidirectional) -> torch.nn.LSTM:
                 )
                 getattr(module, f"bias_ih_l{k}{suffix}").copy_(_to_torch(lstm.bias[...]))
                 getattr(module, f"bias_hh_l{k}{suffix}").zero_()
+                if first.proj_size:
+                    getattr(module, f"weight_hr_l{k}{suffix}").copy_(
+                        _to_torch(lstm.proj_kernel[...].T)
+                    )
     if isinstance(model, StackedLSTM):
         module.train(not model.dropout.deterministic)
     return module
@@ -206,22 +236,23 @@ def torch_states(h_n, c_n, num_layers: int, bidirectional: bool) -> tuple:
     """PyTorch's final states in seqlstm's `StackedLSTM` layout.
 
     Args:
-      h_n, c_n: torch's final states `[num_layers * num_directions, batch, H]` (torch tensors or
-        arrays), ordered layer by layer, forward before backward within a layer.
+      h_n, c_n: torch's final states `[num_layers * num_directions, batch, P or H]` and
+        `[num_layers * num_directions, batch, H]` (torch tensors or arrays; P = proj_size),
+        ordered layer by layer, forward before backward within a layer.
       num_layers: number of layers.
       bidirectional: whether the module had two directions.
 
     Returns:
-      A tuple with one entry per layer: `LSTMState(h, c)` (each `[batch, H]`, as `jax.Array`), or
+      A tuple with one entry per layer: `LSTMState(h, c)` (as `jax.Array`s), or
       a `(forward LSTMState, backward LSTMState)` pair when `bidirectional`.
     """
     h_n, c_n = (
         jnp.asarray(np.asarray(s.detach() if hasattr(s, "detach") else s)) for s in (h_n, c_n)
     )
     dirs = 2 if bidirectional else 1
-    if h_n.shape[0] != num_layers * dirs or c_n.shape != h_n.shape:
+    if h_n.shape[0] != num_layers * dirs or c_n.shape[:2] != h_n.shape[:2]:
         raise ValueError(
-            f"h_n and c_n must be [num_layers * num_directions, batch, H] with num_layers * "
+            f"h_n and c_n must be [num_layers * num_directions, batch, .] with num_layers * "
             f"num_directions = {num_layers * dirs}; got {h_n.shape} and {c_n.shape}"
         )
     states = [LSTMState(h_n[i], c_n[i]) for i in range(num_layers * dirs)]
