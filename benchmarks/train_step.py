@@ -63,6 +63,8 @@ TORCH_THREADS = tuple(dict.fromkeys((1, os.cpu_count() or 1)))
 
 def load_config(name: str, preset: str | None):
     """`configs/<name>.py:get_config(preset)`, loaded by path (no flags involved)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # configs import configs.common
     spec = importlib.util.spec_from_file_location(
         f"configs.{name}", ROOT / "configs" / f"{name}.py"
     )

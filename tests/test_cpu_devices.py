@@ -51,6 +51,7 @@ SPLIT_EQUALS_ONE_DEVICE = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
+    from flax import nnx
     from configs.reverse import get_config
     from seqlstm.train import cpu_devices, train_and_evaluate
     from seqlstm.train.restore import load_run
@@ -64,7 +65,7 @@ SPLIT_EQUALS_ONE_DEVICE = textwrap.dedent(
     for name, c in (("split", config), ("one", one)):
         res = train_and_evaluate(c, f"{sys.argv[1]}/{name}")
         _, _, model, _ = load_run(f"{sys.argv[1]}/{name}")
-        leaves = jax.tree.leaves(jax.tree.map(np.asarray, __import__("flax").nnx.state(model)))
+        leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
         out[name] = {"test": res["test"], "val": res["val"],
                      "params": [np.asarray(x, np.float64).ravel().tolist() for x in leaves]}
     print(json.dumps(out))
