@@ -12,6 +12,13 @@ Presets through the argument, comma-separated:
 
     configs/char_lm.py:layers=4,units=64,seed=1
     configs/char_lm.py:smoke                 # seconds (tests)
+    configs/char_lm.py:stateful              # truncated BPTT: state carried across batches
+
+`stateful` trains `StatefulCharLM` on each document's consecutive, non-overlapping windows of 128
+characters, read as 64 parallel streams that carry the LSTM states from one batch to the next
+(reset at document starts; `seqlstm.data.streams`), at the same compute per step; validation and
+test windows are evaluated as for the windowed model, each from zero states. The README's
+"Stateful training" table compares the two.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import ml_collections
 
 from configs.chars import base_config, parse_arg, smoke
 
-PRESET_KEYS = ("layers", "units", "seed", "smoke")
+PRESET_KEYS = ("layers", "units", "seed", "smoke", "stateful")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -49,8 +56,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.model.units = int(presets["units"])
     if "seed" in presets:
         config.seed = int(presets["seed"])
+    if "stateful" in presets:
+        config.data.stream = True  # consecutive windows of each document, as parallel streams
+        config.model.name = "stateful_char_lm"
+        config.model.batch_size = config.train.get_ref("batch_size")  # one stream per row
     if "smoke" in presets:
         smoke(config)
         config.data.context = 16
         config.model.units = 8
+    if "stateful" in presets:
+        config.data.stride = config.data.context  # non-overlapping windows, after the presets
     return config

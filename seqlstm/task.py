@@ -12,6 +12,8 @@ it never looks for any other key. The fields seqlstm's own tasks use:
   source          int[n, S]                 encoder-decoder: source token ids, right-padded
   source_lengths  int[n]                    encoder-decoder: valid source steps per row
   target_in       int[n, T]                 encoder-decoder: BOS + target, the teacher-forced input
+  reset           bool[n]                   stateful models: the row starts a new stream (document),
+                                            so the state carried into it is zeroed
 
 A task may add fields of its own (any array with the leading example axis); rows a batch pads out
 are zeros with an all-False mask, so they count for nothing. A sequence-classification task uses
@@ -28,6 +30,18 @@ the task (`Task.hooks`) or the model class (`eval_hooks`) provides: `hook(ctx) -
 the validation split at every evaluation and on the validation and test splits at the end. What it
 returns goes into `results.json` and `metrics.jsonl` as it is, and its numbers into TensorBoard and
 the progress bar; the loop never knows what it computed.
+
+**Carried state.** A model may hold state that training carries from one batch to the next (a
+stateful recurrent model's final LSTM states, as Keras's `stateful=True`): it keeps it in `Carry`
+variables of fixed shape, reads it and writes it back in training mode. The loop keeps it in the
+training state beside the parameters, passes it to each training step and takes the updated one
+back, and checkpoints it, so a resumed run continues exactly; it never looks inside. Evaluation
+never updates it. A model without `Carry` variables carries nothing.
+
+**Batch order.** By default an epoch visits the training rows in a shuffled order fixed by
+`(seed, epoch)`. A task whose rows must come in another order (consecutive windows of a stream)
+gives a `TrainOrder`: its own epoch iterator and its length, equally a function of
+`(seed, epoch)`, so resuming mid-epoch stays exact.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
+from flax import nnx
 
 Split = dict[str, np.ndarray]
 
@@ -49,6 +64,7 @@ FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
     "source": ("iu", (2,)),
     "source_lengths": ("iu", (1,)),
     "target_in": ("iu", (2,)),
+    "reset": ("b", (1,)),
 }
 REQUIRED = ("targets", "mask")
 SPLITS = ("train", "val", "test")
@@ -136,6 +152,25 @@ class EvalContext:
 EvalHook = Callable[[EvalContext], Mapping[str, Any]]
 
 
+class Carry(nnx.Variable):
+    """Model state carried from one training batch to the next (module docstring)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOrder:
+    """A task's own order of training batches (module docstring).
+
+    Attributes:
+      batches: `batches(split, batch_size, *, seed, epoch, start=0)` yields `(index, batch)` of
+        one epoch from batch `start` on, as `seqlstm.data.train_batches`; every batch has
+        `batch_size` rows.
+      steps_per_epoch: `steps_per_epoch(split, batch_size)`, the batches `batches` yields.
+    """
+
+    batches: Callable[..., Iterator[tuple[int, Split]]]
+    steps_per_epoch: Callable[[Split, int], int]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Task(Mapping[str, Split]):
     """A task's splits and its evaluation hooks; reads as the mapping of its splits.
@@ -143,10 +178,12 @@ class Task(Mapping[str, Split]):
     Attributes:
       splits: `{"train", "test"}` and optionally `"val"`, each keeping the batch contract.
       hooks: `EvalHook`s run at each evaluation (module docstring).
+      train_order: how an epoch orders the training batches; None: shuffled by `(seed, epoch)`.
     """
 
     splits: Mapping[str, Split]
     hooks: tuple[EvalHook, ...] = ()
+    train_order: TrainOrder | None = None
 
     def __getitem__(self, name: str) -> Split:
         return self.splits[name]

@@ -10,6 +10,7 @@ from seqlstm.data.batching import (
 from seqlstm.data.bucketing import bucket_ids, bucketed_batches, bucketed_steps_per_epoch
 from seqlstm.data.registry import TASKS, get_task
 from seqlstm.data.seq2seq_tasks import SEQ2SEQ_TASKS, make_seq2seq_task, vocab_sizes
+from seqlstm.data.streams import STREAM_ORDER, document_windows, stream_batches
 from seqlstm.data.synthetic import make_reverse_task, one_hot, reversed_sequences
 from seqlstm.data.text import (
     Corpus,
@@ -25,12 +26,14 @@ from seqlstm.task import split_size
 
 __all__ = [
     "SEQ2SEQ_TASKS",
+    "STREAM_ORDER",
     "TASKS",
     "Corpus",
     "Vocabulary",
     "bucket_ids",
     "bucketed_batches",
     "bucketed_steps_per_epoch",
+    "document_windows",
     "epoch_permutation",
     "eval_batches",
     "get_task",
@@ -44,6 +47,7 @@ __all__ = [
     "split_size",
     "stdlib_dir",
     "steps_per_epoch",
+    "stream_batches",
     "take",
     "task_vocabulary",
     "train_batches",

@@ -34,6 +34,7 @@ import sysconfig
 import numpy as np
 
 from seqlstm.checks import check_int
+from seqlstm.data.streams import STREAM_ORDER, document_windows
 from seqlstm.task import Task, bits_per_token
 
 LEVELS = ("char", "byte")
@@ -157,6 +158,7 @@ class Corpus:
       train, val, test: `int32` ids of each split (disjoint stretches of the corpus).
       documents: number of files read.
       split: how it was split, `"document"` or `"region"`.
+      train_starts: `int64[k]`, where each file (or its part) in `train` begins, from 0.
     """
 
     vocab: Vocabulary
@@ -165,6 +167,7 @@ class Corpus:
     test: np.ndarray
     documents: int
     split: str
+    train_starts: np.ndarray | None = None
 
 
 def _read(path: str, level: str) -> str | bytes:
@@ -257,6 +260,7 @@ def load_corpus(
         )
     if split == "auto":
         split = "document" if len(parts) >= MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT else "region"
+    sizes = np.array([len(p) for p in parts], np.int64)
     if split == "document":
         if len(parts) < 3:
             raise ValueError(
@@ -265,11 +269,14 @@ def load_corpus(
             )
         which = _split_documents([len(p) for p in parts], val_fraction, test_fraction)
         groups = [[p for p, w in zip(parts, which) if w == k] for k in range(3)]
+        train_sizes = sizes[which == 0]
     else:
         whole = b"".join(parts) if level == "byte" else "".join(parts)
         a = int(round(total * (1 - val_fraction - test_fraction)))
         b = int(round(total * (1 - test_fraction)))
         groups = [[whole[:a]], [whole[a:b]], [whole[b:]]]
+        train_sizes = np.diff(np.minimum(np.concatenate([[0], np.cumsum(sizes)]), a))
+        train_sizes = train_sizes[train_sizes > 0]
 
     if level == "byte":
         vocab = Vocabulary("byte")
@@ -286,7 +293,9 @@ def load_corpus(
         ids = [lookup[p] for p in points]
     for a in ids:
         a.setflags(write=False)  # shared through the cache
-    return Corpus(vocab, *ids, documents=len(parts), split=split)
+    train_starts = np.concatenate([[0], np.cumsum(train_sizes)[:-1]]).astype(np.int64)
+    train_starts.setflags(write=False)
+    return Corpus(vocab, *ids, documents=len(parts), split=split, train_starts=train_starts)
 
 
 def windows(
@@ -352,6 +361,7 @@ def make_text_task(
     targets: str = "next",
     stride: int = 1,
     eval_windows: int = 2048,
+    stream: bool = False,
 ) -> Task:
     """Next-character windows over a text corpus: the `"text"` task of `seqlstm.data.get_task`.
 
@@ -363,6 +373,11 @@ def make_text_task(
       stride: distance between training window starts.
       eval_windows: windows of validation and of test, spread evenly over their split (0: every
         window at `stride`).
+      stream: train on each training document's consecutive windows, read as `batch_size`
+        parallel streams for a model that carries its state across batches
+        (`seqlstm.data.streams`); needs `targets="every"` and `stride == context`. Every split
+        then has `reset: bool[n]` (all True in validation and test, which are evaluated window
+        by window as without `stream`).
 
     Returns:
       `{"train", "val", "test"}` splits of strided views (module docstring), evaluated in bits
@@ -384,15 +399,29 @@ def make_text_task(
         test_fraction=test_fraction,
         max_chars=max_chars,
     )
-    out = {"train": windows(corpus.train, context, stride=stride, targets=targets, name="train")}
+    if not isinstance(stream, bool):
+        raise ValueError(f"data.stream must be True or False, got {stream!r}")
+    if stream and (targets != "every" or stride != context):
+        raise ValueError(
+            f"data.stream=True reads consecutive, non-overlapping windows with a target at every "
+            f"step: it needs data.targets='every' (got {targets!r}) and data.stride equal to "
+            f"data.context={context} (got {stride})"
+        )
+    if stream:
+        train = document_windows(corpus.train, corpus.train_starts, context, name="train")
+    else:
+        train = windows(corpus.train, context, stride=stride, targets=targets, name="train")
+    out = {"train": train}
     for name in ("val", "test"):
         ids = getattr(corpus, name)
         s = spread_stride(ids.shape[0], context, eval_windows) if eval_windows else stride
         split_windows = windows(ids, context, stride=s, targets=targets, name=name)
         if eval_windows:
             split_windows = {k: v[:eval_windows] for k, v in split_windows.items()}
+        if stream:
+            split_windows["reset"] = np.ones(split_windows["mask"].shape[0], bool)
         out[name] = split_windows
-    return Task(out, hooks=(bits_per_token,))
+    return Task(out, hooks=(bits_per_token,), train_order=STREAM_ORDER if stream else None)
 
 
 def task_vocabulary(data_config) -> Vocabulary:

@@ -11,6 +11,7 @@ from seqlstm.models.reverse import (
     StateLastRepeat,
     StateSeq,
 )
+from seqlstm.models.stateful import StatefulCharLM
 
 __all__ = [
     "MODELS",
@@ -22,6 +23,7 @@ __all__ = [
     "StackedSeq",
     "StateLastRepeat",
     "StateSeq",
+    "StatefulCharLM",
     "TwoBranchCharModel",
     "get_model",
     "param_count",

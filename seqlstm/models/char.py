@@ -228,6 +228,7 @@ class StackedCharLM(nnx.Module):
             (units,) * num_layers,
             dropout=dropout,
             return_sequences=True,
+            return_state=True,
             unroll=unroll,
             rngs=rngs,
         )
@@ -239,8 +240,14 @@ class StackedCharLM(nnx.Module):
         `mask` is ignored (windows are whole); accepted for the training loop's call.
         """
         del mask
+        return self.run(x)[0]
+
+    def run(self, x: jax.Array, initial_state=None) -> tuple[jax.Array, tuple]:
+        """`x: int[batch, time]` read from `initial_state` (one `LSTMState` per layer, or None
+        for zeros) -> `(logits [batch, time, vocab_size], final LSTMState of each layer)`."""
         x = _check_ids(x, None, "x")
-        return self.out(self.lstm(self.embed(x)))
+        out, states = self.lstm(self.embed(x), initial_state=initial_state)
+        return self.out(out), states
 
     def next_logits(self, x: jax.Array) -> jax.Array:
         """Logits `[batch, vocab_size]` of the character after each row of `x`."""

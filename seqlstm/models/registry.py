@@ -14,6 +14,7 @@ from flax import nnx
 
 from seqlstm.models.char import StackedCharLM, TwoBranchCharModel
 from seqlstm.models.reverse import VARIANTS
+from seqlstm.models.stateful import StatefulCharLM
 from seqlstm.registry import Registry
 from seqlstm.seq2seq import EncoderDecoder
 from seqlstm.summary import count_params
@@ -35,6 +36,7 @@ MODELS = Registry(
         **VARIANTS,
         "two_branch": TwoBranchCharModel,
         "char_lm": StackedCharLM,
+        "stateful_char_lm": StatefulCharLM,
         "encoder_decoder": EncoderDecoder,
     },
 )

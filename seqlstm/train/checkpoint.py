@@ -2,8 +2,9 @@
 
 A checkpoint at step s holds two items:
 
-  state  (orbax StandardSave): the `TrainState` (params, optimizer state, step, rng) and the
-         early-stopping parameters `best_params`.
+  state  (orbax StandardSave): the `TrainState` (params, optimizer state, step, rng, and the
+         state the model carries between batches, where it carries any) and the early-stopping
+         parameters `best_params`.
   meta   (JSON): the data position (`epoch`, `batch` index within that epoch's permutation), the
          early-stopping counters, the metric sums since the last log, and `done`.
 
@@ -225,7 +226,7 @@ class Checkpointer:
         """
         if step in self.manager.all_steps():
             return False
-        tree = {"train": state._asdict(), "best_params": best_params}
+        tree = {"train": _state_tree(state), "best_params": best_params}
         try:
             with quiet_logs():
                 self.manager.save(
@@ -289,7 +290,7 @@ class Checkpointer:
         if step is None:
             raise FileNotFoundError("no checkpoint to restore")
         self.verify(step)
-        tree = {"train": state_like._asdict(), "best_params": best_params_like}
+        tree = {"train": _state_tree(state_like), "best_params": best_params_like}
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
         with quiet_logs():
             out = self.manager.restore(
@@ -298,7 +299,8 @@ class Checkpointer:
                     state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
                 ),
             )
-        return type(state_like)(**out.state["train"]), out.state["best_params"], dict(out.meta)
+        train = {"carry": state_like.carry, **out.state["train"]}
+        return type(state_like)(**train), out.state["best_params"], dict(out.meta)
 
     def close(self) -> None:
         """Waits for pending writes and closes; idempotent. Called while another error is being
@@ -309,6 +311,15 @@ class Checkpointer:
         with after_failure(), quiet_logs():
             self.manager.wait_until_finished()
             self.manager.close()
+
+
+def _state_tree(state) -> dict[str, Any]:
+    """`state` as the dict a checkpoint holds; a carried state with no arrays is left out, so a
+    model that carries nothing saves exactly what it saved before carried state existed."""
+    tree = state._asdict()
+    if not jax.tree.leaves(tree.get("carry")):
+        tree.pop("carry", None)
+    return tree
 
 
 class CorruptCheckpointError(ValueError):

@@ -77,8 +77,9 @@ class NonFiniteLossError(FloatingPointError):
 def guard_nonfinite(train_step: Callable) -> Callable:
     """Wraps a pure `train_step(state, batch) -> (state, metrics)` against non-finite losses.
 
-    A step whose `loss_sum` or `grad_norm` is NaN or Inf keeps the parameters and optimizer state
-    it was given (the step counter still advances: its batch is consumed), zeroes its metric sums
+    A step whose `loss_sum` or `grad_norm` is NaN or Inf keeps the parameters, optimizer state and
+    carried state it was given (the step counter still advances: its batch is consumed), zeroes
+    its metric sums
     (so the logged loss stays the mean of the steps taken), and reports `nonfinite = 1`. Finite
     steps are returned bit for bit, with `nonfinite = 0`.
     """
@@ -90,6 +91,7 @@ def guard_nonfinite(train_step: Callable) -> Callable:
         new = new._replace(
             params=jax.tree.map(keep, new.params, state.params),
             opt_state=jax.tree.map(keep, new.opt_state, state.opt_state),
+            carry=jax.tree.map(keep, new.carry, state.carry),
         )
         metrics = {k: jnp.where(ok, v, jnp.zeros_like(v)) for k, v in metrics.items()}
         metrics["nonfinite"] = (~ok).astype(jnp.float32)

@@ -98,7 +98,8 @@ class _Trainer:
     def __init__(self, run: Run, workdir: str, ckpt: Checkpointer, lead: bool) -> None:
         self.run, self.workdir, self.ckpt, self.lead = run, workdir, ckpt, lead
         self.config = run.config
-        self.state = run.place.put(create_train_state(run.params, run.tx, self.config.seed))
+        fresh = create_train_state(run.params, run.tx, self.config.seed, run.model_def.carry)
+        self.state = run.place.put(fresh)
         self.best_params = self.state.params
         self.meta = _fresh_meta()
         self.writer: Any = NullWriter()

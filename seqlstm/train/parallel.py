@@ -137,13 +137,16 @@ class DataParallel(SingleDevice):
 
     def state_shardings(self, state: TrainState) -> TrainState:
         """A `TrainState` of `NamedSharding`s: step and rng replicated, params and optimizer
-        state by `param_spec` (so Adam's moments are split like their parameters)."""
+        state by `param_spec` (so Adam's moments are split like their parameters), the carried
+        state replicated (the loop does not know which of its axes is the batch's; it is small,
+        `[layers, batch, units]` for a stateful LSTM)."""
         by_shape = lambda x: NamedSharding(self.mesh, self.param_spec(np.shape(x)))
         return TrainState(
             step=self.replicated,
             params=jax.tree.map(by_shape, state.params),
             opt_state=jax.tree.map(by_shape, state.opt_state),
             rng=self.replicated,
+            carry=jax.tree.map(lambda _: self.replicated, state.carry),
         )
 
     def put(self, state: TrainState) -> TrainState:

@@ -53,8 +53,8 @@ def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, Any, nnx.Module, 
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise ValueError(f"workdir {workdir!r} has no checkpoints/ to load")
     data, model, tx = build(config)
-    _, params = split_model(model)
-    state = create_train_state(params, tx, config.seed)
+    model_def, params = split_model(model)
+    state = create_train_state(params, tx, config.seed, model_def.carry)
     ckpt = Checkpointer(workdir)
     try:
         if ckpt.latest_step() is None:

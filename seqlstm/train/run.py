@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+import jax
 import ml_collections
 import optax
 from flax import nnx
@@ -94,6 +95,8 @@ class Run:
       tx: the optimizer.
       place: the devices (`seqlstm.train.parallel`: one device or a mesh).
       steps_per_epoch: training batches per epoch.
+      _epoch_batches: the epoch iterator: the task's own (`seqlstm.task.TrainOrder`), length
+        buckets, or shuffled rows.
       hooks: the task's and the model class's evaluation hooks.
     """
 
@@ -137,6 +140,22 @@ class Run:
         return partial(self.model_def.merge_eval, self.place.fetch, params)
 
 
+def check_train_order(config: ml_collections.ConfigDict, place: parallel.SingleDevice) -> None:
+    """Raises ValueError where a task's own batch order (`seqlstm.task.TrainOrder`) cannot
+    apply: with length buckets, or over several processes (which plan batches on row ids)."""
+    name = config.data.name
+    if config.train.get("buckets"):
+        raise ValueError(
+            f"config.train.buckets={tuple(config.train.buckets)!r} cannot apply to data task "
+            f"{name!r}, which orders its own training batches; set config.train.buckets=()"
+        )
+    if place.mesh is not None and jax.process_count() > 1:
+        raise ValueError(
+            f"data task {name!r} orders its own training batches, which runs in one process "
+            f"only, not {jax.process_count()}; train it on one host"
+        )
+
+
 def build_run(config: ml_collections.ConfigDict) -> Run:
     """Builds and checks the whole run of `config` (see `Run`), writing and compiling nothing.
 
@@ -149,7 +168,12 @@ def build_run(config: ml_collections.ConfigDict) -> Run:
     model_def, params = split_model(model)
     train, buckets = task["train"], tuple(config.train.get("buckets", ()))
     batch_size = config.train.batch_size
-    if buckets:
+    order = task.train_order
+    if order is not None:
+        check_train_order(config, place)
+        spe = order.steps_per_epoch(train, batch_size)
+        epoch_batches = order.batches
+    elif buckets:
         spe = bucketed_steps_per_epoch(train, batch_size, buckets)
         epoch_batches = partial(bucketed_batches, boundaries=buckets)
     else:

@@ -59,7 +59,9 @@ def make_train_step(
 
     `batch` keeps the batch contract (`seqlstm.task`): `targets: int[B, T]`, `mask: bool[B, T]`
     and the fields the model reads. The step's key
-    is `fold_in(state.rng, state.step)`. Metrics: the sums of `masked_sums` (without the
+    is `fold_in(state.rng, state.step)`. The model starts from the state carried in
+    `state.carry` and the new state carries on; gradients stop at the carried state (truncated
+    backpropagation through time). Metrics: the sums of `masked_sums` (without the
     per-position ones), `grad_norm` and `param_norm` (global L2 norms, before the update).
     """
 
@@ -67,18 +69,19 @@ def make_train_step(
         rng = jax.random.fold_in(state.rng, state.step)
 
         def loss_fn(params):
-            logits = model.apply_batch(params, batch, train=True, rng=rng)
+            logits, carry = model.train_batch(params, state.carry, batch, rng)
             sums = masked_sums(logits, batch["targets"], batch["mask"])
-            return sums["loss_sum"] / jnp.maximum(sums["tokens"], 1.0), sums
+            return sums["loss_sum"] / jnp.maximum(sums["tokens"], 1.0), (sums, carry)
 
-        grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
+        grads, (sums, carry) = jax.grad(loss_fn, has_aux=True)(state.params)
+        carry = jax.lax.stop_gradient(carry)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {k: v for k, v in sums.items() if not k.startswith("position_")}
         metrics["grad_norm"] = optax.tree.norm(grads)
         metrics["param_norm"] = optax.tree.norm(state.params)
         new_state = TrainState(
-            step=state.step + 1, params=params, opt_state=opt_state, rng=state.rng
+            step=state.step + 1, params=params, opt_state=opt_state, rng=state.rng, carry=carry
         )
         return new_state, metrics
 
@@ -86,7 +89,11 @@ def make_train_step(
 
 
 def make_eval_step(model: ModelDef) -> Callable[[object, Batch], dict[str, jax.Array]]:
-    """A pure `eval_step(params, batch) -> sums` (see `masked_sums`), in evaluation mode."""
+    """A pure `eval_step(params, batch) -> sums` (see `masked_sums`), in evaluation mode.
+
+    Evaluation carries no state between batches: a model that carries state in training
+    evaluates each row from the state it was built with (zeros), so every row counts alone and
+    in any batch order."""
 
     def eval_step(params, batch: Batch):
         logits = model.apply_batch(params, batch, train=False)
