@@ -192,6 +192,12 @@ class LSTM(nnx.Module):
         if any(self.rates):  # after the parameters: the same weights as without the options
             self.rngs = rngs["dropout"].fork()
 
+    def set_view(self, deterministic: bool | None = None) -> None:
+        """Used by `nnx.view` (as the training stack's evaluation graph is made):
+        `deterministic=True` turns the stochastic options off."""
+        if deterministic is not None:
+            self.deterministic = deterministic
+
     @property
     def dropout(self) -> float:
         return self.rates.dropout

@@ -9,6 +9,7 @@ from flax import nnx
 import seqlstm
 from seqlstm import LSTM, Bidirectional, LSTMState, RepeatVector, StackedLSTM
 from seqlstm.scan import lstm_scan
+from seqlstm.train.state import split_model
 
 B, T, D, H = 3, 5, 4, 6
 
@@ -344,6 +345,13 @@ def test_stochastic_options_in_training_mode_only_with_fresh_masks_each_call():
     layer.eval()
     np.testing.assert_allclose(layer(_x()), plain(_x()), atol=1e-6)  # eval: the plain LSTM
     np.testing.assert_array_equal(layer(_x()), layer(_x()))
+    # The training stack's evaluation graph (nnx.view, as split_model makes it) is the plain LSTM.
+    model_def, params = split_model(StackedLSTM(D, (H,), input_dropout=0.5, rngs=nnx.Rngs(3)))
+    plain_def, plain_params = split_model(StackedLSTM(D, (H,), rngs=nnx.Rngs(3)))
+    evaluated = model_def.apply(params, _x())
+    np.testing.assert_allclose(evaluated, plain_def.apply(plain_params, _x()), atol=1e-6)
+    trained = model_def.apply(params, _x(), train=True, rng=jax.random.key(1))
+    assert not np.allclose(evaluated, trained)
 
 
 @pytest.mark.parametrize(
