@@ -118,7 +118,7 @@ def test_task_slice_groups_words():
 
 def test_smoke_run_hook_predictions_and_pronounce(tmp_path):
     from configs.g2p import get_config
-    from experiments.g2p_study import PREDICTIONS, learning_curve, write_test_predictions
+    from experiments.g2p_results import PREDICTIONS, learning_curve, write_test_predictions
     from seqlstm.train import train_and_evaluate
 
     config = get_config("smoke")

@@ -26,6 +26,7 @@ evaluation, and at the end the test words greedily and by beam search, and repor
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -67,9 +68,13 @@ def keep_word(word: str) -> bool:
     return bool(_WORD.match(word)) and len(word) <= MAX_LETTERS
 
 
+def _digest(word: str) -> str:
+    return hashlib.md5(word.encode("utf-8")).hexdigest()
+
+
 def split_of(word: str) -> str:
     """`"train"`, `"val"` or `"test"`: MD5 of the word, first 8 hex digits, modulo 20."""
-    bucket = int(hashlib.md5(word.encode("utf-8")).hexdigest()[:8], 16) % 20
+    bucket = int(_digest(word)[:8], 16) % 20
     return "train" if bucket < 18 else ("val" if bucket == 18 else "test")
 
 
@@ -103,8 +108,19 @@ def load_lexicon(
       stress: keep the stress digits of vowels.
       entries: `(word, phones)` pairs (default: `cmudict_entries()`).
     """
+    if entries is None:  # parsed once per process: every build of the task reads the same data
+        return {w: list(p) for w, p in _cmudict_lexicon(stress).items()}
+    return _lexicon(stress, entries)
+
+
+@functools.lru_cache(maxsize=2)
+def _cmudict_lexicon(stress: bool) -> dict[str, tuple[tuple[str, ...], ...]]:
+    return {w: tuple(p) for w, p in _lexicon(stress, cmudict_entries()).items()}
+
+
+def _lexicon(stress, entries) -> dict[str, list[tuple[str, ...]]]:
     lexicon: dict[str, list[tuple[str, ...]]] = {}
-    for word, phones in cmudict_entries() if entries is None else entries:
+    for word, phones in entries:
         if not keep_word(word) or len(phones) > MAX_PHONES:
             continue
         pron = tuple(phones) if stress else strip_stress(phones)
@@ -139,8 +155,13 @@ def decode_word(ids: Sequence[int]) -> str:
 
 
 def encode_phones(phones: Sequence[str], stress: bool = False) -> list[int]:
-    symbols = phone_set(stress)
-    return [FIRST_ID + symbols.index(p) for p in phones]
+    ids = _phone_ids(stress)
+    return [ids[p] for p in phones]
+
+
+@functools.lru_cache(maxsize=2)
+def _phone_ids(stress: bool) -> dict[str, int]:
+    return {p: FIRST_ID + i for i, p in enumerate(phone_set(stress))}
 
 
 def decode_phones(ids: Sequence[int], stress: bool = False) -> list[str]:
@@ -151,9 +172,9 @@ def decode_phones(ids: Sequence[int], stress: bool = False) -> list[str]:
 
 def split_words(lexicon: dict[str, list], split: str, limit: int = 0) -> list[str]:
     """The words of `split` in a fixed order (by their MD5 digest), the first `limit` (0: all)."""
-    words = [w for w in lexicon if split_of(w) == split]
-    words.sort(key=lambda w: hashlib.md5(w.encode("utf-8")).hexdigest())
-    return words[:limit] if limit else words
+    words = sorted((_digest(w), w) for w in lexicon)
+    chosen = [w for _, w in words if split_of(w) == split]
+    return chosen[:limit] if limit else chosen
 
 
 def make_g2p_task(
