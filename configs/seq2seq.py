@@ -16,8 +16,8 @@ Presets through the argument, comma-separated:
     configs/seq2seq.py:generalize                  # train on 1..16, test on 17..32
     configs/seq2seq.py:smoke                       # seconds: tiny model and data (tests)
 
-`attention` is one of none, additive, dot, general. Any field can be set on the command line too,
-e.g. `--config.model.hidden_size=128`; an unknown field is an error.
+`attention` is one of none, additive, dot, general, location. Any field can be set on the command
+line too, e.g. `--config.model.hidden_size=128`; an unknown field is an error.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from configs.common import base_config, parse_presets
 from seqlstm.data.seq2seq_tasks import SEQ2SEQ_TASKS, max_lengths, vocab_sizes
 
 PRESET_KEYS = ("task", "len", "minlen", "attention", "generalize", "bucket", "seed", "smoke")
-ATTENTION = ("none", "additive", "dot", "general")
+ATTENTION = ("none", "additive", "dot", "general", "location")
 
 
 def parse_arg(arg: str | None) -> dict[str, str]:

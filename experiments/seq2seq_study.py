@@ -65,6 +65,11 @@ def grid() -> list[dict]:
              attention="none", preset="generalize,attention=none,bucket", steps=3000),
         dict(name="generalize_general", task="reverse, train 1..16, test 17..32",
              lengths="17..32", attention="general", preset="generalize,bucket", steps=3000),
+        # Location-aware attention (Chorowski et al., 2015) sees where it attended last: does
+        # moving one position per step carry over to longer sequences?
+        dict(name="generalize_location", task="reverse, train 1..16, test 17..32",
+             lengths="17..32", attention="location", preset="generalize,bucket,attention=location",
+             steps=3000),
     ]  # fmt: skip
     return out
 

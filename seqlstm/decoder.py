@@ -44,10 +44,13 @@ class DecoderCarry(NamedTuple):
       states: one `LSTMState` per decoder layer (`h: [batch, out_features]`, `c: [batch, hidden]`).
       feed: the previous attentional vector h~_{t-1} `[batch, out_features]` (zeros at the first
         step; read only with input feeding).
+      alignment: location-aware attention only, the previous step's weights `[batch, source]`
+        (`Decoder.initial_alignment` at the first step); None otherwise.
     """
 
     states: tuple[LSTMState, ...]
     feed: jax.Array
+    alignment: jax.Array | None = None
 
 
 def embedding(vocab_size: int, embed_dim: int | None, rngs: nnx.Rngs):
@@ -125,12 +128,18 @@ class Decoder(nnx.Module):
         projected = values if self.attention is None else self.attention.project_keys(values)
         return Memory(values, projected, lengths.astype(jnp.int32))
 
-    def _attend(self, top: jax.Array, memory: Memory):
+    def initial_alignment(self, memory: Memory) -> jax.Array | None:
+        """`DecoderCarry.alignment` of the first step: None unless the attention is recurrent."""
+        if self.attention is None:
+            return None
+        return self.attention.initial_alignment(memory.lengths, memory.values.shape[1])
+
+    def _attend(self, top: jax.Array, memory: Memory, previous: jax.Array | None = None):
         """`top [B, T, H]` -> `(h~ [B, T, H], weights [B, T, S])`, or `(top, None)`."""
         if self.attention is None:
             return top, None
         context, weights = self.attention.attend(
-            top, memory.projected, memory.values, memory.lengths
+            top, memory.projected, memory.values, memory.lengths, previous
         )
         return jnp.tanh(self.combine(jnp.concatenate([context, top], axis=-1))), weights
 
@@ -157,17 +166,21 @@ class Decoder(nnx.Module):
             state = layer.step(state, x, m, t)
             states.append(state)
             x = state.h
-        out, weights = self._attend(x[:, None, :], memory)
+        previous = None if carry.alignment is None else carry.alignment[:, None, :]
+        out, weights = self._attend(x[:, None, :], memory, previous)
         out = out[:, 0, :]
         logits = self.output(out)
-        return DecoderCarry(tuple(states), out), logits, None if weights is None else weights[:, 0]
+        weights = None if weights is None else weights[:, 0]
+        alignment = None if carry.alignment is None else weights.astype(carry.alignment.dtype)
+        return DecoderCarry(tuple(states), out, alignment), logits, weights
 
     def __call__(self, target_in: jax.Array, carry: DecoderCarry, memory: Memory):
         """Teacher forcing over a whole target.
 
         Without input feeding the layers run as whole sequences (`seqlstm.scan.lstm_scan`) and
-        attention is one batched computation; with input feeding step t needs h~_{t-1}, so the
-        steps run in a `lax.scan` over `step`. Both equal step-by-step decoding.
+        attention is one batched computation; with input feeding step t needs h~_{t-1} (and
+        location-aware attention the weights of step t-1), so the steps run in a `lax.scan` over
+        `step`. Both equal step-by-step decoding.
 
         Args:
           target_in: `int[batch, T]`, BOS then the target tokens.
@@ -175,7 +188,7 @@ class Decoder(nnx.Module):
         Returns:
           `(logits [batch, T, V], weights [batch, T, S] or None)`.
         """
-        if self.input_feeding:
+        if self.input_feeding or carry.alignment is not None:
             batch, time = target_in.shape
             masks = tuple(layer.draw_masks(batch, time) for layer in self.layers)
 

@@ -112,7 +112,7 @@ class EncoderDecoder(nnx.Module):
         `bridge="zeros"`).
       embed_dim: embedding size of both sides; None feeds one-hot vectors.
       bidirectional: bidirectional encoder.
-      attention: None, `"additive"`, `"dot"` or `"general"`.
+      attention: None, `"additive"`, `"dot"`, `"general"` or `"location"` (location-aware).
       input_feeding: feed h~_{t-1} into step t (with attention).
       attention_size: hidden size of additive attention.
       bridge: `"linear"`, `"sum"` or `"zeros"`.
@@ -282,9 +282,12 @@ class EncoderDecoder(nnx.Module):
         """
         source_lengths = jnp.asarray(source_lengths).astype(jnp.int32)
         outputs, states = self.encoder(source, source_lengths)
+        memory = self.decoder.memory(outputs, source_lengths)
         feed = batch_zeros(source, self.decoder.out_features)
-        carry = DecoderCarry(self._bridge(states, source), feed)
-        return self.decoder.memory(outputs, source_lengths), carry
+        carry = DecoderCarry(
+            self._bridge(states, source), feed, self.decoder.initial_alignment(memory)
+        )
+        return memory, carry
 
     def __call__(
         self,

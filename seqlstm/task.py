@@ -132,6 +132,9 @@ class EvalContext:
       batch_size: the evaluation batch size.
       model: the model in evaluation mode with the parameters evaluated, on this process's
         default device (built on first use: hooks that read only `sums` cost nothing).
+      workdir: the run's directory, for files a hook writes (e.g. the test predictions); None
+        where this process writes nothing (all but the first of a multi-process run) or outside
+        a run.
     """
 
     split_name: str
@@ -140,6 +143,7 @@ class EvalContext:
     metrics: Mapping[str, float]
     batch_size: int
     make_model: Callable[[], Any] = dataclasses.field(repr=False, default=lambda: None)
+    workdir: str | None = None
     _model: Any = dataclasses.field(default=None, repr=False)
 
     @property

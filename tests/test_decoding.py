@@ -48,7 +48,9 @@ def sequence_log_probs(model, source, lengths, hyps, max_len):
     return (picked[..., 0] * (outputs != PAD)[None]).sum(-1)
 
 
-@pytest.mark.parametrize("kwargs", [dict(attention=None), dict(attention="additive")])
+@pytest.mark.parametrize(
+    "kwargs", [dict(attention=None), dict(attention="additive"), dict(attention="location")]
+)
 def test_greedy_matches_teacher_forcing(kwargs):
     model = make(**kwargs)
     src, lens = source_batch()
@@ -88,11 +90,13 @@ def test_beam_size_one_equals_greedy(seed):
     np.testing.assert_allclose(beam.scores, greedy.scores, rtol=1e-6)
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1.5])
-def test_beam_search_finds_the_best_hypothesis(alpha):
+@pytest.mark.parametrize("alpha,attention", [(0.0, "general"), (1.5, "general"), (0.0, "location")])
+def test_beam_search_finds_the_best_hypothesis(alpha, attention):
     # Target data ids {3, 4} and EOS, at most 3 steps: 1 + 2 + 4 + 8 = 15 hypotheses, all of
-    # which a beam of 16 keeps, so beam search must return the exhaustive argmax.
-    model = make(seed=4, scale=3.0, target_vocab_size=5, max_target_len=3)
+    # which a beam of 16 keeps, so beam search must return the exhaustive argmax. Location-aware
+    # attention carries its previous weights: beams must reorder them with the LSTM states.
+    kw = dict(target_vocab_size=5, max_target_len=3, attention=attention)
+    model = make(seed=4, scale=3.0, **kw)
     src, lens = source_batch()
     hyps = [[EOS]]
     for n in (1, 2):

@@ -46,6 +46,7 @@ CONFIGS = {
     ),
     "general_feeding_sum_bridge": dict(attention="general", bidirectional=True, bridge="sum"),
     "zeros_bridge_deeper_decoder": dict(bridge="zeros", decoder_layers=2, attention="dot"),
+    "location_no_feeding_bidi": dict(attention="location", input_feeding=False, bidirectional=True),
 }
 
 

@@ -23,6 +23,7 @@ def evaluate(
     hooks: tuple[EvalHook, ...] = (),
     split_name: str = "val",
     make_model: Callable[[], Any] = lambda: None,
+    workdir: str | None = None,
 ) -> dict[str, Any]:
     """Loss, token and sequence accuracy of `params` on `split`, and what each hook returns.
 
@@ -35,6 +36,7 @@ def evaluate(
       hooks: `seqlstm.task.EvalHook`s; their results are merged into the returned dict.
       split_name: the split's name, for the hooks.
       make_model: builds the model with `params` in evaluation mode, for hooks that run it.
+      workdir: the run's directory, for hooks that write files (None: they write none).
 
     Raises:
       ValueError: if a hook returns a key another hook or the base metrics already gave.
@@ -46,7 +48,7 @@ def evaluate(
     scalar = MetricSums()
     scalar.add_all({k: v for k, v in o.items() if np.ndim(v) == 0} for o in outs)
     out: dict[str, Any] = summarize(scalar.sums)
-    ctx = EvalContext(split_name, split, sums, dict(out), batch_size, make_model)
+    ctx = EvalContext(split_name, split, sums, dict(out), batch_size, make_model, workdir=workdir)
     for hook in hooks:
         extra = dict(hook(ctx))
         clash = sorted(set(extra) & set(out))

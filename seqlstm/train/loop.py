@@ -71,7 +71,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         finally:
             trainer.close()
             stop.restore()  # last: its deadline also covers a close that hangs
-        results = final_results(run, trainer.state.params, trainer.meta, trainer.step)
+        written = workdir if lead else None
+        results = final_results(run, trainer.state.params, trainer.meta, trainer.step, written)
         if lead:
             write_json(os.path.join(workdir, "results.json"), results)
     print_results(results)
@@ -240,16 +241,23 @@ class _Trainer:
         self.ckpt.close()
 
 
-def evaluate_split(run: Run, eval_step, params, split_name: str) -> dict[str, Any]:
-    """`evaluate` of `params` on `run`'s split `split_name`, with the run's hooks."""
+def evaluate_split(
+    run: Run, eval_step, params, split_name: str, workdir: str | None = None
+) -> dict[str, Any]:
+    """`evaluate` of `params` on `run`'s split `split_name`, with the run's hooks (which may
+    write files into `workdir`)."""
     return evaluate(
         eval_step, params, run.task[split_name], run.eval_batch_size, run.place.eval_batches,
         hooks=run.hooks, split_name=split_name, make_model=run.model_maker(params),
+        workdir=workdir,
     )  # fmt: skip
 
 
-def final_results(run: Run, params, meta: dict, step: int) -> dict[str, Any]:
-    """What `results.json` holds: how training ended, and validation and test metrics."""
+def final_results(
+    run: Run, params, meta: dict, step: int, workdir: str | None = None
+) -> dict[str, Any]:
+    """What `results.json` holds: how training ended, and validation and test metrics (the hooks
+    may write files of their own into `workdir`)."""
     config = run.config
     has_val = run.has("val")
     eval_step = run.eval_step()
@@ -264,8 +272,8 @@ def final_results(run: Run, params, meta: dict, step: int) -> dict[str, Any]:
         "restored_best": bool(config.train.patience and has_val),
     }
     if has_val:
-        results["val"] = evaluate_split(run, eval_step, params, "val")
-    results["test"] = evaluate_split(run, eval_step, params, "test")
+        results["val"] = evaluate_split(run, eval_step, params, "val", workdir)
+    results["test"] = evaluate_split(run, eval_step, params, "test", workdir)
     return results
 
 

