@@ -135,4 +135,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(one_line_errors(main))
+    app.run(one_line_errors(main, takes_args=True))

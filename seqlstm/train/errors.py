@@ -128,16 +128,18 @@ def exit_code(e: BaseException) -> int | None:
     return None
 
 
-def one_line_errors(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+def one_line_errors(
+    main: Callable[[list[str]], None], *, takes_args: bool = False
+) -> Callable[[list[str]], None]:
     """Wraps an absl `main`: errors print as one line, `error: <message>`, and exit with code 2
     (config, data, workdir) or 1 (a write error, a non-finite loss). Also refuses positional
-    arguments (every launcher takes flags only) and lowers absl's default verbosity to WARNING
-    (orbax logs each checkpoint at INFO) unless `--verbosity` is given; with `--verbosity=0` or
-    more the traceback is printed before the line."""
+    arguments unless `takes_args` (most launchers take flags only), and lowers absl's default
+    verbosity to WARNING (orbax logs each checkpoint at INFO) unless `--verbosity` is given;
+    with `--verbosity=0` or more the traceback is printed before the line."""
 
     @functools.wraps(main)
     def wrapped(argv: list[str]) -> None:
-        if len(argv) > 1:
+        if len(argv) > 1 and not takes_args:
             raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
         if not flags.FLAGS["verbosity"].present:
             absl_logging.set_verbosity(absl_logging.WARNING)
