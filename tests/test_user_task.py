@@ -75,4 +75,4 @@ def test_import_paths_resolve_and_bad_ones_name_the_key(monkeypatch):
         get_task("parity:ParityLSTM")
     with pytest.raises(ValueError, match=r"unknown data task 'nope'.*\['reverse', 'seq2seq', 'te"):
         get_task("nope")
-    assert sorted(TASKS) == ["reverse", "seq2seq", "text"] and "encoder_decoder" in MODELS
+    assert sorted(TASKS) == ["g2p", "reverse", "seq2seq", "text"] and "encoder_decoder" in MODELS
