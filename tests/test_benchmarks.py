@@ -1,7 +1,6 @@
-"""benchmarks/: every script's `--quick` smoke run works and prints its table, without touching
-benchmarks/README.md (timings themselves are never asserted: speed claims come from the scripts).
-`scaling.py` is left out: even its quick run takes over a minute. `accelerator.py --quick` has its
-own test: its report is JSON."""
+"""benchmarks/accelerator.py --quick: the GPU check's code paths on CPU, with the cuDNN rows
+skipped. Every other benchmark script's `--quick` run is checked by `python benchmarks/smoke.py`
+(outside the suite, which must stay under 6 minutes on 2 cores)."""
 
 import json
 import os
@@ -9,21 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = [
-    "bucketing",
-    "char_speed",
-    "cpu_devices",
-    "cpu_split",
-    "lstm_layer",
-    "memory",
-    "precision",
-    "profile_step",
-    "train_step",
-    "xla_cpu_probes",
-]
 
 
 def run_quick(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -37,16 +22,6 @@ def run_quick(script: str, *args: str) -> subprocess.CompletedProcess:
         cwd=ROOT,
         timeout=300,
     )
-
-
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_quick_run_prints_a_table_and_leaves_the_readme(script):
-    readme = (ROOT / "benchmarks" / "README.md").read_text()
-    proc = run_quick(script)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
-    assert len(rows) >= 2, proc.stdout[-2000:]  # a header and at least one measured row
-    assert (ROOT / "benchmarks" / "README.md").read_text() == readme
 
 
 def test_accelerator_quick_runs_every_section_and_skips_cudnn_on_cpu(tmp_path):

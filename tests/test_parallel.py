@@ -242,19 +242,15 @@ def assert_same_run(a, b):
         np.testing.assert_allclose(a["test"][key], b["test"][key], rtol=1e-5)
 
 
-@pytest.mark.parametrize("run", ["stacked_8", "stacked_4x2_then_1"])
-def test_stacked_model_on_8_devices_matches_1_device(eight_devices, run):
+def test_8_devices_match_1_device_and_bad_meshes_fail_before_touching_the_workdir(eight_devices):
+    # One test for the one (expensive) subprocess: with xdist each test module's fixture would
+    # run once per worker that gets one of its tests.
     assert len(eight_devices["stacked_1"]["losses"]) == 3
-    assert_same_run(eight_devices[run], eight_devices["stacked_1"])
-
-
-def test_encoder_decoder_on_8_devices_matches_1_device(eight_devices):
+    for run in ("stacked_8", "stacked_4x2_then_1"):
+        assert_same_run(eight_devices[run], eight_devices["stacked_1"])
     a, b = eight_devices["seq2seq_8"], eight_devices["seq2seq_1"]
     assert_same_run(a, b)
     assert a["test"]["decoded"] == b["test"]["decoded"]
-
-
-def test_bad_mesh_and_batch_on_8_devices_fail_before_touching_the_workdir(eight_devices):
     bad = eight_devices["bad_batch"]
     assert "train.batch_size=30 does not divide over the data axis 'data' of 8" in bad["error"]
     assert "asks for 3 devices, but there are 8" in eight_devices["bad_mesh"]["error"]

@@ -33,20 +33,25 @@ def launch(workdir, user_dir, *overrides):
 def test_user_task_and_model_train_stop_and_resume_exactly_on_a_mesh(tmp_path):
     user_dir = str(tmp_path / "my_project")
     shutil.copytree(EXAMPLE, user_dir)
-    whole, split = tmp_path / "whole", tmp_path / "split"
-    proc = launch(whole, user_dir)
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    every3 = ("--config.train.checkpoint_every_steps=3", "--config.train.max_to_keep=5")
+    proc = launch(whole, user_dir, *every3)
     assert proc.returncode == 0, proc.stderr
     assert "mesh (data=4) of 4 devices" in proc.stdout
     assert "accuracy_by_length_8" in proc.stdout  # the task's own hook, printed
+    assert sorted(os.listdir(whole / "checkpoints"), key=int) == ["3", "6", "8"]
 
-    stopped = launch(split, user_dir, "--config.train.stop_after_steps=3")
-    assert stopped.returncode == 0, stopped.stderr
-    assert "Stopped by train.stop_after_steps at step 3" in stopped.stdout
-    resumed = launch(split, user_dir)
+    # The run as a stop after step 3 leaves it (killed there: later checkpoints and results not
+    # written yet), then resumed by the launcher.
+    shutil.copytree(whole, stopped)
+    for later in ("6", "8"):
+        shutil.rmtree(stopped / "checkpoints" / later)
+    (stopped / "results.json").unlink()
+    resumed = launch(stopped, user_dir, *every3)
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming" in resumed.stdout and "at step 3" in resumed.stdout
 
-    results = [json.loads((w / "results.json").read_text()) for w in (whole, split)]
+    results = [json.loads((w / "results.json").read_text()) for w in (whole, stopped)]
     assert results[0] == results[1]  # bit for bit: loss, accuracies and the hook's numbers
     test = results[0]["test"]
     assert set(test["accuracy_by_length"]) == {str(n) for n in range(1, 9)}
@@ -73,6 +78,8 @@ def test_import_paths_resolve_and_bad_ones_name_the_key(monkeypatch):
         get_model("parity:make_parity_task", rngs=None)
     with pytest.raises(ValueError, match=r"config.data.name='parity:ParityLSTM'.*not a task fun"):
         get_task("parity:ParityLSTM")
-    with pytest.raises(ValueError, match=r"unknown data task 'nope'.*\['reverse', 'seq2seq', 'te"):
+    with pytest.raises(
+        ValueError, match=r"unknown data task 'nope'.*\['g2p', 'reverse', 'seq2seq'"
+    ):
         get_task("nope")
     assert sorted(TASKS) == ["g2p", "reverse", "seq2seq", "text"] and "encoder_decoder" in MODELS
