@@ -371,12 +371,9 @@ def main(argv: list[str]) -> None:
     )
     settings = {"seeds": _SEEDS.value, **{f"{q}_steps": n for q, n in steps.items()}}
     settings["q2_long_seeds"] = long_seeds
-    try:
-        study.run_study(
-            char, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, settings=settings
-        )
-    except FileNotFoundError as e:
-        raise app.UsageError(f"--replot needs a results.json: {e}") from None
+    study.run_study(
+        char, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, settings=settings
+    )
 
 
 if __name__ == "__main__":

@@ -41,14 +41,7 @@ def main(argv: list[str]) -> None:
         grid=grid(), name=lambda row: row["name"], run=run_row, progress=progress,
         table=markdown_table, plot=plot,
     )  # fmt: skip
-    try:
-        study.run_study(
-            g2p, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, only=_ONLY.value
-        )
-    except ValueError as e:
-        raise app.UsageError(f"--only: {e}") from None
-    except FileNotFoundError as e:
-        raise app.UsageError(f"--replot needs a results.json: {e}") from None
+    study.run_study(g2p, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, only=_ONLY.value)
     tsv = os.path.join(_WORKDIR.value, "default", PREDICTIONS)
     if not _REPLOT.value and os.path.exists(tsv):
         shutil.copy(tsv, os.path.join(_RESULTS_DIR.value, PREDICTIONS))

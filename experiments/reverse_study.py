@@ -190,10 +190,7 @@ def main(argv: list[str]) -> None:
         plot=plot,
         summarize=summarize,
     )
-    try:
-        study.run_study(reverse, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value)
-    except FileNotFoundError as e:
-        raise app.UsageError(f"--replot needs a results.json: {e}") from None
+    study.run_study(reverse, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value)
 
 
 if __name__ == "__main__":

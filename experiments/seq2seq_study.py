@@ -168,14 +168,9 @@ def main(argv: list[str]) -> None:
         table=markdown_table,
         plot=plot,
     )
-    try:
-        study.run_study(
-            seq2seq, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, only=_ONLY.value
-        )
-    except ValueError as e:
-        raise app.UsageError(f"--only: {e}") from None
-    except FileNotFoundError as e:
-        raise app.UsageError(f"--replot needs a results.json: {e}") from None
+    study.run_study(
+        seq2seq, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, only=_ONLY.value
+    )
 
 
 if __name__ == "__main__":

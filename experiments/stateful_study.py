@@ -137,12 +137,9 @@ def main(argv: list[str]) -> None:
         plot=plot,
     )
     settings = {"seeds": _SEEDS.value, "steps": steps, "eval_every": eval_every}
-    try:
-        study.run_study(
-            stateful, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, settings=settings
-        )
-    except FileNotFoundError as e:
-        raise app.UsageError(f"--replot needs a results.json: {e}") from None
+    study.run_study(
+        stateful, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, settings=settings
+    )
 
 
 if __name__ == "__main__":

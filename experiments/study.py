@@ -169,11 +169,13 @@ def run_study(
       The contents of results.json.
 
     Raises:
-      ValueError: for a name in `only` that is not in the grid.
-      FileNotFoundError: with `replot`, for a `results_dir` without results.json.
+      ValueError: for a name in `only` that is not in the grid, or with `replot`, for a
+        `results_dir` without results.json (the launchers print it as one line).
     """
     path = os.path.join(results_dir, RESULTS)
     if replot:
+        if not os.path.exists(path):
+            raise ValueError(f"--replot needs {path}: run the study first, or name --results_dir")
         saved = _read_json(path)
         results = {**saved, **study.summarize(saved["runs"])}
         if json.dumps(results) != json.dumps(saved):
@@ -181,7 +183,7 @@ def run_study(
     else:
         names = [study.name(spec) for spec in study.grid]
         if unknown := sorted(set(only) - set(names)):
-            raise ValueError(f"no runs named {unknown}; the study's runs are {names}")
+            raise ValueError(f"--only: no runs named {unknown}; the study's runs are {names}")
         specs = [spec for spec in study.grid if not only or study.name(spec) in only]
         start = time.perf_counter()
         records = run_grid(study, specs, root, rerun=bool(only))
