@@ -4,8 +4,8 @@ r"""Your own task and model on the stock launcher: the parity of bit strings.
         --config=examples/parity/config.py --workdir=runs/parity
 
 trains `ParityLSTM` (an LSTM(16) and a Dense, in `parity.py` beside this file) on 2,000 strings of
-1..8 bits for 30 epochs: 25 s on 2 CPU cores, ending at 100% test accuracy (every length). `parity.py`
-must be importable, hence `PYTHONPATH`. Presets: `config.py:smoke` (seconds, for tests).
+1..8 bits for 30 epochs: 25 s on 2 CPU cores, ending at 100% test accuracy (every length).
+`parity.py` must be importable, hence `PYTHONPATH`. Presets: `config.py:smoke` (seconds, for tests).
 """
 
 from __future__ import annotations
