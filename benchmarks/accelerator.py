@@ -9,7 +9,7 @@ Needs (carry as wheels where missing):
     optax, numpy; torch built with CUDA for the PyTorch rows (without it those rows fail, and
     are reported);
   - the training-step section only, what `seqlstm.train` imports: ml-collections, orbax-checkpoint,
-    tensorboardX, tqdm, absl-py (the layer sections import none of them).
+    tqdm, absl-py (the layer sections import none of them).
 No keras, matplotlib or network access.
 
 Sections, each run on its own (a failure is reported in its place, the others still run), the

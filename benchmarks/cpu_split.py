@@ -25,7 +25,7 @@ from train_step import child_measurement, load_config  # noqa: E402
 
 from seqlstm.train import build_run, cpu_devices  # noqa: E402
 
-CONFIGS = ("reverse", "seq2seq", "chars", "char_lm")
+CONFIGS = ("reverse", "seq2seq", "chars", "char_lm", "g2p")  # g2p needs the g2p extra
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ sections with their defaults, and preset arguments `configs/x.py:key=value,flag`
 
 A config starts from `base_config()`, sets its data and model, overrides the few fields that
 differ, and computes fields derived from others once, after its presets. Loading a config imports
-nothing from the training stack (no orbax, no tensorboardX).
+nothing from the training stack (no orbax).
 """
 
 from __future__ import annotations

@@ -47,28 +47,13 @@ def test_launcher_rejects_a_typo_in_a_config_override(tmp_path):
     assert not os.listdir(tmp_path)
 
 
-def test_sigint_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path):
+def test_sigint_checkpoints_the_step_it_stopped_at_and_exits_cleanly(tmp_path):
+    # Ctrl-C takes the same path as SIGTERM; that a resumed run ends bit-identical to an
+    # uninterrupted one is tested once, in tests/test_faults.py.
     import signal
 
-    import jax
-    import numpy as np
-
-    from configs.reverse import get_config
-    from seqlstm.train import (
-        Checkpointer,
-        build,
-        create_train_state,
-        split_model,
-        train_and_evaluate,
-    )
-
-    def config():
-        c = get_config("smoke")
-        c.train.num_epochs, c.train.progress_bar = 20, False
-        return c
-
     workdir = tmp_path / "run"
-    args = ["--config=configs/reverse.py:smoke", "--config.train.num_epochs=20"]
+    args = ["--config=configs/reverse.py:smoke", "--config.train.num_epochs=500"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "experiments.train", *args, f"--workdir={workdir}"],
         cwd=ROOT,
@@ -83,22 +68,10 @@ def test_sigint_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one(tmp
     assert proc.returncode == 0, err
     assert "Stopped by a signal at step" in out, out
     step = stopped_step(out)
-    assert 4 <= step < 80 and str(step) in os.listdir(workdir / "checkpoints")
-
-    train_and_evaluate(config(), str(workdir))
-    reference = tmp_path / "reference"
-    train_and_evaluate(config(), str(reference))
-
-    def params(path):
-        _, model, tx = build(config())
-        _, p = split_model(model)
-        ckpt = Checkpointer(str(path))
-        state, _, _ = ckpt.restore(create_train_state(p, tx, 0), p)
-        ckpt.close()
-        return jax.tree.leaves(state.params)
-
-    for a, b in zip(params(workdir), params(reference)):
-        np.testing.assert_array_equal(a, b)
+    assert step >= 4 and str(step) in os.listdir(workdir / "checkpoints")
+    with open(workdir / "metrics.jsonl") as f:
+        assert json.loads(f.readlines()[-1])["step"] <= step
+    assert not (workdir / "results.json").exists()  # stopped, not finished
 
 
 def test_a_config_error_is_one_line_with_exit_code_2(tmp_path):

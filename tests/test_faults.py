@@ -1,5 +1,5 @@
-"""Tests for seqlstm/train/faults.py: NaN losses, SIGTERM, SIGKILL mid-save and unreadable
-checkpoints, with real signals on real subprocesses."""
+"""Tests for seqlstm/train/faults.py: NaN losses, SIGTERM, a run killed mid-save, a full disk,
+torn and damaged files, with real signals on real subprocesses."""
 
 import json
 import os
@@ -68,6 +68,19 @@ def reference(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("reference")
     train_and_evaluate(smoke(num_epochs=EPOCHS), str(workdir))
     return workdir
+
+
+@pytest.fixture(scope="module")
+def stopped_at_8(tmp_path_factory):
+    """A smoke run stopped after step 8, with checkpoints at 4 and 8 (tests damage copies)."""
+    workdir = tmp_path_factory.mktemp("stopped_at_8")
+    train_and_evaluate(smoke(checkpoint_every_steps=4, stop_after_steps=8), str(workdir))
+    return workdir
+
+
+def copy_of(workdir, tmp_path):
+    shutil.copytree(workdir, tmp_path / "run")
+    return tmp_path / "run"
 
 
 # --- non-finite losses -------------------------------------------------------------------------
@@ -178,47 +191,18 @@ STALL_SECOND_SAVE = textwrap.dedent(
 )
 
 
-def test_sigkill_while_saving_resumes_from_the_last_complete_checkpoint(
-    reference, tmp_path, capsys
-):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", STALL_SECOND_SAVE, str(tmp_path)],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("STALLED"), line
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        proc.kill()
-    names = sorted(os.listdir(tmp_path / "checkpoints"))
-    assert names == ["4", "8.orbax-checkpoint-tmp"], names  # 8 half-written, never renamed
-    assert Checkpointer(str(tmp_path)).latest_step() == 4
-
-    capsys.readouterr()
-    train_and_evaluate(smoke(num_epochs=EPOCHS, checkpoint_every_steps=4), str(tmp_path))
-    assert "Resuming" in capsys.readouterr().out
-    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["32", "36", "40"]
-    assert_same_params(tmp_path, reference)
-
-
 def test_an_unreadable_checkpoint_is_set_aside_and_an_older_one_resumed(
-    reference, tmp_path, capsys
+    reference, stopped_at_8, tmp_path, capsys
 ):
-    train_and_evaluate(smoke(checkpoint_every_steps=4, stop_after_steps=8), str(tmp_path))
+    workdir = copy_of(stopped_at_8, tmp_path)
     # Checkpoint 8 loses its arrays after it was written (a copy cut short, a damaged disk).
-    shutil.rmtree(tmp_path / "checkpoints" / "8" / "state")
+    shutil.rmtree(workdir / "checkpoints" / "8" / "state")
     capsys.readouterr()
-    train_and_evaluate(smoke(num_epochs=EPOCHS), str(tmp_path))
+    train_and_evaluate(smoke(num_epochs=EPOCHS), str(workdir))
     out = capsys.readouterr().out
     assert "Checkpoint 8" in out and "does not read back" in out and "at step 4" in out
-    assert os.listdir(tmp_path / "checkpoints-unreadable") == ["8"]
-    assert_same_params(tmp_path, reference)
+    assert os.listdir(workdir / "checkpoints-unreadable") == ["8"]
+    assert_same_params(workdir, reference)
 
 
 # --- SIGTERM -----------------------------------------------------------------------------------
@@ -265,17 +249,28 @@ def test_sigterm_checkpoints_exits_cleanly_and_resumes_exactly(reference, tmp_pa
 FILL_DISK_AT_TENSORBOARD = textwrap.dedent(
     """
     import errno, runpy, sys
-    from tensorboardX import record_writer
+    from seqlstm.train.tfevents import EventFile
 
-    write, calls = record_writer.RecordWriter.write, []
+    init, calls = EventFile.__init__, []
 
-    def fill_disk(self, data):  # the disk fills after the first few TensorBoard records
-        calls.append(1)
-        if len(calls) > 12:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return write(self, data)
+    class FillingDisk:  # the disk fills after the first few TensorBoard records
+        def __init__(self, file):
+            self.file = file
 
-    record_writer.RecordWriter.write = fill_disk
+        def write(self, data):
+            calls.append(1)
+            if len(calls) > 12:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.file.write(data)
+
+        def close(self):
+            self.file.close()
+
+    def on_a_filling_disk(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self._file = FillingDisk(self._file)
+
+    EventFile.__init__ = on_a_filling_disk
     sys.argv = ["train", "--config=configs/reverse.py:smoke", "--config.train.num_epochs=50",
                 "--config.train.checkpoint_every_steps=4", "--config.train.progress_bar=False",
                 "--workdir=" + sys.argv[1]]
@@ -285,7 +280,7 @@ FILL_DISK_AT_TENSORBOARD = textwrap.dedent(
 
 
 def test_a_full_disk_while_writing_tensorboard_events_ends_the_run_in_one_line(tmp_path):
-    # tensorboardX's writer thread died on the error and training hung on its full queue.
+    # Before, tensorboardX's writer thread died on the error and training hung on its full queue.
     proc = subprocess.run(
         [sys.executable, "-c", FILL_DISK_AT_TENSORBOARD, str(tmp_path)],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=90,
@@ -299,15 +294,15 @@ def test_a_full_disk_while_writing_tensorboard_events_ends_the_run_in_one_line(t
     assert step is not None and not meta["done"]
 
 
-def test_a_torn_last_metrics_row_is_dropped_on_resume(reference, tmp_path, capsys):
-    train_and_evaluate(smoke(checkpoint_every_steps=4, stop_after_steps=8), str(tmp_path))
-    with open(tmp_path / "metrics.jsonl", "a") as f:
+def test_a_torn_last_metrics_row_is_dropped_on_resume(reference, stopped_at_8, tmp_path, capsys):
+    workdir = copy_of(stopped_at_8, tmp_path)
+    with open(workdir / "metrics.jsonl", "a") as f:
         f.write('{"epoch": 2.25, "step": 9, "train_lo')  # kill -9 or a full disk mid-write
     capsys.readouterr()
-    train_and_evaluate(smoke(num_epochs=EPOCHS), str(tmp_path))
+    train_and_evaluate(smoke(num_epochs=EPOCHS), str(workdir))
     assert "dropped line 3 of" in capsys.readouterr().out
     strip = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in rows]
-    assert strip(read_rows(tmp_path)) == strip(read_rows(reference))
+    assert strip(read_rows(workdir)) == strip(read_rows(reference))
 
 
 def flip_a_bit(directory):
@@ -323,38 +318,38 @@ def flip_a_bit(directory):
 
 
 def test_a_flipped_bit_in_a_checkpoint_is_detected_and_an_older_one_resumed(
-    reference, tmp_path, capsys
+    reference, stopped_at_8, tmp_path, capsys
 ):
-    train_and_evaluate(smoke(checkpoint_every_steps=4, stop_after_steps=8), str(tmp_path))
-    damaged = flip_a_bit(tmp_path / "checkpoints" / "8" / "state")
+    workdir = copy_of(stopped_at_8, tmp_path)
+    damaged = flip_a_bit(workdir / "checkpoints" / "8" / "state")
     capsys.readouterr()
-    train_and_evaluate(smoke(num_epochs=EPOCHS), str(tmp_path))
+    train_and_evaluate(smoke(num_epochs=EPOCHS), str(workdir))
     out = capsys.readouterr().out
     assert "Checkpoint 8" in out and "damaged" in out and "at step 4" in out, out
-    assert os.path.relpath(damaged, tmp_path / "checkpoints" / "8") in out
-    assert os.listdir(tmp_path / "checkpoints-unreadable") == ["8"]
-    assert_same_params(tmp_path, reference)
+    assert os.path.relpath(damaged, workdir / "checkpoints" / "8") in out
+    assert os.listdir(workdir / "checkpoints-unreadable") == ["8"]
+    assert_same_params(workdir, reference)
 
 
-def test_with_no_usable_checkpoint_the_launcher_says_which_and_what_to_do(tmp_path):
-    train_and_evaluate(smoke(checkpoint_every_steps=4, stop_after_steps=8), str(tmp_path))
+def test_with_no_usable_checkpoint_the_launcher_says_which_and_what_to_do(stopped_at_8, tmp_path):
+    workdir = copy_of(stopped_at_8, tmp_path)
     for step in ("4", "8"):  # every file replaced by random bytes
-        for root, _, names in os.walk(tmp_path / "checkpoints" / step):
+        for root, _, names in os.walk(workdir / "checkpoints" / step):
             for name in names:
                 path = os.path.join(root, name)
                 with open(path, "wb") as f:
                     f.write(np.random.default_rng(0).bytes(max(os.path.getsize(path), 64)))
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.train", "--config=configs/reverse.py:smoke",
-         "--config.train.progress_bar=False", f"--workdir={tmp_path}"],
+         "--config.train.progress_bar=False", f"--workdir={workdir}"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-3000:]
     error = proc.stderr.strip()
-    assert error.startswith(f"error: no checkpoint in {tmp_path}/checkpoints reads back")
+    assert error.startswith(f"error: no checkpoint in {workdir}/checkpoints reads back")
     assert "step 8: " in error and "step 4: " in error and "move that directory aside" in error
-    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4", "8"]  # nothing moved
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["4", "8"]  # nothing moved
 
 
 STALL_SAVE_THEN_IGNORE_SIGTERM = STALL_SECOND_SAVE.replace(
@@ -363,9 +358,13 @@ STALL_SAVE_THEN_IGNORE_SIGTERM = STALL_SECOND_SAVE.replace(
 )
 
 
-def test_sigterm_ends_a_run_whose_main_thread_is_stuck(tmp_path):
-    # The main thread is stuck in a write (here: a checkpoint save that never returns); before,
-    # the handler only noted the signal, and the run went on as if none had come.
+def test_sigterm_ends_a_run_stuck_mid_save_and_the_last_complete_checkpoint_resumes(
+    reference, tmp_path, capsys
+):
+    # The main thread is stuck in a checkpoint save (step 8: its metadata written, its arrays
+    # not). Before, SIGTERM's handler only noted the signal and the run went on as if none had
+    # come; now the watchdog ends the process within its deadline with os._exit, which, like
+    # kill -9, runs no cleanup: the half-written checkpoint stays as the crash left it.
     proc = subprocess.Popen(
         [sys.executable, "-c", STALL_SAVE_THEN_IGNORE_SIGTERM, str(tmp_path)],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -378,7 +377,15 @@ def test_sigterm_ends_a_run_whose_main_thread_is_stuck(tmp_path):
     finally:
         proc.kill()
     assert "no clean stop within 2 s of SIGTERM" in proc.stderr.read()
+    names = sorted(os.listdir(tmp_path / "checkpoints"))
+    assert names == ["4", "8.orbax-checkpoint-tmp"], names  # 8 half-written, never renamed
     assert Checkpointer(str(tmp_path)).latest_step() == 4
+
+    capsys.readouterr()
+    train_and_evaluate(smoke(num_epochs=EPOCHS, checkpoint_every_steps=4), str(tmp_path))
+    assert "Resuming" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["32", "36", "40"]
+    assert_same_params(tmp_path, reference)
 
 
 @pytest.fixture

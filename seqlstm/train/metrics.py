@@ -1,4 +1,4 @@
-"""Metric aggregation and writing: `metrics.jsonl`, TensorBoard events (tensorboardX's format).
+"""Metric aggregation and writing: `metrics.jsonl`, TensorBoard events (`train/tfevents.py`).
 
 Steps return sums and counts (`seqlstm.train.steps.masked_sums`); `MetricSums` adds them up on the
 host in float64 and `summarize` turns them into means.
@@ -6,10 +6,8 @@ host in float64 and `summarize` turns them into means.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping
 
 import jax
@@ -17,6 +15,7 @@ import numpy as np
 
 from seqlstm.task import scalars
 from seqlstm.train.errors import after_failure, writing
+from seqlstm.train.tfevents import EventFile
 
 
 class MetricSums:
@@ -48,54 +47,6 @@ def summarize(sums: Mapping[str, float], prefix: str = "") -> dict[str, float]:
         out["grad_norm"] = sums["grad_norm"] / sums["steps"]
         out["param_norm"] = sums["param_norm"] / sums["steps"]
     return {f"{prefix}{k}": float(v) for k, v in out.items()}
-
-
-class EventFile:
-    """TensorBoard scalars, written in the caller's thread.
-
-    tensorboardX's `SummaryWriter` writes from a thread of its own: when that thread dies on an
-    I/O error (a full disk), the training thread blocks forever on its full queue. Here a failed
-    write raises at once, as a `WorkdirWriteError` naming the file.
-
-    Args:
-      logdir: the directory of the event file (`events.out.tfevents.<time>.<host>.<pid>-<n>`).
-      purge_step: TensorBoard discards the events of earlier files at this step and after (the
-        steps an interrupted run logged past its last checkpoint).
-    """
-
-    _count = itertools.count()
-
-    def __init__(self, logdir: str, purge_step: int | None = None):
-        # Imported here: tensorboardX imports torch when it is installed (~1 s per process).
-        from tensorboardX.event_file_writer import EventsWriter
-        from tensorboardX.proto import event_pb2
-        from tensorboardX.summary import scalar
-
-        self._event, self._scalar = event_pb2.Event, scalar
-        suffix = f".{os.getpid()}-{next(self._count)}"  # two files in one second stay apart
-        with writing(logdir):
-            self.events = EventsWriter(os.path.join(logdir, "events"), suffix)
-        self.path = self.events._file_name
-        if purge_step is not None:
-            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
-            self._write(self._event(step=purge_step, session_log=start))
-        self.flush()
-
-    def _write(self, event) -> None:
-        with writing(self.path):
-            self.events.write_event(event)
-
-    def add_scalar(self, tag: str, value: float, step: int) -> None:
-        event = self._event(wall_time=time.time(), step=step, summary=self._scalar(tag, value))
-        self._write(event)
-
-    def flush(self) -> None:
-        with writing(self.path):
-            self.events.flush()
-
-    def close(self) -> None:
-        with writing(self.path):
-            self.events.close()
 
 
 def read_rows(path: str, log: Callable[[str], None] = print) -> list[str]:
