@@ -21,7 +21,7 @@ from seqlstm.data.seq2seq_tasks import format_tokens, parse_source
 from seqlstm.decoding import beam_search, greedy_decode
 from seqlstm.tokens import BOS, EOS, PAD, pad_batch, strip
 from seqlstm.train.errors import one_line_errors
-from seqlstm.train.restore import load_config, load_run
+from seqlstm.train.restore import load_config, load_model
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run of configs/seq2seq.py.")
 _INPUT = flags.DEFINE_multi_string("input", None, "A sequence to decode (repeat the flag).")
@@ -68,7 +68,7 @@ def main(argv: list[str]) -> None:
         sources = [parse_source(text, task, config.data.num_symbols) for text in _INPUT.value]
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-    _, _, model, _ = load_run(_WORKDIR.value)
+    _, model, _ = load_model(_WORKDIR.value)
     width = max(1, max(len(s) for s in sources))
     if width > model.max_source_len:
         longest = max(len(s) for s in sources)

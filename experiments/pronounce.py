@@ -25,7 +25,7 @@ from seqlstm.data.g2p import decode_phones, encode_word
 from seqlstm.decoding import beam_search
 from seqlstm.tokens import BOS, PAD, pad_batch, strip
 from seqlstm.train.errors import one_line_errors
-from seqlstm.train.restore import load_config, load_run
+from seqlstm.train.restore import load_config, load_model
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run of configs/g2p.py.")
 _NBEST = flags.DEFINE_integer("nbest", 3, "Pronunciations per word (the beam size).")
@@ -108,7 +108,7 @@ def main(argv: list[str]) -> None:
         file_ids = encode_all(file_words, lambda i: f"{_WORDS_FILE.value}, line {i + 1}")
         if not file_ids:
             raise ValueError(f"{_WORDS_FILE.value} holds no words")
-    _, _, model, _ = load_run(_WORKDIR.value)
+    _, model, _ = load_model(_WORKDIR.value)
     if words:
         beams, scores = decode(model, ids, _BATCH.value, _NBEST.value, _PENALTY.value)
         for word, word_beams, word_scores in zip(words, beams, scores):

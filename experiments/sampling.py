@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from seqlstm.data import task_vocabulary
 from seqlstm.models.char import generate
-from seqlstm.train.restore import load_run
+from seqlstm.train.restore import load_model
 
 
 def sample(workdir: str, prompt: str, *, num_chars: int, temperature: float, seed: int = 0) -> str:
@@ -29,7 +29,7 @@ def sample(workdir: str, prompt: str, *, num_chars: int, temperature: float, see
       ValueError: for a workdir without a trained character model, a prompt with characters
         outside the vocabulary, or a bad `num_chars` / `temperature`.
     """
-    config, _, model, _ = load_run(workdir)
+    config, model, _ = load_model(workdir)
     if config.data.get("name") != "text" or not hasattr(model, "next_logits"):
         raise ValueError(
             f"workdir {workdir!r} holds a {config.model.get('name')!r} model on "

@@ -1,16 +1,23 @@
-"""Test settings: strict rank promotion, float32 on CPU, Keras on the JAX backend, and one
-persistent compilation cache per test run.
+"""Test settings: strict rank promotion, float32 on CPU, Keras on the JAX backend, and XLA set
+to compile fast.
 
-Most of the suite's time is XLA compiling the same small programs again: every `build` jits fresh
-closures, and every launcher subprocess starts with an empty in-memory cache. JAX's persistent
-compilation cache, in a temporary folder made here (in the xdist controller, before its workers
-start, so that they and every subprocess inherit it) and removed when the run ends, compiles each
-program once per run. Nothing persists between runs: CI's cold start is what is timed.
+Most of the suite's time is XLA compiling small programs, often the same ones again: every `build`
+jits fresh closures, and every launcher subprocess starts with an empty in-memory cache. So
+- JAX's persistent compilation cache, in a temporary folder made here (in the xdist controller,
+  before its workers start, so that they and every subprocess inherit it) and removed when the run
+  ends, compiles each program once per run. Nothing persists between runs: CI's cold start is what
+  is timed.
+- XLA's CPU backend compiles without LLVM's optimisation passes (`--xla_backend_optimization_level
+  =0`, unless XLA_FLAGS sets a level): a third less time for the suite's tiny programs, which run
+  for microseconds. The HLO passes (fusion, layout, buffer assignment) and the arithmetic are the
+  same; benchmarks/ measures speed at the default level.
 """
 
 import os
 import shutil
 import tempfile
+
+from launcher import FAST_COMPILE
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 _OWN_CACHE = None
@@ -19,6 +26,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
     # Programs that compile in under 0.1 s are cheaper to compile again than to read back.
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 
 import jax  # noqa: E402
 

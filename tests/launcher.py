@@ -3,6 +3,16 @@
 import time
 from pathlib import Path
 
+# XLA's CPU backend without LLVM's optimisation passes: the suite's compile setting
+# (tests/conftest.py), for the subprocesses that set XLA_FLAGS of their own.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
+
+def xla_flags(*flags: str) -> str:
+    """XLA_FLAGS for a subprocess: the suite's compile setting and `flags`, nothing inherited
+    (a device count set outside the suite must not reach it)."""
+    return " ".join((FAST_COMPILE, *flags))
+
 
 def wait_for_metrics(workdir, timeout: float = 120) -> None:
     """Waits until the run in `workdir` has written its first metrics line (training is under

@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from launcher import xla_flags
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_quick(script: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, JAX_PLATFORMS="cpu", KERAS_BACKEND="jax")
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = xla_flags()  # no device count from outside
     return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--quick", *args],
         env=env,

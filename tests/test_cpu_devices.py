@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from launcher import xla_flags
 
 from configs.chars import get_config as chars_config
 from configs.reverse import get_config as reverse_config
@@ -54,7 +55,7 @@ SPLIT_EQUALS_ONE_DEVICE = textwrap.dedent(
     from flax import nnx
     from configs.reverse import get_config
     from seqlstm.train import cpu_devices, train_and_evaluate
-    from seqlstm.train.restore import load_run
+    from seqlstm.train.restore import load_model
 
     config = get_config("smoke")
     config.train.progress_bar = False
@@ -64,7 +65,7 @@ SPLIT_EQUALS_ONE_DEVICE = textwrap.dedent(
     out = {}
     for name, c in (("split", config), ("one", one)):
         res = train_and_evaluate(c, f"{sys.argv[1]}/{name}")
-        _, _, model, _ = load_run(f"{sys.argv[1]}/{name}")
+        _, model, _ = load_model(f"{sys.argv[1]}/{name}")
         leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
         out[name] = {"test": res["test"], "val": res["val"],
                      "params": [np.asarray(x, np.float64).ravel().tolist() for x in leaves]}
@@ -75,7 +76,7 @@ SPLIT_EQUALS_ONE_DEVICE = textwrap.dedent(
 
 def test_split_over_two_cpu_devices_changes_nothing_but_rounding(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = xla_flags()  # no device count from outside
     proc = subprocess.run(
         [sys.executable, "-c", SPLIT_EQUALS_ONE_DEVICE, str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,

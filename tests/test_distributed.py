@@ -11,7 +11,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from launcher import stopped_step, wait_for_metrics
+from launcher import stopped_step, wait_for_metrics, xla_flags
 
 from configs.reverse import get_config
 from seqlstm.train import (
@@ -26,8 +26,9 @@ from seqlstm.train.distributed import Cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, JAX_PLATFORMS="cpu")
-for _var in (*distributed.ENV.values(), "XLA_FLAGS"):
+for _var in distributed.ENV.values():
     ENV.pop(_var, None)
+ENV["XLA_FLAGS"] = xla_flags()  # no device count from outside
 
 
 def free_port() -> int:

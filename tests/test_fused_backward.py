@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from launcher import xla_flags
 
 import seqlstm
 from seqlstm import fused_backward
@@ -205,10 +206,11 @@ def check(got, reverse, what):
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want[reverse])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=1e-6, err_msg=what)
 
-cases = [(4, AxisType.Explicit, False), (4, AxisType.Explicit, True), (1, AxisType.Explicit, True),
-         (4, AxisType.Auto, False)]
-for devices, axis_type, in_context in cases:
-    what = (devices, axis_type, in_context)
+# (devices, axis type, inside jax.set_mesh, reverse): both directions, not every combination.
+cases = [(4, AxisType.Explicit, False, False), (4, AxisType.Explicit, True, True),
+         (1, AxisType.Explicit, True, False), (4, AxisType.Auto, False, True)]
+for devices, axis_type, in_context, reverse in cases:
+    what = (devices, axis_type, in_context, reverse)
     mesh = jax.make_mesh((devices,), ("data",), axis_types=(axis_type,))
     rows = NamedSharding(mesh, P("data"))
     replicated = jax.device_put(params, NamedSharding(mesh, P()))
@@ -217,35 +219,34 @@ for devices, axis_type, in_context in cases:
         if axis_type == AxisType.Explicit and in_context:
             zeros = jax.jit(lambda x: batch_zeros(x, 5))(args[0])
             assert zeros.sharding.spec == P("data", None), (what, zeros.sharding)
-        for reverse in (False, True):
-            grad = jax.jit(jax.grad(loss, (0, 1)), static_argnums=(3, 4))
-            got = grad(replicated, *args, "fused", reverse)
-            check(got, reverse, str(what))
-            if not reverse:  # JAX's own derivative of the scan too, parameters on the mesh
-                check(grad(replicated, *args, "autodiff", False), False, str(what) + " autodiff")
-            if axis_type == AxisType.Explicit:
-                assert got[0]["kernel"].sharding.spec == P(None, None), what
-                assert got[1].sharding.spec == P("data", None, None), what
-            if devices > 1:
-                # Each device works on its own rows: nothing gathers the batch, only the
-                # weight gradients are summed over the devices.
-                hlo = grad.lower(replicated, *args, "fused", reverse).compile().as_text()
-                assert "all-gather" not in hlo, what
-                assert "all-reduce" in hlo, what
+        grad = jax.jit(jax.grad(loss, (0, 1)), static_argnums=(3, 4))
+        got = grad(replicated, *args, "fused", reverse)
+        check(got, reverse, str(what))
+        # JAX's own derivative of the scan too, given parameters placed on the mesh.
+        check(grad(replicated, *args, "autodiff", reverse), reverse, str(what) + " autodiff")
+        if axis_type == AxisType.Explicit:
+            assert got[0]["kernel"].sharding.spec == P(None, None), what
+            assert got[1].sharding.spec == P("data", None, None), what
+        if devices > 1:
+            # Each device works on its own rows: nothing gathers the batch, only the
+            # weight gradients are summed over the devices.
+            hlo = grad.lower(replicated, *args, "fused", reverse).compile().as_text()
+            assert "all-gather" not in hlo, what
+            assert "all-reduce" in hlo, what
 
 # Inside shard_map (check_vma on): the gradient of the replicated parameters is summed over
 # the shards, as JAX's autodiff does it.
 mesh = jax.make_mesh((4,), ("data",))
 with jax.set_mesh(mesh):
     rows = NamedSharding(mesh, P("data"))
-    for reverse in (False, True):
-        @jax.jit
-        @jax.shard_map(in_specs=(P(), P("data"), P("data")), out_specs=(P(), P("data")))
-        def per_shard(params, x, lengths):
-            return jax.grad(loss, (0, 1))(params, x, lengths, "fused", reverse)
+    # One direction (the cases above cover both): the reversed scan, per shard.
+    @jax.jit
+    @jax.shard_map(in_specs=(P(), P("data"), P("data")), out_specs=(P(), P("data")))
+    def per_shard(params, x, lengths):
+        return jax.grad(loss, (0, 1))(params, x, lengths, "fused", True)
 
-        got = per_shard(params, jax.device_put(x, rows), jax.device_put(lengths, rows))
-        check(got, reverse, "shard_map")
+    got = per_shard(params, jax.device_put(x, rows), jax.device_put(lengths, rows))
+    check(got, True, "shard_map")
 print("OK")
 """
 
@@ -259,7 +260,7 @@ def test_fused_gradients_with_a_sharded_batch():
     env = dict(
         os.environ,
         JAX_PLATFORMS="cpu",
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=4"),
         PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
     )
     proc = subprocess.run(

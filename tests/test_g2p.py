@@ -140,7 +140,9 @@ def test_smoke_run_hook_predictions_and_pronounce(tmp_path):
     assert rescored["per"] == pytest.approx(scores["beam_per"])
     words = tmp_path / "words.txt"
     words.write_text("hello\nO'Neil\n")
-    cmd = [sys.executable, "-m", "experiments.pronounce", f"--workdir={workdir}", "--nbest=2"]
+    # The run's own beam width and batch: the compiled beam search is read back from the cache.
+    cmd = [sys.executable, "-m", "experiments.pronounce", f"--workdir={workdir}", "--nbest=2",
+           "--batch_size=16"]  # fmt: skip
     png = str(tmp_path / "a.png")
     out = subprocess.run([*cmd, f"--words_file={words}", f"--plot={png}", "zyzzyva"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -198,6 +198,7 @@ def test_rejects_unbuilt_and_foreign_layers():
 
 
 def test_dropout_and_recurrent_dropout_carry_over_and_match_keras_in_distribution():
+    keras.utils.set_random_seed(0)  # the kernels: the same spread of outputs in any test order
     k = build(keras.layers.LSTM(H, dropout=0.3, recurrent_dropout=0.4, return_sequences=True))
     model = from_keras(k)
     assert (model.dropout, model.recurrent_dropout) == (0.3, 0.4)
@@ -213,7 +214,7 @@ def test_dropout_and_recurrent_dropout_carry_over_and_match_keras_in_distributio
     many = np.repeat(x[:1], 3000, axis=0)
     ours = np.asarray(model(jnp.asarray(many)))
     theirs = keras_call(k, many, training=True)[0]
-    assert ours.std(0).min() > 0.01  # dropout is on
+    assert ours.std(0).mean() > 0.02  # dropout is on (without it every row is the same)
     np.testing.assert_allclose(ours.mean(0), theirs.mean(0), atol=0.02)
     np.testing.assert_allclose(ours.std(0), theirs.std(0), atol=0.02)
     bi = build(keras.layers.Bidirectional(keras.layers.LSTM(H, dropout=0.1)))

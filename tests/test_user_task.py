@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from launcher import xla_flags
 
 from seqlstm.data import TASKS, get_task
 from seqlstm.models import MODELS, get_model
@@ -21,7 +22,7 @@ def launch(workdir, user_dir, *overrides):
         os.environ,
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join([user_dir, ROOT]),
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=4"),
     )
     return subprocess.run(
         [sys.executable, "-m", "experiments.train", f"--config={user_dir}/config.py:smoke",

@@ -8,8 +8,9 @@ from typing import Any
 import ml_collections
 from flax import nnx
 
+from seqlstm.data import get_task
 from seqlstm.train.checkpoint import Checkpointer
-from seqlstm.train.run import build
+from seqlstm.train.run import build_model, check_config
 from seqlstm.train.state import create_train_state, split_model
 from seqlstm.train.workdir import read_json
 
@@ -33,26 +34,30 @@ def load_config(workdir: str, example: str = "configs/chars.py") -> ml_collectio
     return ml_collections.ConfigDict(read_json(path))
 
 
-def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, Any, nnx.Module, dict]:
-    """Rebuilds a workdir's data and model and loads its latest checkpoint's parameters.
+def load_model(
+    workdir: str, example: str = "configs/chars.py"
+) -> tuple[ml_collections.ConfigDict, nnx.Module, dict]:
+    """Rebuilds a workdir's model, without its data, and loads its latest checkpoint's parameters.
 
     The parameters are the training state's: after a finished run with early stopping, those of
     the best validation loss (the loop restores them before its final checkpoint).
 
     Args:
       workdir: a directory written by `train_and_evaluate`.
+      example: the config the error message suggests training when there is no run.
 
     Returns:
-      `(config, data, model, meta)`: the config, its data splits, the model in evaluation mode
-      holding the checkpoint's parameters, and the checkpoint's meta (`done`, `best_step`, ...).
+      `(config, model, meta)`: the config, the model in evaluation mode holding the checkpoint's
+      parameters, and the checkpoint's meta (`done`, `best_step`, ...).
 
     Raises:
       ValueError: if the workdir holds no run or no checkpoint.
     """
-    config = load_config(workdir)
+    config = load_config(workdir, example)
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise ValueError(f"workdir {workdir!r} has no checkpoints/ to load")
-    data, model, tx = build(config)
+    check_config(config)
+    model, tx = build_model(config)
     model_def, params = split_model(model)
     state = create_train_state(params, tx, config.seed, model_def.carry)
     ckpt = Checkpointer(workdir)
@@ -64,4 +69,18 @@ def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, Any, nnx.Module, 
         ckpt.close()
     nnx.update(model, state.params)
     model.eval()
-    return config, data, model, meta
+    return config, model, meta
+
+
+def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, Any, nnx.Module, dict]:
+    """`load_model`, and the run's data splits rebuilt from its config.
+
+    Returns:
+      `(config, data, model, meta)`: the config, its data splits (a `seqlstm.task.Task`), the
+      model in evaluation mode holding the checkpoint's parameters, and the checkpoint's meta.
+
+    Raises:
+      ValueError: if the workdir holds no run or no checkpoint.
+    """
+    config, model, meta = load_model(workdir)
+    return config, get_task(**config.data.to_dict()), model, meta

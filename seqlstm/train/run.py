@@ -78,10 +78,18 @@ def build(
             f"({split_size(task['train'])} examples of data task {data['name']!r}); use at most "
             "that many, or more data"
         )
-    rngs = nnx.Rngs(params=config.seed, dropout=config.seed + 1)
-    model = get_model(**model, rngs=rngs)
-    tx = make_optimizer(config.optim.to_dict())
+    model, tx = build_model(config)
     return task, model, tx
+
+
+def build_model(
+    config: ml_collections.ConfigDict,
+) -> tuple[nnx.Module, optax.GradientTransformation]:
+    """The model and optimizer of `config` without its data (what `build` returns after the
+    task): the parameters drawn from `config.seed`, as `build` draws them."""
+    rngs = nnx.Rngs(params=config.seed, dropout=config.seed + 1)
+    model = get_model(**config.model.to_dict(), rngs=rngs)
+    return model, make_optimizer(config.optim.to_dict())
 
 
 @dataclasses.dataclass
