@@ -10,6 +10,7 @@ import pytest
 from launcher import xla_flags
 
 from configs.chars import get_config as chars_config
+from configs.g2p import get_config as g2p_config
 from configs.reverse import get_config as reverse_config
 from configs.seq2seq import get_config as seq2seq_config
 from seqlstm.train import cpu_devices
@@ -24,6 +25,11 @@ def test_rule_splits_long_recurrences_with_enough_rows_per_device():
         f"16 rows per device is under {cpu_devices.MIN_ROWS}: splitting costs more",
     )
     assert cpu_devices.choose(seq2seq_config(), 2)[0] == 1  # 16 steps: dispatch-bound
+    # G2P: words of up to 32 letters, pronunciations of up to 33 steps (the model's lengths).
+    assert cpu_devices.choose(g2p_config(), 2) == (
+        1,
+        f"33 time steps a row is under {cpu_devices.MIN_STEPS}: splitting costs more",
+    )
     assert cpu_devices.choose(chars_config(), 1) == (1, "one core")
     odd = chars_config()
     odd.train.batch_size = 129

@@ -29,12 +29,15 @@ MIN_STEPS = 64  # time steps of the longest recurrence in a row
 
 
 def recurrence_steps(config: ml_collections.ConfigDict) -> int:
-    """Time steps of the longest recurrence a training row runs (0 when the config says none)."""
-    data = config.data
+    """Time steps of the longest recurrence a training row runs: the data's sequence length, else
+    the longest the model takes (an encoder-decoder's `max_source_len` / `max_target_len`); 0
+    when the config says neither (a user's task: the rule then keeps one device)."""
+    data, model = config.data, config.model
     for key in ("context", "length", "max_length"):
         if isinstance(data.get(key), int):
             return int(data[key])
-    return 0
+    lengths = [model.get(key) for key in ("max_source_len", "max_target_len")]
+    return max((int(n) for n in lengths if isinstance(n, int)), default=0)
 
 
 def choose(config: ml_collections.ConfigDict, cores: int) -> tuple[int, str]:
