@@ -1,6 +1,7 @@
 """Tests for seqlstm/train/faults.py: NaN losses, SIGTERM, a run killed mid-save, a full disk,
 torn and damaged files, with real signals on real subprocesses."""
 
+import errno
 import json
 import os
 import shutil
@@ -416,3 +417,37 @@ def test_a_really_full_disk_ends_the_run_in_one_line(tiny_disk):
     assert proc.returncode == 1, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: disk full writing {workdir}"), lines
+
+
+def test_errors_python_can_only_print_stay_behind_the_one_line_error(capsys, monkeypatch):
+    # A run that hit a full disk: orbax's asyncio callbacks failed again on the way down, and
+    # Python printed their tracebacks ("Exception ignored in ...") above the one-line cause.
+    from absl import logging as absl_logging
+
+    from seqlstm.train.errors import WorkdirWriteError, one_line_errors
+
+    class FailsOnDelete:
+        def __del__(self):
+            raise RuntimeError("Event loop is closed")
+
+    def failing(argv):
+        FailsOnDelete()  # dropped at once: its error can only be printed
+        raise WorkdirWriteError("/run/metrics.jsonl", OSError(errno.ENOSPC, "No space left"))
+
+    def fine(argv):
+        FailsOnDelete()
+
+    verbosity = absl_logging.get_verbosity()
+    try:
+        monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+        with pytest.raises(SystemExit) as exit_:
+            one_line_errors(failing)(["train"])
+        assert exit_.value.code == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: disk full writing /run/metrics.jsonl"), err
+        assert err.count("\n") == 1, err
+        monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+        one_line_errors(fine)(["train"])  # no error of its own: the held report is printed
+        assert "RuntimeError: Event loop is closed" in capsys.readouterr().err
+    finally:
+        absl_logging.set_verbosity(verbosity)

@@ -135,7 +135,12 @@ def one_line_errors(
     (config, data, workdir) or 1 (a write error, a non-finite loss). Also refuses positional
     arguments unless `takes_args` (most launchers take flags only), and lowers absl's default
     verbosity to WARNING (orbax logs each checkpoint at INFO) unless `--verbosity` is given;
-    with `--verbosity=0` or more the traceback is printed before the line."""
+    with `--verbosity=0` or more the traceback is printed before the line.
+
+    Exceptions that Python can only report, not raise ("Exception ignored in ...": say, orbax's
+    asyncio callbacks failing again while a run that hit a full disk shuts down) are held back
+    while `main` runs: printed after it when it succeeds, dropped when it fails with a one-line
+    error (whose cause they repeat), printed before the line with `--verbosity=0` or more."""
 
     @functools.wraps(main)
     def wrapped(argv: list[str]) -> None:
@@ -143,17 +148,27 @@ def one_line_errors(
             raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
         if not flags.FLAGS["verbosity"].present:
             absl_logging.set_verbosity(absl_logging.WARNING)
+        report, held = sys.unraisablehook, []
+        sys.unraisablehook = held.append
         try:
             main(argv)
         except Exception as e:  # noqa: BLE001 -- sorted by exit_code; the rest re-raised
             code = exit_code(e)
             if code is None:
+                sys.unraisablehook = report
+                for unraisable in held:
+                    report(unraisable)
                 raise
             if verbose():
+                for unraisable in held:
+                    report(unraisable)
                 traceback.print_exc()
             message = str(e).strip() or type(e).__name__
             sys.stderr.write(f"error: {' '.join(message.split())}\n")
             sys.stderr.flush()
-            sys.exit(code)
+            sys.exit(code)  # the hook stays: more of the same may come on the way out
+        sys.unraisablehook = report
+        for unraisable in held:
+            report(unraisable)
 
     return wrapped
