@@ -5,6 +5,7 @@ import errno
 import json
 import math
 import os
+import socket
 import struct
 import time
 
@@ -38,7 +39,7 @@ def test_event_files_are_byte_for_byte_what_tensorboardX_writes(tmp_path, monkey
         )
     ours.close()
     theirs.close()
-    name = f"events.out.tfevents.1796195804.{__import__('socket').gethostname()}"
+    name = f"events.out.tfevents.1796195804.{socket.gethostname()}"
     assert os.path.basename(ours.path).startswith(name)
     with open(ours.path, "rb") as f, open(theirs._file_name, "rb") as g:
         data = f.read()

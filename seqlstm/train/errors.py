@@ -148,27 +148,28 @@ def one_line_errors(
             raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
         if not flags.FLAGS["verbosity"].present:
             absl_logging.set_verbosity(absl_logging.WARNING)
-        report, held = sys.unraisablehook, []
-        sys.unraisablehook = held.append
+        held: list = []
+        report, sys.unraisablehook = sys.unraisablehook, held.append
+
+        def release() -> None:
+            sys.unraisablehook = report
+            for unraisable in held:
+                report(unraisable)
+
         try:
             main(argv)
         except Exception as e:  # noqa: BLE001 -- sorted by exit_code; the rest re-raised
             code = exit_code(e)
+            if code is None or verbose():
+                release()
             if code is None:
-                sys.unraisablehook = report
-                for unraisable in held:
-                    report(unraisable)
                 raise
             if verbose():
-                for unraisable in held:
-                    report(unraisable)
                 traceback.print_exc()
             message = str(e).strip() or type(e).__name__
             sys.stderr.write(f"error: {' '.join(message.split())}\n")
             sys.stderr.flush()
-            sys.exit(code)  # the hook stays: more of the same may come on the way out
-        sys.unraisablehook = report
-        for unraisable in held:
-            report(unraisable)
+            sys.exit(code)  # quiet, the hook stays: more of the same may come on the way out
+        release()
 
     return wrapped

@@ -107,7 +107,6 @@ class MetricWriter:
                 continue
             tag = k.replace("train_", "train/", 1).replace("eval_", "eval/", 1)
             self.tb.add_scalar(tag, v, step)
-        self.tb.flush()
 
     def close(self) -> None:
         with after_failure():

@@ -139,7 +139,8 @@ class EventFile:
         name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}"
         self.path = os.path.join(logdir, f"{name}.{os.getpid()}-{next(self._count)}")
         with writing(self.path):
-            self._file = open(self.path, "ab", buffering=0)  # every record goes out at once
+            # Unbuffered: every record goes to the operating system at once (nothing to flush).
+            self._file = open(self.path, "ab", buffering=0)
         self._append(record(event(time.time(), file_version=FILE_VERSION)))
         if purge_step is not None:
             self._append(record(event(time.time(), purge_step, session_start=True)))
@@ -150,9 +151,6 @@ class EventFile:
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         self._append(record(event(time.time(), step, scalar=(tag, float(value)))))
-
-    def flush(self) -> None:
-        """Nothing is buffered here; the operating system has every record already."""
 
     def close(self) -> None:
         with writing(self.path):
