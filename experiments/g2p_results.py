@@ -29,14 +29,24 @@ ANCHORS = (
 
 
 def grid() -> list[dict]:
-    """The study's rows: the default run, then ablations at `ABLATION_STEPS` steps."""
-    rows = [dict(name="default", preset="", steps=NUM_STEPS, what="default (additive)")]
+    """The study's rows: the default run, two runs that also fit the hour, then ablations of the
+    1-layer model at `ABLATION_STEPS` steps."""
+    rows = [
+        dict(name="default", preset="", steps=NUM_STEPS, what="default (additive, 2 layers)"),
+        dict(name="layers1", preset="layers=1", steps=40000, what="additive, 1 layer"),
+        dict(
+            name="input_dropout", preset="layers=1,input_dropout=0.2", steps=40000,
+            what="additive, 1 layer, input dropout 0.2",
+        ),
+    ]  # fmt: skip
     for name, preset, what in (
-        ("additive_short", "", "additive"),
-        ("general_short", "attention=general", "general"),
-        ("location_short", "attention=location", "location-aware"),
-        ("no_feeding_short", "no_feeding", "additive, no input feeding"),
-        ("hidden128_short", "hidden=128", "additive, 128 units"),
+        ("additive_short", "layers=1", "additive"),
+        ("general_short", "attention=general,layers=1", "general"),
+        ("location_short", "attention=location,layers=1", "location-aware"),
+        ("no_feeding_short", "no_feeding,layers=1", "additive, no input feeding"),
+        ("hidden128_short", "hidden=128,layers=1", "additive, 128 units"),
+        ("layers2_short", "layers=2", "additive, 2 layers (encoder and decoder)"),
+        ("constant_lr_short", "constant_lr,layers=1", "additive, constant learning rate"),
     ):
         rows.append(dict(name=name, preset=preset, steps=ABLATION_STEPS, what=what))
     return rows

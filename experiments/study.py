@@ -208,8 +208,12 @@ def run_study(
         f.write(table)
     study.plot(results, results_dir)
     print(table)
-    minutes = results["wall_clock_seconds"] / 60
-    print(
-        f"{len(results['runs'])} runs in {results_dir}; wall clock of the study {minutes:.1f} min"
-    )
+    if replot:
+        print(f"{len(results['runs'])} runs in {results_dir}")
+    else:
+        what = f"{len(records)} of them" if only else "the study"
+        print(
+            f"{len(results['runs'])} runs in {results_dir}; wall clock of {what} "
+            f"{seconds / 60:.1f} min"
+        )
     return results

@@ -16,6 +16,7 @@ see `seqlstm.variants`), which draw their masks from the `dropout` stream of the
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import jax
@@ -425,6 +426,14 @@ class StackedLSTM(nnx.Module):
                 f"(the next layer reads one array), got {merge_mode!r}"
             )
         check_rate("dropout", dropout)
+        if dropout > 0 and len(hidden_sizes) == 1:
+            warnings.warn(  # as PyTorch's nn.LSTM warns: the rate would silently do nothing
+                "dropout acts between stacked layers, not after the last, so a non-zero dropout "
+                f"expects at least 2 layers, but got dropout={dropout} and 1 layer; "
+                "input_dropout drops each layer's inputs",
+                UserWarning,
+                stacklevel=2,
+            )
         self.in_features = in_features
         self.hidden_sizes = hidden_sizes
         self.bidirectional = bidirectional

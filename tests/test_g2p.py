@@ -89,6 +89,28 @@ def test_cmudict_counts_as_documented():
     assert counts == {"train": 112272, "val": 6236, "test": 6418}
 
 
+def test_committed_predictions_are_the_test_split_and_rescore_to_the_report():
+    """The README's model: its committed TSV holds one row per test word, each closest reference
+    is one of the word's pronunciations, and re-scoring gives results.json's beam-4 numbers."""
+    import csv
+    import json
+
+    results_dir = os.path.join(ROOT, "experiments", "results", "g2p")
+    with open(os.path.join(results_dir, "results.json")) as f:
+        default = next(r for r in json.load(f)["runs"] if r["name"] == "default")
+    path = os.path.join(results_dir, "test_predictions.tsv")
+    lexicon = g2p.load_lexicon()
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t"))[1:]
+    words = [r[0] for r in rows]
+    assert sorted(words) == sorted(w for w in lexicon if g2p.split_of(w) == "test")
+    assert all(tuple(r[2].split()) in lexicon[r[0]] for r in rows)
+    s, beam4 = gs.score_tsv(path), default["decoded"]["beam4"]
+    assert s["wer"] == pytest.approx(beam4["wer"], abs=1e-12)
+    assert s["per"] == pytest.approx(beam4["per"], abs=1e-12)
+    assert default["decoded"]["words"] == len(rows) == 6418
+
+
 def test_encode_word_errors():
     assert g2p.decode_word(g2p.encode_word("o'neil")) == "o'neil"
     with pytest.raises(ValueError, match="empty"):

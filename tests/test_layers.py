@@ -1,5 +1,7 @@
 """seqlstm/layers.py: Keras output/state semantics, padding, stacking, bidirectional, bad input."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -270,6 +272,19 @@ def test_unknown_merge_mode_raises():
         Bidirectional(D, H, merge_mode="max", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="merge_mode of a bidirectional StackedLSTM"):
         StackedLSTM(D, (3, 3), bidirectional=True, merge_mode=None, rngs=nnx.Rngs(0))
+
+
+def test_dropout_of_one_layer_warns_as_pytorch_does():
+    """Between-layer dropout of a single layer does nothing (it equals the plain stack in
+    training mode), so it warns, as `torch.nn.LSTM(num_layers=1, dropout=0.2)` does."""
+    with pytest.warns(UserWarning, match="dropout=0.2 and 1 layer; input_dropout drops"):
+        one = StackedLSTM(D, (H,), dropout=0.2, rngs=nnx.Rngs(4))
+    plain = StackedLSTM(D, (H,), rngs=nnx.Rngs(4))
+    np.testing.assert_array_equal(one(_x()), plain(_x()))  # training mode: still no effect
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        StackedLSTM(D, (H, H), dropout=0.2, rngs=nnx.Rngs(0))
+        StackedLSTM(D, (H,), input_dropout=0.2, rngs=nnx.Rngs(0))
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
