@@ -111,6 +111,21 @@ def test_committed_predictions_are_the_test_split_and_rescore_to_the_report():
     assert default["decoded"]["words"] == len(rows) == 6418
 
 
+def test_committed_results_are_the_grid_rows():
+    """Each committed row is the grid's row of that name (preset, steps), so
+    `g2p_study --only=<name>` reruns exactly what the table reports."""
+    import json
+
+    from experiments.g2p_results import grid
+
+    with open(os.path.join(ROOT, "experiments", "results", "g2p", "results.json")) as f:
+        runs = json.load(f)["runs"]
+    rows = {r["name"]: r for r in grid()}
+    assert [r["name"] for r in runs] == list(rows)
+    for run in runs:
+        assert {k: run[k] for k in ("name", "preset", "steps", "what")} == rows[run["name"]]
+
+
 def test_encode_word_errors():
     assert g2p.decode_word(g2p.encode_word("o'neil")) == "o'neil"
     with pytest.raises(ValueError, match="empty"):
