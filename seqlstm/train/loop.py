@@ -20,16 +20,20 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 from tqdm.auto import tqdm
 
-from seqlstm.task import scalars
+from seqlstm.task import scalars, split_size
 from seqlstm.train import faults
 from seqlstm.train.checkpoint import Checkpointer, prepare_workdir
-from seqlstm.train.evaluate import evaluate  # called through this module: tests patch it here
+from seqlstm.train.evaluate import absent, evaluate  # evaluate: tests patch it here
 from seqlstm.train.metrics import MetricSums, MetricWriter, NullWriter, summarize
 from seqlstm.train.run import Run, build_run
 from seqlstm.train.state import create_train_state
 from seqlstm.train.workdir import workdir_lock, write_json
+
+# Test rows the evaluation hooks first run on when there is no validation split (`check_hooks`).
+HOOK_CHECK_ROWS = 4
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -139,6 +143,8 @@ class _Trainer:
             unit="step", desc=str(self.config.model.name), dynamic_ncols=True,
         )  # fmt: skip
         self.clock, self.clock_step = time.perf_counter(), self.step
+        if not meta["done"]:
+            self.check_hooks(eval_step)
         while not meta["done"]:
             epoch = meta["epoch"]
             for i, batch in run.epoch(epoch, start=meta["batch"]):
@@ -209,6 +215,27 @@ class _Trainer:
                 post.update({k: v for k, v in scalars(val).items() if k not in base})
             self.pbar.set_postfix({k: f"{v:.3f}" for k, v in post.items()}, refresh=False)
 
+    def check_hooks(self, eval_step) -> None:
+        """Runs the evaluation hooks once on a few test rows when there is no validation split
+        (their first evaluation would otherwise come only after all of training), so that a
+        failing hook ends the run now; with one, the first evaluation on it comes at the first
+        epoch end (or `eval.every_steps`). What they return here is dropped; they write no file.
+        """
+        run = self.run
+        if split_size(run.task["val"]) and not run.has("val"):  # rows, no target steps
+            print(
+                f"Note: {absent('val', run.task['val'])['absent']}: no evaluation during training"
+            )
+        if not run.hooks or run.has("val") or not run.has("test"):
+            return
+        test = run.task["test"]
+        rows = np.flatnonzero(np.any(test["mask"], axis=1))[:HOOK_CHECK_ROWS]
+        few = {k: np.asarray(v)[rows] for k, v in test.items()}
+        evaluate(
+            eval_step, self.state.params, few, run.eval_batch_size, run.place.eval_batches,
+            hooks=run.hooks, split_name="test", make_model=run.model_maker(self.state.params),
+        )  # fmt: skip
+
     def _checkpoint_due(self, epoch: int, epoch_end: bool) -> bool:
         t, step = self.config.train, self.step
         every_steps, every_epochs = t.checkpoint_every_steps, t.checkpoint_every_epochs
@@ -271,7 +298,7 @@ def final_results(
         # Early stopping (patience > 0) restores the best parameters; otherwise the final ones.
         "restored_best": bool(config.train.patience and has_val),
     }
-    if has_val:
+    if split_size(run.task["val"]):  # a split without target steps: its metrics marked absent
         results["val"] = evaluate_split(run, eval_step, params, "val", workdir)
     results["test"] = evaluate_split(run, eval_step, params, "test", workdir)
     return results
@@ -285,11 +312,14 @@ def print_results(results: dict[str, Any]) -> None:
         params = "final parameters"
     else:
         params = f"parameters of the best validation loss, step {results['best_step']}"
-    lines = [
-        f"Done: {results['steps']} steps, {results['epochs']} epochs ({how}; {params}).",
-        f"Test: loss {test['loss']:.4f}, token accuracy {test['token_accuracy']:.4f}, "
-        f"sequence accuracy {test['sequence_accuracy']:.4f}",
-    ]
+    lines = [f"Done: {results['steps']} steps, {results['epochs']} epochs ({how}; {params})."]
+    if test.get("absent"):
+        lines.append(f"Test: no metrics, {test['absent']}")
+    else:
+        lines.append(
+            f"Test: loss {test['loss']:.4f}, token accuracy {test['token_accuracy']:.4f}, "
+            f"sequence accuracy {test['sequence_accuracy']:.4f}"
+        )
     base = ("loss", "token_accuracy", "sequence_accuracy")
     extra = {k: v for k, v in scalars(test).items() if k not in base}
     if extra:

@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx
 
@@ -131,7 +132,10 @@ class Run:
         return self.place.eval_batch_size(self.config.eval.batch_size)
 
     def has(self, split_name: str) -> bool:
-        return split_size(self.task[split_name]) > 0
+        """Whether split `split_name` has target steps to evaluate (rows, and a mask not all
+        False)."""
+        split = self.task[split_name]
+        return split_size(split) > 0 and bool(np.any(split["mask"]))
 
     def train_step(self, state) -> Callable:
         """The jitted `train_step(state, batch) -> (state, metrics)`, guarded against NaN."""

@@ -32,6 +32,7 @@ def write_json(path: str, obj: Any, sort_keys: bool = False) -> None:
     one, never half of one.
 
     Raises:
+      TypeError: `obj` holds what JSON cannot; nothing is left written.
       seqlstm.train.errors.WorkdirWriteError: the write failed (e.g. the disk is full); the old
         file is left as it was.
     """
@@ -44,7 +45,7 @@ def write_json(path: str, obj: Any, sort_keys: bool = False) -> None:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except OSError:
+        except BaseException:  # a full disk, a value JSON cannot hold, an interrupt
             with contextlib.suppress(OSError):
                 os.remove(tmp)
             raise
