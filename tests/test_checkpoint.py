@@ -9,7 +9,7 @@ from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
 from configs.reverse import get_config
 from seqlstm.train import Checkpointer, build, create_train_state, split_model, train_and_evaluate
-from seqlstm.train.checkpoint import CorruptCheckpointError
+from seqlstm.train.checkpoint import CorruptCheckpointError, prepare_workdir
 from seqlstm.train.errors import WorkdirWriteError
 from seqlstm.train.restore import load_config
 
@@ -87,3 +87,25 @@ def test_checksums_catch_a_changed_file_and_name_it(tmp_path):
     os.remove(tmp_path / "checkpoints" / "4" / "checksums.json")
     assert ckpt.restore(state, params)[2] == {"step": 5}  # saved before checksums: unverified
     ckpt.close()
+
+
+def test_a_config_json_whose_run_saved_no_checkpoint_gives_way_to_a_corrected_config(
+    tmp_path, capsys
+):
+    # Issue 23: a run that ran out of memory before its first checkpoint left its config.json,
+    # which then refused the smaller batch in the same workdir.
+    workdir, path = str(tmp_path), tmp_path / "config.json"
+    prepare_workdir(smoke(), workdir)
+    (tmp_path / "checkpoints").mkdir()  # as orbax leaves it: empty
+    (tmp_path / "checkpoints" / "4.orbax-checkpoint-tmp").mkdir()  # a save cut short
+    assert not prepare_workdir(smoke(batch_size=16), workdir)
+    assert json.loads(path.read_text())["train"]["batch_size"] == 16
+    out = capsys.readouterr().out
+    assert (
+        out
+        == f"{path} is of a run that saved no checkpoint: replaced (train.batch_size 32 -> 16)\n"
+    )
+    (tmp_path / "checkpoints" / "4").mkdir()  # with a checkpoint, the config is the run's
+    with pytest.raises(ValueError, match=r"(?s)different config.*train.batch_size: 16 -> 8"):
+        prepare_workdir(smoke(batch_size=8), workdir)
+    assert json.loads(path.read_text())["train"]["batch_size"] == 16

@@ -451,3 +451,92 @@ def test_errors_python_can_only_print_stay_behind_the_one_line_error(capsys, mon
         assert "RuntimeError: Event loop is closed" in capsys.readouterr().err
     finally:
         absl_logging.set_verbosity(verbosity)
+
+
+# --- issue 23: one line on every path a user can reach -----------------------------------------
+
+
+def test_a_second_sigint_ends_the_run_at_once_in_one_line(monkeypatch):
+    # Ctrl-C twice: before, the second SIGINT raised KeyboardInterrupt wherever the main thread
+    # was (inside orbax, say) and printed a traceback of a hundred lines.
+    import threading
+
+    exits, done = [], threading.Event()
+    monkeypatch.setattr(
+        faults.StopRequest, "_exit_now", staticmethod(lambda *a: exits.append(a) or done.set())
+    )
+    stop = faults.StopRequest()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        done.wait(10)
+        for _ in range(100):  # both handlers ran: the main thread takes each in turn
+            sum(range(100))
+    except KeyboardInterrupt:
+        pytest.fail("the second SIGINT raised KeyboardInterrupt")
+    finally:
+        stop.restore()
+    assert stop.requested and exits == [(signal.SIGINT, "a second SIGINT")]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_the_final_evaluation_is_one_line(reference, tmp_path, capsys, sig, code):
+    # Before: SIGINT printed a KeyboardInterrupt traceback; SIGTERM ended the run silently.
+    from seqlstm.train import loop
+    from seqlstm.train.errors import one_line_errors
+
+    workdir = copy_of(reference, tmp_path)  # finished: running it again only evaluates it
+    evaluate = loop.evaluate
+
+    def signalled_on_test(*args, **kwargs):
+        if kwargs["split_name"] == "test":
+            os.kill(os.getpid(), sig)
+        return evaluate(*args, **kwargs)
+
+    def unhandled(signum, frame):  # what SIGTERM's default would do: end pytest itself
+        raise AssertionError("the signal reached the handler from before the run")
+
+    monkeypatch = pytest.MonkeyPatch()
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        with monkeypatch.context() as m, pytest.raises(SystemExit) as exit_:
+            m.setattr(loop, "evaluate", signalled_on_test)
+            main = lambda argv: train_and_evaluate(smoke(num_epochs=EPOCHS), str(workdir))
+            one_line_errors(main)(["train"])
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped the launcher: a traceback")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert exit_.value.code == code
+    err = capsys.readouterr().err
+    name = signal.Signals(sig).name
+    assert err == (
+        f"error: {name} during the final evaluation; training is done and checkpointed (step "
+        f"40) in {workdir}: run again to evaluate it\n"
+    )
+    assert not (workdir / "results.json.tmp").exists()
+
+
+def test_out_of_memory_is_one_line_saying_what_to_change(tmp_path, capsys, monkeypatch):
+    # XLA reports a full device as a JaxRuntimeError; before, a 77-line traceback.
+    from seqlstm.train.errors import one_line_errors
+
+    def train_step(self, state):
+        def out_of_memory(state, batch):
+            raise jax.errors.JaxRuntimeError(
+                "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 17179869184 bytes.\n"
+                "BufferAssignment OOM Debugging."
+            )
+
+        return out_of_memory
+
+    monkeypatch.setattr(run.Run, "train_step", train_step)
+    with pytest.raises(SystemExit) as exit_:
+        one_line_errors(lambda argv: train_and_evaluate(smoke(), str(tmp_path)))(["train"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: out of memory (RESOURCE_EXHAUSTED: Out of memory while trying to allocate "
+        "17179869184 bytes.). Lower --config.train.batch_size=32 (or --config.eval.batch_size=32, "
+        "or the model's size), or use a device with more memory. No checkpoint was saved, so this "
+        "--workdir takes the changed config.\n"
+    )

@@ -94,3 +94,12 @@ def test_write_json_is_atomic_and_read_json_names_a_damaged_file(tmp_path, monke
     (tmp_path / "results.json").write_text('{"a": ')
     with pytest.raises(ValueError, match=f"{path} is not valid JSON"):
         read_json(path)
+
+
+def test_a_workdir_path_that_is_not_utf8_is_refused_before_anything_is_written(tmp_path):
+    # Before: the run trained, then its first checkpoint save failed in orbax with a
+    # 124-line pybind11 traceback ("Unable to cast Python instance of type <class 'str'>").
+    workdir = os.path.join(os.fsdecode(bytes(tmp_path)), os.fsdecode(b"run\xff"))
+    with pytest.raises(ValueError, match=r"run\\udcff' is not valid UTF-8.*orbax takes UTF-8"):
+        train_and_evaluate(smoke(), workdir)
+    assert os.listdir(tmp_path) == []

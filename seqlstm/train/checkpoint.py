@@ -131,12 +131,20 @@ def _check_length(changed: dict[str, tuple[Any, Any]], new: dict, workdir: str) 
     return False
 
 
+def has_checkpoint(workdir: str) -> bool:
+    """Whether `workdir/checkpoints/` lists a checkpoint (complete or not, readable or not; a
+    save cut short, orbax's temporary name, does not count)."""
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    return os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
+
+
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> bool:
     """Checks that `workdir` is empty or holds a compatible run, then writes `config.json`.
 
     `config.json` states what the run did: a finished run is only re-evaluated, so its
     `config.json` is left as it is, and a change of its length (`LENGTH_KEYS`) is refused; so is a
-    length an unfinished run is already past.
+    length an unfinished run is already past. A `config.json` whose run saved no checkpoint
+    (it failed before its first) is replaced by `config`, with one line saying so.
 
     Args:
       config: the run's config.
@@ -144,7 +152,8 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, write: bool
       write: False only checks (every process of a multi-process run but the first).
 
     Returns:
-      True when the workdir already holds this run (so training resumes), False when it is new.
+      True when the workdir already holds this run's checkpoints (so training resumes), False
+      when it starts afresh.
 
     Raises:
       ValueError: if the workdir holds checkpoints without a `config.json`, an unreadable
@@ -165,6 +174,13 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, write: bool
             ) from None
         diff = config_diff(old, new)
         incompatible = {k: v for k, v in diff.items() if k not in RESUMABLE_KEYS}
+        if incompatible and not has_checkpoint(workdir):
+            # The run that wrote it saved nothing to resume (it ran out of memory, say): the
+            # corrected config starts the run afresh.
+            changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in incompatible.items())
+            if write:
+                print(f"{path} is of a run that saved no checkpoint: replaced ({changed})")
+            incompatible, resuming = {}, False
         if incompatible:
             lines = "\n".join(
                 f"  {k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in incompatible.items())
@@ -175,7 +191,7 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, write: bool
                 "Use a new --workdir, or the workdir's config."
             )
         finished = _check_length(diff, new, workdir)
-        resuming = True
+        resuming = has_checkpoint(workdir)
     elif os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
         raise ValueError(
             f"workdir {workdir!r} has checkpoints but no config.json, so its run cannot be "

@@ -7,6 +7,9 @@ third-party logs kept quiet while a checkpoint is read or written.
   prints as `error: <message>` with exit code 2 (a write error or a non-finite loss: exit code 1);
   the traceback comes before it only with `--verbosity=0` (or higher). Other exceptions are bugs
   and keep their traceback.
+- Out of memory (XLA's `RESOURCE_EXHAUSTED`, or Python's `MemoryError`) and interrupts
+  (`KeyboardInterrupt`, `Interrupted`) also end a launcher in one line: exit code 2 and
+  128 + the signal's number.
 - `quiet_logs()`: while orbax reads or writes, its error logs (hundreds of lines of asyncio and
   TensorStore frames for one damaged file) are dropped unless logging is verbose; the exception
   that follows says what went wrong.
@@ -18,6 +21,7 @@ import contextlib
 import errno
 import functools
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -56,17 +60,58 @@ class WorkdirWriteError(OSError):
         return f"cannot write {self.path} ({type(self.cause).__name__}: {first})"
 
 
-def is_disk_full(e: BaseException) -> bool:
-    """Whether `e` (or an exception it was raised from) reports a full disk."""
+def _chain(e: BaseException | None) -> Iterator[BaseException]:
+    """`e` and the exceptions it was raised from."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if any(s in str(e) for s in _DISK_FULL):
-            return True
+        yield e
         e = e.__cause__ or e.__context__
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether `e` (or an exception it was raised from) reports a full disk (and not a full
+    memory, which XLA reports as RESOURCE_EXHAUSTED too)."""
+    for link in _chain(e):
+        if isinstance(link, OSError) and link.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(s in str(link) for s in _DISK_FULL) and not _says_out_of_memory(link):
+            return True
     return False
+
+
+def _says_out_of_memory(e: BaseException) -> bool:
+    text = str(e)
+    return "RESOURCE_EXHAUSTED" in text and "memory" in text.lower() and "No space" not in text
+
+
+def out_of_memory(e: BaseException) -> BaseException | None:
+    """The exception in `e`'s chain that reports running out of memory (XLA's
+    `RESOURCE_EXHAUSTED: Out of memory ...` on a device, or Python's `MemoryError`); None if
+    none does."""
+    for link in _chain(e):
+        if isinstance(link, MemoryError) or (
+            not isinstance(link, OSError) and _says_out_of_memory(link)
+        ):
+            return link
+    return None
+
+
+class OutOfMemoryError(MemoryError):
+    """A run ran out of (device or host) memory; the message says what to change."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal ended the run where it could not stop cleanly; the message says where and what
+    is kept.
+
+    Attributes:
+      signum: the signal's number (the launcher exits with 128 + it).
+    """
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
 
 
 @contextlib.contextmanager
@@ -121,18 +166,43 @@ def exit_code(e: BaseException) -> int | None:
     bug, whose traceback matters)."""
     from seqlstm.train.faults import NonFiniteLossError
 
+    if isinstance(e, KeyboardInterrupt):
+        return 128 + getattr(e, "signum", signal.SIGINT)
     if isinstance(e, (WorkdirWriteError, NonFiniteLossError)):
         return RUNTIME_EXIT
     if isinstance(e, (ValueError, OSError)):  # a bad config, a missing or unreadable input
         return USAGE_EXIT
+    if out_of_memory(e) is not None:  # something to change: the batch or model size
+        return USAGE_EXIT
     return None
+
+
+def one_line(e: BaseException) -> str:
+    """The message of the launcher's `error:` line for `e`."""
+    if isinstance(e, KeyboardInterrupt) and not str(e).strip():
+        return (
+            "interrupted (SIGINT) before training started or while stopping; the workdir keeps "
+            "its last complete checkpoint, if any: run again to resume from it"
+        )
+    if not isinstance(e, OutOfMemoryError) and (oom := out_of_memory(e)) is not None:
+        return (
+            f"out of memory ({first_line(oom) or type(oom).__name__}); lower the batch size "
+            "(or the model's size), or use a device with more memory"
+        )
+    return str(e).strip() or type(e).__name__
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of `e`'s message, cut at `limit` characters."""
+    return (str(e).strip().splitlines() or [""])[0][:limit]
 
 
 def one_line_errors(
     main: Callable[[list[str]], None], *, takes_args: bool = False
 ) -> Callable[[list[str]], None]:
     """Wraps an absl `main`: errors print as one line, `error: <message>`, and exit with code 2
-    (config, data, workdir) or 1 (a write error, a non-finite loss). Also refuses positional
+    (config, data, workdir, out of memory), 1 (a write error, a non-finite loss) or 128 + the
+    signal's number (an interrupt: Ctrl-C, 130). Also refuses positional
     arguments unless `takes_args` (most launchers take flags only), and lowers absl's default
     verbosity to WARNING (orbax logs each checkpoint at INFO) unless `--verbosity` is given;
     with `--verbosity=0` or more the traceback is printed before the line.
@@ -158,7 +228,7 @@ def one_line_errors(
 
         try:
             main(argv)
-        except Exception as e:  # noqa: BLE001 -- sorted by exit_code; the rest re-raised
+        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 -- sorted by exit_code
             code = exit_code(e)
             if code is None or verbose():
                 release()
@@ -166,8 +236,7 @@ def one_line_errors(
                 raise
             if verbose():
                 traceback.print_exc()
-            message = str(e).strip() or type(e).__name__
-            sys.stderr.write(f"error: {' '.join(message.split())}\n")
+            sys.stderr.write(f"error: {' '.join(one_line(e).split())}\n")
             sys.stderr.flush()
             sys.exit(code)  # quiet, the hook stays: more of the same may come on the way out
         release()

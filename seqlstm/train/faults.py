@@ -3,7 +3,9 @@
 - SIGTERM / SIGINT: `StopRequest` turns the first one into a request to checkpoint after the
   current step and exit cleanly; with several processes they first agree on the step
   (`StopRequest.agreed`), so that all save the same one. The signal is never swallowed: the
-  process ends within `STOP_DEADLINE_S` of it (at once on a second SIGTERM), stop or no stop.
+  process ends within `STOP_DEADLINE_S` of it (at once, in one line, on a second one: Ctrl-C
+  twice), stop or no stop. Where no clean stop exists (the final evaluation),
+  `signals_interrupt` makes either signal an `Interrupted` error that says what is kept.
 - Half-written checkpoints: orbax writes a checkpoint under a temporary name and renames it when
   complete, so a save killed midway is never listed. A listed checkpoint that does not read back
   (files lost or damaged since, caught by its checksums) is set aside by
@@ -22,7 +24,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -30,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from seqlstm.train.errors import quiet_logs
+from seqlstm.train.errors import Interrupted, quiet_logs
 from seqlstm.train.state import TrainState
 
 ON_NAN = ("stop", "skip")
@@ -117,14 +119,15 @@ def any_process(flag: bool) -> bool:
 
 class StopRequest:
     """Turns the first SIGINT / SIGTERM into a request to checkpoint and stop after the current
-    step (a consistent point); a second SIGINT interrupts at once.
+    step (a consistent point); a second one (Ctrl-C twice) ends the process at once.
 
     A signal is never swallowed: if the process has not ended `deadline_s` seconds after the
     first one (say, the main thread is blocked in a write that will not return), or on a second
-    SIGTERM, it exits at once with status 128 + the signal's number, without a checkpoint (the
-    last complete one is kept). A thread watches the signals through `signal.set_wakeup_fd`, so
-    this holds even while the main thread is stuck in native code, where Python's handlers do not
-    run. Installed only on the main thread; `restore()` puts the previous handlers back.
+    SIGINT or SIGTERM, it exits at once with status 128 + the signal's number and one line,
+    without a checkpoint (the last complete one is kept; orbax never lists a half-written one).
+    A thread watches the signals through `signal.set_wakeup_fd`, so this holds even while the
+    main thread is stuck in native code, where Python's handlers do not run. Installed only on
+    the main thread; `restore()` puts the previous handlers back.
     """
 
     def __init__(self, deadline_s: float | None = None) -> None:
@@ -147,11 +150,12 @@ class StopRequest:
         threading.Thread(target=self._watch, args=(read,), daemon=True).start()
 
     def _handle(self, signum, frame) -> None:
+        # A second signal is the watching thread's (`_watch`): a KeyboardInterrupt raised here
+        # would unwind through orbax and print a traceback of a hundred lines.
         self.requested = True
-        signal.signal(signal.SIGINT, self.saved.get(signal.SIGINT, signal.default_int_handler))
 
     def _watch(self, read: socket.socket) -> None:
-        terms = 0
+        count = 0
         while True:
             try:
                 data = read.recv(64)
@@ -163,9 +167,9 @@ class StopRequest:
             for signum in data:
                 if signum not in (signal.SIGINT, signal.SIGTERM):
                     continue
-                terms += signum == signal.SIGTERM
-                if terms >= 2:
-                    self._exit_now(signum, "a second SIGTERM")
+                count += 1
+                if count >= 2:
+                    self._exit_now(signum, f"a second {signal.Signals(signum).name}")
                 if self._timer is None:
                     name = signal.Signals(signum).name
                     why = f"no clean stop within {self.deadline_s:g} s of {name}"
@@ -204,6 +208,27 @@ class StopRequest:
             self._wakeup = None
         for sig, handler in self.saved.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_interrupt(message: str) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise `Interrupted(message)`, for the launcher's one
+    line and exit code 128 + the signal's number (SIGTERM would end the process without a word,
+    SIGINT with a traceback); the previous handlers come back after it. Only on the main thread
+    (elsewhere it does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise Interrupted(f"{signal.Signals(signum).name} {message}", signum)
+
+    saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 class NoUsableCheckpointError(ValueError):

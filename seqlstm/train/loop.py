@@ -13,9 +13,11 @@ is reached first). The final parameters are then evaluated on the test split.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -24,13 +26,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seqlstm.task import scalars, split_size
-from seqlstm.train import faults
-from seqlstm.train.checkpoint import Checkpointer, prepare_workdir
+from seqlstm.train import errors, faults
+from seqlstm.train.checkpoint import Checkpointer, latest_meta, prepare_workdir
 from seqlstm.train.evaluate import absent, evaluate  # evaluate: tests patch it here
 from seqlstm.train.metrics import MetricSums, MetricWriter, NullWriter, summarize
 from seqlstm.train.run import Run, build_run
 from seqlstm.train.state import create_train_state
-from seqlstm.train.workdir import workdir_lock, write_json
+from seqlstm.train.workdir import check_workdir_path, workdir_lock, write_json
 
 # Test rows the evaluation hooks first run on when there is no validation split (`check_hooks`).
 HOOK_CHECK_ROWS = 4
@@ -58,10 +60,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         `config.train.on_nan` is "stop"; the checkpoints before it are kept.
       seqlstm.train.workdir.WorkdirBusyError: another run holds the workdir.
       seqlstm.train.errors.WorkdirWriteError: a write failed (e.g. the disk is full).
+      seqlstm.train.errors.OutOfMemoryError: the device (or host) ran out of memory.
+      seqlstm.train.errors.Interrupted: SIGINT or SIGTERM during the final evaluation.
     """
     run = build_run(config)  # build: everything checked before the workdir is touched
+    check_workdir_path(workdir)
     lead = jax.process_index() == 0  # only process 0 writes config, metrics and results
-    with workdir_lock(workdir, enabled=lead):  # one run per workdir
+    # one run per workdir; running out of memory is one error saying what to change
+    with workdir_lock(workdir, enabled=lead), _out_of_memory_said(config, workdir):
         prepare_workdir(config, workdir, write=lead)
         if run.place.mesh is not None:
             print(f"Training on a {run.place.describe()}")
@@ -75,12 +81,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         finally:
             trainer.close()
             stop.restore()  # last: its deadline also covers a close that hangs
-        written = workdir if lead else None
-        results = final_results(run, trainer.state.params, trainer.meta, trainer.step, written)
-        if lead:
-            write_json(os.path.join(workdir, "results.json"), results)
+        done = (
+            f"during the final evaluation; training is done and checkpointed (step "
+            f"{trainer.step}) in {workdir}: run again to evaluate it"
+        )
+        with faults.signals_interrupt(done):  # no clean stop here: one line, exit 130 or 143
+            written = workdir if lead else None
+            results = final_results(run, trainer.state.params, trainer.meta, trainer.step, written)
+            if lead:
+                write_json(os.path.join(workdir, "results.json"), results)
     print_results(results)
     return results
+
+
+@contextlib.contextmanager
+def _out_of_memory_said(config: ml_collections.ConfigDict, workdir: str) -> Iterator[None]:
+    """Turns running out of memory in the block (XLA's RESOURCE_EXHAUSTED, or a MemoryError)
+    into an `OutOfMemoryError` saying what to change and whether the workdir takes it."""
+    try:
+        yield
+    except Exception as e:
+        oom = errors.out_of_memory(e)
+        if oom is None or isinstance(e, errors.OutOfMemoryError):
+            raise
+        latest = latest_meta(workdir)
+        if latest is None:
+            kept = "No checkpoint was saved, so this --workdir takes the changed config."
+        else:
+            kept = (
+                f"Checkpoint {latest[0]} in {workdir} resumes with the same config only: train "
+                "a smaller one in a new --workdir."
+            )
+        raise errors.OutOfMemoryError(
+            f"out of memory ({errors.first_line(oom) or type(oom).__name__}). Lower "
+            f"--config.train.batch_size={config.train.batch_size} (or "
+            f"--config.eval.batch_size={config.eval.batch_size}, or the model's size), or use a "
+            f"device with more memory. {kept}"
+        ) from e
 
 
 def _fresh_meta() -> dict[str, Any]:

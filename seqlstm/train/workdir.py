@@ -51,6 +51,19 @@ def write_json(path: str, obj: Any, sort_keys: bool = False) -> None:
             raise
 
 
+def check_workdir_path(workdir: str) -> None:
+    """Raises ValueError unless `workdir`'s absolute path is text the checkpoint library
+    (orbax, TensorStore) can take: UTF-8, without the bytes Python keeps as surrogates."""
+    path = os.path.abspath(workdir)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"workdir {path!r} is not valid UTF-8 (bytes shown as \\udcXX); checkpoints cannot "
+            "be written there (orbax takes UTF-8 paths only). Use a --workdir whose path is UTF-8"
+        ) from None
+
+
 def read_json(path: str) -> Any:
     """The JSON object in `path`.
 
