@@ -540,3 +540,61 @@ def test_out_of_memory_is_one_line_saying_what_to_change(tmp_path, capsys, monke
         "or the model's size), or use a device with more memory. No checkpoint was saved, so this "
         "--workdir takes the changed config.\n"
     )
+
+
+def test_a_damaged_checkpoint_without_checksums_is_one_error_naming_it(stopped_at_8, tmp_path):
+    # With checksums.json gone, nothing catches the damage before orbax: before, its Exception
+    # (after hundreds of lines of asyncio logs) reached decode, sample and load_model as is.
+    from seqlstm.train.checkpoint import CorruptCheckpointError
+
+    workdir = copy_of(stopped_at_8, tmp_path)
+    step_dir = workdir / "checkpoints" / "8"
+    (step_dir / "checksums.json").unlink()
+    for root, _, names in os.walk(step_dir / "state"):
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.getsize(path) > 64:
+                with open(path, "r+b") as f:
+                    f.truncate(20)
+    _, model, tx = build(smoke())
+    _, params = split_model(model)
+    ckpt = Checkpointer(str(workdir))
+    try:
+        with pytest.raises(CorruptCheckpointError, match=f"checkpoint {step_dir} does not read"):
+            ckpt.restore(create_train_state(params, tx, 0), params, step=8)
+    finally:
+        ckpt.close()
+
+
+@pytest.mark.parametrize(
+    "error, code, line",
+    [
+        (KeyboardInterrupt(), 130, "error: interrupted (SIGINT); a training run's workdir keeps"),
+        (
+            jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 8 bytes."),
+            2,
+            "error: out of memory (RESOURCE_EXHAUSTED: Out of memory allocating 8 bytes.); lower "
+            "the batch size",
+        ),
+    ],
+    ids=["interrupt", "out_of_memory"],
+)
+def test_any_launcher_ends_an_interrupt_or_out_of_memory_in_one_line(capsys, error, code, line):
+    # decode, sample, pronounce and the studies share the wrapper: before, both were tracebacks.
+    from absl import logging as absl_logging
+
+    from seqlstm.train.errors import one_line_errors
+
+    def main(argv):
+        raise error
+
+    verbosity = absl_logging.get_verbosity()
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            one_line_errors(main)(["decode"])
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped the launcher: a traceback")
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    err = capsys.readouterr().err
+    assert exit_.value.code == code and err.startswith(line) and err.count("\n") == 1, err

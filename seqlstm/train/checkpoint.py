@@ -27,7 +27,13 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from seqlstm.train.errors import WorkdirWriteError, after_failure, is_disk_full, quiet_logs
+from seqlstm.train.errors import (
+    WorkdirWriteError,
+    after_failure,
+    first_line,
+    is_disk_full,
+    quiet_logs,
+)
 from seqlstm.train.workdir import read_json, write_json
 
 CHECKSUMS = "checksums.json"
@@ -299,7 +305,8 @@ class Checkpointer:
           `(state, best_params, meta)`; `state` has the type of `state_like`.
 
         Raises:
-          CorruptCheckpointError: a file differs from its checksum.
+          CorruptCheckpointError: a file differs from its checksum, or the checkpoint does not
+            read back (its files damaged or lost, with no checksums to tell which).
           FileNotFoundError: there is no checkpoint.
         """
         step = self.manager.latest_step() if step is None else step
@@ -308,13 +315,20 @@ class Checkpointer:
         self.verify(step)
         tree = {"train": _state_tree(state_like), "best_params": best_params_like}
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
-        with quiet_logs():
-            out = self.manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-                ),
-            )
+        try:
+            with quiet_logs():
+                out = self.manager.restore(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+                    ),
+                )
+        except Exception as e:  # noqa: BLE001 -- orbax and TensorStore raise plain Exceptions
+            # (with no checksums.json to catch the damage first): one error that names it
+            raise CorruptCheckpointError(
+                f"checkpoint {self._step_dir(step)} does not read back ({type(e).__name__}: "
+                f"{first_line(e)})"
+            ) from e
         train = {"carry": state_like.carry, **out.state["train"]}
         return type(state_like)(**train), out.state["best_params"], dict(out.meta)
 

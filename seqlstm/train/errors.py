@@ -181,8 +181,8 @@ def one_line(e: BaseException) -> str:
     """The message of the launcher's `error:` line for `e`."""
     if isinstance(e, KeyboardInterrupt) and not str(e).strip():
         return (
-            "interrupted (SIGINT) before training started or while stopping; the workdir keeps "
-            "its last complete checkpoint, if any: run again to resume from it"
+            "interrupted (SIGINT); a training run's workdir keeps its last complete checkpoint: "
+            "running it again resumes from there"
         )
     if not isinstance(e, OutOfMemoryError) and (oom := out_of_memory(e)) is not None:
         return (

@@ -262,7 +262,8 @@ def restore_latest_readable(
         try:
             state, best, meta = ckpt.restore(state_like, best_like, step=step)
         except Exception as e:  # noqa: BLE001 -- any failure to read means: do not trust it
-            why = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+            cause = e.__cause__ or e  # orbax's own error, where `restore` named the checkpoint
+            why = f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0][:200]}"
             log(
                 f"Checkpoint {step} in {ckpt.manager.directory} does not read back ({why}); "
                 "trying an older one"
