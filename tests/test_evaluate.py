@@ -133,7 +133,7 @@ def smoke(**data):
     return config
 
 
-def test_with_no_validation_split_a_failing_hook_stops_the_run_before_training(
+def test_with_no_validation_split_hooks_fail_before_training_and_val_is_marked_absent(
     tmp_path, monkeypatch
 ):
     steps = []
@@ -141,6 +141,13 @@ def test_with_no_validation_split_a_failing_hook_stops_the_run_before_training(
     with pytest.raises(EvalHookError, match=r"test_evaluate.failing_hook on the test split"):
         train_and_evaluate(smoke(no_val=True, hook="failing"), str(tmp_path))
     assert steps == [] and not os.path.exists(tmp_path / "results.json.tmp")
+    steps.clear()
+    monkeypatch.undo()
+    results = train_and_evaluate(smoke(no_val=True), str(tmp_path))  # without the hook
+    assert results["val"] == {
+        "loss": None, "token_accuracy": None, "sequence_accuracy": None,
+        "absent": "the val split has no examples",
+    }  # fmt: skip
 
 
 def test_splits_without_target_steps_finish_with_metrics_marked_absent(tmp_path, capsys):

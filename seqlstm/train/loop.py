@@ -42,7 +42,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """Trains `config`'s model in `workdir`, or resumes the run that workdir holds.
 
     Writes `config.json`, `metrics.jsonl`, TensorBoard events, `checkpoints/`, and at the end
-    `results.json` (the validation and test metrics, with what the task's hooks add).
+    `results.json` (the validation and test metrics, with what the task's hooks add; a split
+    without target steps, such as a validation split the task does not have, has them null, with
+    the reason under `"absent"`).
 
     Args:
       config: see `configs/reverse.py`; `config.model.name` and `config.data.name` are
@@ -335,8 +337,8 @@ def final_results(
         # Early stopping (patience > 0) restores the best parameters; otherwise the final ones.
         "restored_best": bool(config.train.patience and has_val),
     }
-    if split_size(run.task["val"]):  # a split without target steps: its metrics marked absent
-        results["val"] = evaluate_split(run, eval_step, params, "val", workdir)
+    # A split without target steps (none given, say) has its metrics marked absent.
+    results["val"] = evaluate_split(run, eval_step, params, "val", workdir)
     results["test"] = evaluate_split(run, eval_step, params, "test", workdir)
     return results
 
