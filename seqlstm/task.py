@@ -27,9 +27,12 @@ batch fields it reads, in the order of its call's positional arguments, as a cla
 **Evaluation hooks.** Loss, token and sequence accuracy are computed for every task. Anything
 task-specific (decoding accuracy, per-position accuracy, bits per character) is an `EvalHook` that
 the task (`Task.hooks`) or the model class (`eval_hooks`) provides: `hook(ctx) -> dict`, called on
-the validation split at every evaluation and on the validation and test splits at the end. What it
-returns goes into `results.json` and `metrics.jsonl` as it is, and its numbers into TensorBoard and
-the progress bar; the loop never knows what it computed.
+the validation split at every evaluation and on the validation and test splits at the end (with
+no validation split, also once on a few test rows before training, so that a broken hook fails
+early). What it returns goes into `results.json` and `metrics.jsonl` as JSON (numpy and JAX
+numbers and arrays as numbers and lists; None counts as `{}`), and its numbers into TensorBoard
+and the progress bar; the loop never knows what it computed. A hook is not called on a split with
+no target steps, whose metrics are marked absent (`seqlstm.train.evaluate`).
 
 **Carried state.** A model may hold state that training carries from one batch to the next (a
 stateful recurrent model's final LSTM states, as Keras's `stateful=True`): it keeps it in `Carry`
