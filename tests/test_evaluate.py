@@ -143,7 +143,9 @@ def test_with_no_validation_split_hooks_fail_before_training_and_val_is_marked_a
     assert steps == [] and not os.path.exists(tmp_path / "results.json.tmp")
     steps.clear()
     monkeypatch.undo()
-    results = train_and_evaluate(smoke(no_val=True), str(tmp_path))  # without the hook
+    config = smoke(no_val=True)  # without the hook, one step
+    config.train.num_steps = 1
+    results = train_and_evaluate(config, str(tmp_path))
     assert results["val"] == {
         "loss": None, "token_accuracy": None, "sequence_accuracy": None,
         "absent": "the val split has no examples",
