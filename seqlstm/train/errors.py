@@ -238,6 +238,9 @@ def one_line_errors(
                 traceback.print_exc()
             sys.stderr.write(f"error: {' '.join(one_line(e).split())}\n")
             sys.stderr.flush()
+            if not verbose():  # orbax's threads, cut short, may log their failure on the way out
+                for name in ("absl", "asyncio"):
+                    logging.getLogger(name).setLevel(logging.CRITICAL + 1)
             sys.exit(code)  # quiet, the hook stays: more of the same may come on the way out
         release()
 

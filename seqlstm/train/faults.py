@@ -3,9 +3,10 @@
 - SIGTERM / SIGINT: `StopRequest` turns the first one into a request to checkpoint after the
   current step and exit cleanly; with several processes they first agree on the step
   (`StopRequest.agreed`), so that all save the same one. The signal is never swallowed: the
-  process ends within `STOP_DEADLINE_S` of it (at once, in one line, on a second one: Ctrl-C
-  twice), stop or no stop. Where no clean stop exists (the final evaluation),
-  `signals_interrupt` makes either signal an `Interrupted` error that says what is kept.
+  process ends within `STOP_DEADLINE_S` of it (at once on a second SIGTERM; a second SIGINT,
+  Ctrl-C twice, interrupts), stop or no stop. Where no clean stop exists (the final
+  evaluation), `signals_interrupt` makes either signal an `Interrupted` error that says what is
+  kept.
 - Half-written checkpoints: orbax writes a checkpoint under a temporary name and renames it when
   complete, so a save killed midway is never listed. A listed checkpoint that does not read back
   (files lost or damaged since, caught by its checksums) is set aside by
@@ -119,15 +120,17 @@ def any_process(flag: bool) -> bool:
 
 class StopRequest:
     """Turns the first SIGINT / SIGTERM into a request to checkpoint and stop after the current
-    step (a consistent point); a second one (Ctrl-C twice) ends the process at once.
+    step (a consistent point); a second SIGINT interrupts at once (KeyboardInterrupt, which the
+    training loop reports as `Interrupted`: one line from a launcher, and a notebook's kernel
+    lives on).
 
     A signal is never swallowed: if the process has not ended `deadline_s` seconds after the
     first one (say, the main thread is blocked in a write that will not return), or on a second
-    SIGINT or SIGTERM, it exits at once with status 128 + the signal's number and one line,
-    without a checkpoint (the last complete one is kept; orbax never lists a half-written one).
-    A thread watches the signals through `signal.set_wakeup_fd`, so this holds even while the
-    main thread is stuck in native code, where Python's handlers do not run. Installed only on
-    the main thread; `restore()` puts the previous handlers back.
+    SIGTERM, it exits at once with status 128 + the signal's number and one line, without a
+    checkpoint (the last complete one is kept; orbax never lists a half-written one). A thread
+    watches the signals through `signal.set_wakeup_fd`, so this holds even while the main thread
+    is stuck in native code, where Python's handlers do not run. Installed only on the main
+    thread; `restore()` puts the previous handlers back.
     """
 
     def __init__(self, deadline_s: float | None = None) -> None:
@@ -150,12 +153,11 @@ class StopRequest:
         threading.Thread(target=self._watch, args=(read,), daemon=True).start()
 
     def _handle(self, signum, frame) -> None:
-        # A second signal is the watching thread's (`_watch`): a KeyboardInterrupt raised here
-        # would unwind through orbax and print a traceback of a hundred lines.
         self.requested = True
+        signal.signal(signal.SIGINT, self.saved.get(signal.SIGINT, signal.default_int_handler))
 
     def _watch(self, read: socket.socket) -> None:
-        count = 0
+        terms = 0
         while True:
             try:
                 data = read.recv(64)
@@ -167,9 +169,9 @@ class StopRequest:
             for signum in data:
                 if signum not in (signal.SIGINT, signal.SIGTERM):
                     continue
-                count += 1
-                if count >= 2:
-                    self._exit_now(signum, f"a second {signal.Signals(signum).name}")
+                terms += signum == signal.SIGTERM
+                if terms >= 2:
+                    self._exit_now(signum, "a second SIGTERM")
                 if self._timer is None:
                     name = signal.Signals(signum).name
                     why = f"no clean stop within {self.deadline_s:g} s of {name}"

@@ -63,7 +63,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       seqlstm.train.workdir.WorkdirBusyError: another run holds the workdir.
       seqlstm.train.errors.WorkdirWriteError: a write failed (e.g. the disk is full).
       seqlstm.train.errors.OutOfMemoryError: the device (or host) ran out of memory.
-      seqlstm.train.errors.Interrupted: SIGINT or SIGTERM during the final evaluation.
+      seqlstm.train.errors.Interrupted: a second SIGINT during training (the first stops it
+        cleanly), or SIGINT or SIGTERM during the final evaluation.
     """
     run = build_run(config)  # build: everything checked before the workdir is touched
     check_workdir_path(workdir)
@@ -80,6 +81,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             trainer.restore()  # restore
             if not trainer.train_epochs(stop):  # epochs
                 return {"interrupted": True, "step": trainer.step}
+        except KeyboardInterrupt as e:  # a second Ctrl-C (the first one stops cleanly)
+            raise _interrupted_at_once(trainer.step, workdir) from e
         finally:
             trainer.close()
             stop.restore()  # last: its deadline also covers a close that hangs
@@ -94,6 +97,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 write_json(os.path.join(workdir, "results.json"), results)
     print_results(results)
     return results
+
+
+def _interrupted_at_once(step: int, workdir: str) -> errors.Interrupted:
+    """What a second SIGINT during training says: where it stopped, and what is kept."""
+    latest = latest_meta(workdir)
+    kept = (
+        f"the last complete checkpoint, step {latest[0]}, is kept: run again to resume from it"
+        if latest is not None
+        else "no checkpoint was saved: running again starts over"
+    )
+    return errors.Interrupted(f"SIGINT again: stopped at once after step {step}; {kept}")
 
 
 @contextlib.contextmanager
