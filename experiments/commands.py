@@ -13,11 +13,12 @@ import ml_collections
 
 from seqlstm.train.restore import load_config
 
-# Which command serves a run, by its data task (`config.data.name`), and the config that trains it.
+# Which command serves a run, by its data task (`config.data.name`), and the configs that train
+# such runs (the first is the example suggested when a workdir holds no run).
 COMMANDS = {
-    "g2p": ("pronounce", "configs/g2p.py"),
-    "seq2seq": ("decode", "configs/seq2seq.py"),
-    "text": ("sample", "configs/chars.py"),
+    "g2p": ("pronounce", ("configs/g2p.py",)),
+    "seq2seq": ("decode", ("configs/seq2seq.py",)),
+    "text": ("sample", ("configs/chars.py", "configs/char_lm.py")),
 }
 
 
@@ -35,8 +36,8 @@ def load_run_config(
       ValueError: one line: no run, a config `load_config` refuses, or a run of another family
         (saying what it is and which command serves it).
     """
-    example = next(cfg for cmd, cfg in COMMANDS.values() if cmd == command)
-    config = load_config(workdir, example, trust_run_code=trust_run_code)
+    configs = next(cfgs for cmd, cfgs in COMMANDS.values() if cmd == command)
+    config = load_config(workdir, configs[0], trust_run_code=trust_run_code)
     data, model = config.data.get("name"), config.model.get("name")
     serves = COMMANDS.get(data)
     if serves is None or serves[0] != command:
@@ -47,7 +48,7 @@ def load_run_config(
         )
         raise ValueError(
             f"workdir {workdir!r} holds a run of data task {data!r} (model {model!r}); "
-            f"experiments.{command} serves runs of {example} only: {use}"
+            f"experiments.{command} serves runs of {' or '.join(configs)} only: {use}"
         )
     return config
 

@@ -44,8 +44,8 @@ def test_decode_and_sample_on_another_family_name_the_command_that_serves_it(run
         "experiments.decode serves runs of configs/seq2seq.py only: use python -m "
         f"experiments.pronounce --workdir={runs['g2p']}"
     )
-    with pytest.raises(ValueError, match=r"experiments.sample serves runs of configs/chars.py "
-                       r"only: use python -m experiments.decode --workdir="):  # fmt: skip
+    serves = "experiments.sample serves runs of configs/chars.py or configs/char_lm.py only"
+    with pytest.raises(ValueError, match=f"{serves}: use python -m experiments.decode --workdir="):
         sample(runs["seq2seq"], "x", num_chars=1, temperature=1.0)
     with pytest.raises(ValueError) as e:
         pronounce(runs["chars"], ["hello"])
