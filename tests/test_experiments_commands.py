@@ -90,6 +90,14 @@ def test_pronounce_checks_what_it_is_given_before_the_model_loads(runs, tmp_path
         pronounce(run, ["Hello"], words_file=str(words))
 
 
+def test_decode_checks_its_heatmap_folder_before_the_model_loads(runs, tmp_path):
+    missing = str(tmp_path / "nope" / "h.png")
+    with pytest.raises(ValueError, match=r"^--heatmap='.*/nope/h.png': the folder .* not exist"):
+        decode_inputs(runs["seq2seq"], ["1 2"], heatmap_path=missing)
+    with pytest.raises(ValueError, match=r"^--beam_size must be a positive int, got 0$"):
+        decode_inputs(runs["seq2seq"], ["1 2"], beam_size=0)
+
+
 def test_output_checks_and_plots_that_only_warn(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"^--heatmap='.*' is a folder; give a file path$"):
         check_output(str(tmp_path), "--heatmap")
