@@ -175,7 +175,7 @@ def test_smoke_run_hook_predictions_and_pronounce(tmp_path):
     assert decoded["beam2"]["wer"] == pytest.approx(scores["beam_wer"])
     rescored = gs.score_tsv(os.path.join(workdir, PREDICTIONS))
     assert rescored["per"] == pytest.approx(scores["beam_per"])
-    words = tmp_path / "words.txt"
+    words = tmp_path / "names.tsv"  # before: the lexicon was written over it
     words.write_text("hello\nO'Neil\n")
     # The run's own beam width and batch: the compiled beam search is read back from the cache.
     cmd = [sys.executable, "-m", "experiments.pronounce", f"--workdir={workdir}", "--nbest=2",
@@ -186,8 +186,9 @@ def test_smoke_run_hook_predictions_and_pronounce(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("zyzzyva\n  1. ") and "  2. " in out.stdout
     assert "words/s" in out.stdout and os.path.getsize(png) > 0
-    lexicon = (tmp_path / "words.tsv").read_text().splitlines()
-    assert [line.split("\t")[0] for line in lexicon] == ["hello", "o'neil"]
+    assert words.read_text() == "hello\nO'Neil\n"
+    lexicon = (tmp_path / "names.phones.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in lexicon] == ["hello", "O'Neil"]  # as given
     bad = subprocess.run([*cmd, "caf\u00e9"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "character '\u00e9'" in bad.stderr
 
