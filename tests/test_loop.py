@@ -1,0 +1,75 @@
+"""Tests for seqlstm/train/loop.py: a NaN validation loss is never the best one, and
+results.json and metrics.jsonl never hold a bare NaN (issue 23)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from tiny_task import tiny_config
+
+from seqlstm.train import loop, train_and_evaluate
+from seqlstm.train.metrics import json_safe
+from seqlstm.train.workdir import write_json
+
+
+def strict_json(path, lines=False):
+    """The JSON in `path` (with `lines`, one value a line); a bare NaN or Infinity, which is not
+    JSON, fails the test."""
+
+    def refuse(constant):
+        raise AssertionError(f"{path} holds a bare {constant}, which is not JSON")
+
+    with open(path) as f:
+        text = f.read()
+    if lines:
+        return [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_nan_validation_losses_drive_nothing_and_are_written_as_null(tmp_path, monkeypatch, capsys):
+    # A model whose loss is NaN on every evaluation (as a NaN in one validation input made it;
+    # such data is now refused when the run is built, see tests/test_run.py).
+    evaluate = loop.evaluate
+
+    def nan_loss(*args, **kwargs):
+        return dict(evaluate(*args, **kwargs), loss=math.nan)
+
+    monkeypatch.setattr(loop, "evaluate", nan_loss)
+    config = tiny_config(train=dict(patience=5))  # 2 epochs of 2 steps: evaluated at 2 and 4
+    results = train_and_evaluate(config, str(tmp_path))
+    out = capsys.readouterr().out
+    # Today: "parameters of the best validation loss, step 2", its (initial) parameters restored.
+    assert results["best_step"] is None and results["restored_best"] is False
+    assert "warning: validation loss at step 2 is nan, not counted as an improvement" in out
+    assert "(epoch limit; final parameters: no validation loss was finite)" in out
+    assert "Test: loss null, token accuracy" in out
+    saved = strict_json(tmp_path / "results.json")
+    assert saved == results
+    for split in ("val", "test"):
+        assert saved[split]["loss"] is None
+        assert saved[split]["loss_null_reason"] == "non-finite value: nan"
+        assert 0.0 <= saved[split]["token_accuracy"] <= 1.0
+    rows = strict_json(tmp_path / "metrics.jsonl", lines=True)
+    assert [(r["step"], r["eval_loss"], r["eval_best_loss"]) for r in rows] == [
+        (2, None, None),
+        (4, None, None),
+    ]
+    assert all(np.isfinite(r["train_loss"]) for r in rows)
+
+
+def test_json_safe_nulls_nonfinite_numbers_with_the_reason_beside_them(tmp_path):
+    value = {"a": np.float32("nan"), "b": [1.0, math.inf], "c": {"d": -math.inf}, "e": 2, "f": "x"}
+    assert json_safe(value) == {
+        "a": None,
+        "a_null_reason": "non-finite value: nan",
+        "b": [1.0, None],
+        "b_null_reason": "non-finite values (NaN or Inf) in it",
+        "c": {"d": None, "d_null_reason": "non-finite value: -inf"},
+        "e": 2,
+        "f": "x",
+    }
+    # A NaN that got past json_safe is refused, never written as a bare NaN; nothing is left.
+    with pytest.raises(ValueError, match=r"cannot write .*x.json as JSON: Out of range float"):
+        write_json(str(tmp_path / "x.json"), [math.nan])
+    assert list(tmp_path.iterdir()) == []
