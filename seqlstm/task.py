@@ -24,6 +24,14 @@ are zeros with an all-False mask, so they count for nothing. A sequence-classifi
 batch fields it reads, in the order of its call's positional arguments, as a class attribute
 `batch_fields` (default `("inputs",)`): the loop calls `model(*[batch[f] for f in batch_fields])`.
 
+**Checked before training.** When a run is built, before anything is written or compiled, the
+model's logits for one training batch (traced by `jax.eval_shape`) must be floating point
+`[batch, T, C]` with the targets' `batch` and `T` (`check_logits`; the jitted steps check it
+again when traced); then every split's floating fields must be finite and its targets lie in
+`[0, C)` wherever the mask is True (`check_split_data`), and the training mask must keep at least
+one step (`check_trainable`). Each failure is one ValueError naming the field, what it holds and
+what was expected, never a number computed from a broadcast or an out-of-range gather.
+
 **Evaluation hooks.** Loss, token and sequence accuracy are computed for every task. Anything
 task-specific (decoding accuracy, per-position accuracy, bits per character) is an `EvalHook` that
 the task (`Task.hooks`) or the model class (`eval_hooks`) provides: `hook(ctx) -> dict`, called on

@@ -8,7 +8,9 @@ with exactly the parameters of an uninterrupted run.
 Evaluation on the validation split happens every epoch (or every `config.eval.every_steps`), with
 early stopping on validation loss: after `config.train.patience` evaluations without improvement
 training stops, and the parameters of the best evaluation are restored (also when the epoch limit
-is reached first). The final parameters are then evaluated on the test split.
+is reached first). A NaN validation loss is never an improvement (a warning says so). The final
+parameters are then evaluated on the test split; a NaN metric is written as null, with the reason
+beside it (`seqlstm.train.metrics.json_safe`).
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       `config.train.stop_after_steps` or a signal stopped the run early (checkpointed).
 
     Raises:
-      ValueError: for a bad config, a mesh that does not fit the devices or batch, or a workdir
-        holding a run with a different config; nothing in the workdir is touched then.
+      ValueError: for a bad config, a mesh that does not fit the devices or batch, a model and
+        data that break the batch contract (`seqlstm.task`: logits' shape or dtype, targets out
+        of range, NaN inputs, an all-False training mask), or a workdir holding a run with a
+        different config; nothing in the workdir is touched then.
       seqlstm.train.faults.NonFiniteLossError: a step's loss was NaN or Inf and
         `config.train.on_nan` is "stop"; the checkpoints before it are kept.
       seqlstm.train.workdir.WorkdirBusyError: another run holds the workdir.
