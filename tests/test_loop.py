@@ -5,10 +5,11 @@ import json
 import math
 
 import numpy as np
+import optax
 import pytest
 from tiny_task import tiny_config
 
-from seqlstm.train import loop, train_and_evaluate
+from seqlstm.train import faults, loop, run, train_and_evaluate
 from seqlstm.train.metrics import json_safe
 from seqlstm.train.workdir import write_json
 
@@ -73,3 +74,24 @@ def test_json_safe_nulls_nonfinite_numbers_with_the_reason_beside_them(tmp_path)
     with pytest.raises(ValueError, match=r"cannot write .*x.json as JSON: Out of range float"):
         write_json(str(tmp_path / "x.json"), [math.nan])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_parameters_from_finite_gradients_stop_the_run_and_are_never_checkpointed(
+    tmp_path, monkeypatch
+):
+    # Adam with b1 = 1 (the config check now refuses it; built here by hand) divides 0 by 0 in
+    # its first update. Today: step 1's NaN parameters were saved as "the last good checkpoint",
+    # and step 2's NaN loss was blamed on the learning rate.
+    monkeypatch.setattr(run, "make_optimizer", lambda optim: optax.adam(1e-3, b1=1.0))
+    config = tiny_config(train=dict(checkpoint_every_steps=1))
+    with pytest.raises(faults.NonFiniteLossError) as info:
+        train_and_evaluate(config, str(tmp_path))
+    assert (info.value.step, info.value.checkpoint) == (1, None)  # today: (2, 1)
+    assert info.value.cause == "update"
+    message = str(info.value)
+    assert message.startswith(
+        "Non-finite parameters or optimizer state after the update at step 1: stopped without "
+        "checkpointing it; no checkpoint was saved"
+    )
+    assert "check --config.optim (eps, b1, b2, learning_rate)" in message and "\n" not in message
+    assert not (tmp_path / "checkpoints").exists() or not list((tmp_path / "checkpoints").iterdir())
