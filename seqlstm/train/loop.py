@@ -296,7 +296,8 @@ def print_results(results: dict[str, Any]) -> None:
     """Prints how training ended, the test metrics, and every number the hooks added."""
     test = results["test"]
     how = "early stopping" if results["stopped_early"] else "epoch limit"
-    if results["best_step"] is None and "val" in results:
+    val = results.get("val") or {}
+    if results["best_step"] is None and val and not val.get("absent"):  # evaluated, never finite
         params = "final parameters: no validation loss was finite"
     elif results["best_step"] is None or not results.get("restored_best", True):
         params = "final parameters"
