@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from seqlstm.task import check_logits
 from seqlstm.train.state import ModelDef, TrainState
 
 Batch = dict[str, jax.Array]
@@ -31,7 +32,9 @@ def masked_sums(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> dict[
       `position_correct: [time]`, `position_tokens: [time]`.
     """
     w = mask.astype(jnp.float32)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+    # bfloat16 logits are scored in float32; float64 ones (JAX's x64 mode) stay float64.
+    ce_dtype = jnp.promote_types(logits.dtype, jnp.float32)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(ce_dtype), targets)
     correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32) * w
     row_valid = jnp.any(mask, axis=1)
     row_correct = jnp.all((correct > 0) | ~mask, axis=1) & row_valid
@@ -58,7 +61,8 @@ def make_train_step(
     """A pure `train_step(state, batch) -> (state, metrics)`; jit it where it is called.
 
     `batch` keeps the batch contract (`seqlstm.task`): `targets: int[B, T]`, `mask: bool[B, T]`
-    and the fields the model reads. The step's key
+    and the fields the model reads; the model's logits must be floating point `[B, T, C]`
+    (`seqlstm.task.check_logits`: a ValueError when the step is traced). The step's key
     is `fold_in(state.rng, state.step)`. The model starts from the state carried in
     `state.carry` and the new state carries on; gradients stop at the carried state (truncated
     backpropagation through time). Metrics: the sums of `masked_sums` (without the
@@ -70,6 +74,7 @@ def make_train_step(
 
         def loss_fn(params):
             logits, carry = model.train_batch(params, state.carry, batch, rng)
+            check_logits(logits, batch["targets"].shape, "the model")  # once, when traced
             sums = masked_sums(logits, batch["targets"], batch["mask"])
             return sums["loss_sum"] / jnp.maximum(sums["tokens"], 1.0), (sums, carry)
 
@@ -97,6 +102,7 @@ def make_eval_step(model: ModelDef) -> Callable[[object, Batch], dict[str, jax.A
 
     def eval_step(params, batch: Batch):
         logits = model.apply_batch(params, batch, train=False)
+        check_logits(logits, batch["targets"].shape, "the model")  # once, when traced
         return masked_sums(logits, batch["targets"], batch["mask"])
 
     return eval_step
