@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from seqlstm.train.losses import smoothed_cross_entropy
 from seqlstm.train.state import ModelDef, TrainState
 
 Batch = dict[str, jax.Array]
@@ -53,7 +54,7 @@ def masked_cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array)
 
 
 def make_train_step(
-    model: ModelDef, tx: optax.GradientTransformation
+    model: ModelDef, tx: optax.GradientTransformation, label_smoothing: float = 0.0
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """A pure `train_step(state, batch) -> (state, metrics)`; jit it where it is called.
 
@@ -63,6 +64,8 @@ def make_train_step(
     `state.carry` and the new state carries on; gradients stop at the carried state (truncated
     backpropagation through time). Metrics: the sums of `masked_sums` (without the
     per-position ones), `grad_norm` and `param_norm` (global L2 norms, before the update).
+    With `label_smoothing > 0` the gradient is that of `seqlstm.train.losses`'s smoothed
+    cross-entropy; the metrics' `loss_sum` stays the plain NLL.
     """
 
     def train_step(state: TrainState, batch: Batch):
@@ -71,7 +74,11 @@ def make_train_step(
         def loss_fn(params):
             logits, carry = model.train_batch(params, state.carry, batch, rng)
             sums = masked_sums(logits, batch["targets"], batch["mask"])
-            return sums["loss_sum"] / jnp.maximum(sums["tokens"], 1.0), (sums, carry)
+            loss_sum = sums["loss_sum"]
+            if label_smoothing:
+                ce = smoothed_cross_entropy(logits, batch["targets"], label_smoothing)
+                loss_sum = jnp.sum(ce * batch["mask"].astype(jnp.float32))
+            return loss_sum / jnp.maximum(sums["tokens"], 1.0), (sums, carry)
 
         grads, (sums, carry) = jax.grad(loss_fn, has_aux=True)(state.params)
         carry = jax.lax.stop_gradient(carry)
