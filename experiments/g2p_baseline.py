@@ -11,6 +11,11 @@ right when it equals any of its references): measured 25.66% WER, 6.08% PER with
 (`experiments/joint_sequence.py` says what runs). Writes `baseline.json`, `baseline.md` and each
 variant's test predictions (`TSVS`) to `--results_dir`, and each variant's lexicon and model to
 `<workdir>/<variant>`.
+
+Sequitur (`sequitur-g2p`) is not a peer here: its PyPI builds (the 1.0.1668.30 cp311 wheel, the
+1.0.1668.23 source) fail at the first EM iteration (`'SwigPyObject' object has no attribute
+'thisown'`), and once patched, one EM iteration on our training words took about 14 s at order 1
+and over 100 s (7.5 GB resident) at order 2, far from a useful order (6-8) within 30 minutes.
 """
 
 from __future__ import annotations
