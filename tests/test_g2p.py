@@ -206,6 +206,7 @@ def test_recipe_rows_table_and_missing_ensemble_member(tmp_path):
     """An averaging row shows the averaged model and its last checkpoint, each with its
     validation WER; an ensemble shows its members' summed training time; an ensemble whose
     member has not run is refused, naming it."""
+    from configs.g2p import get_config
     from experiments.g2p_results import RECIPE_ROWS, estimated_minutes, markdown_table, run_row
 
     def decoded(wer):
@@ -226,6 +227,11 @@ def test_recipe_rows_table_and_missing_ensemble_member(tmp_path):
     assert "| avg, last checkpoint | 18000 | 45 min | 24.0 |" in table
     assert "| 25.0 | 22.5 | 430 |" in table and "| 25.0 | 23.5 | 430 |" in table
     assert "| ens | 36000 | 90 min | 22.0 |" in table and "| 21.5 | - |" in table
+    for row in RECIPE_ROWS:  # the presets build, and an averaging row keeps what it averages
+        config = get_config(row["preset"])
+        if row.get("average"):
+            assert config.train.max_to_keep == row["average"]
+            assert row["steps"] // config.train.checkpoint_every_steps >= row["average"]
     ens = next(r for r in RECIPE_ROWS if "members" in r)
     assert estimated_minutes(ens) == pytest.approx(2 * 2661 / 60)
     with pytest.raises(ValueError, match=r"needs the finished run 'default'"):
