@@ -47,14 +47,15 @@ def write_lexicon(path: str, lexicon: dict[str, Sequence[Sequence[str]]]) -> int
     return len(lines)
 
 
-def parse_predictions(lines: Iterable[str]) -> dict[str, list[str]]:
-    """`phonetisaurus-apply`'s output, `word<TAB>phones` or `word<TAB>score<TAB>phones` (verbose)
-    per hypothesis, -> each word's first (best) hypothesis. Blank lines are skipped.
+def parse_nbest(lines: Iterable[str]) -> dict[str, list[tuple[list[str], float | None]]]:
+    """`phonetisaurus-apply`'s output, `word<TAB>phones`, or `word<TAB>score<TAB>phones` with
+    `--verbose` (the score a negative log-probability), one line per hypothesis, a word's best
+    first -> `{word: [(phones, score or None), ...]}` in that order. Blank lines are skipped.
 
     Raises:
-      ValueError: for a line without a tab (naming it).
+      ValueError: for a line that is neither (naming it).
     """
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[tuple[list[str], float | None]]] = {}
     for n, line in enumerate(lines, 1):
         line = line.rstrip("\n")
         if not line.strip():
@@ -65,8 +66,14 @@ def parse_predictions(lines: Iterable[str]) -> dict[str, list[str]]:
                 f"line {n} of the Phonetisaurus output, {line!r}, is not word<TAB>phones "
                 f"or word<TAB>score<TAB>phones"
             )
-        out.setdefault(parts[0], parts[-1].split())
+        score = float(parts[1]) if len(parts) == 3 else None
+        out.setdefault(parts[0], []).append((parts[-1].split(), score))
     return out
+
+
+def parse_predictions(lines: Iterable[str]) -> dict[str, list[str]]:
+    """Each word's best hypothesis in `phonetisaurus-apply`'s output (`parse_nbest`)."""
+    return {word: hyps[0][0] for word, hyps in parse_nbest(lines).items()}
 
 
 def environment() -> dict[str, str]:
@@ -123,15 +130,25 @@ def _run(cmd: list[str], **kwargs) -> str:
 
 def apply(model_path: str, words: Sequence[str], workdir: str) -> tuple[dict, float]:
     """`phonetisaurus-apply --nbest 1` on `words`: `({word: phones}, seconds)`."""
+    start = time.perf_counter()
+    out = _apply(model_path, words, workdir, ["--nbest", "1"])
+    return parse_predictions(out.splitlines()), time.perf_counter() - start
+
+
+def apply_nbest(model_path: str, words: Sequence[str], workdir: str, n: int) -> dict:
+    """`phonetisaurus-apply --nbest n --verbose` on `words`: `parse_nbest`'s lists, each word's
+    up to `n` hypotheses with their negative log-probabilities (for n-best rescoring)."""
+    return parse_nbest(
+        _apply(model_path, words, workdir, ["--nbest", str(n), "--verbose"]).splitlines()
+    )
+
+
+def _apply(model_path: str, words: Sequence[str], workdir: str, options: list[str]) -> str:
     word_list = os.path.join(workdir, "words.txt")
     with open(word_list, "w") as f:
         f.writelines(w + "\n" for w in words)
-    start = time.perf_counter()
-    out = _run(
-        ["phonetisaurus-apply", "--model", model_path, "--word_list", word_list, "--nbest", "1"],
-        env=environment(),
-    )
-    return parse_predictions(out.splitlines()), time.perf_counter() - start
+    cmd = ["phonetisaurus-apply", "--model", model_path, "--word_list", word_list, *options]
+    return _run(cmd, env=environment())
 
 
 def predictions_for(words: Sequence[str], predicted: dict[str, list[str]]) -> list[list[str]]:

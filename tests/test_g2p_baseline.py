@@ -40,6 +40,11 @@ def test_parse_predictions_keeps_each_words_best():
     assert preds[2] == []  # no line: an empty prediction, counted wrong
     s = gs.score(preds, [LEXICON["read"], LEXICON["o'neil"], [("Z", "IH", "Z", "IY")]])
     assert (s["wrong_words"], s["edits"], s["reference_phones"]) == (1, 4, 3 + 4 + 4)
+    verbose = ["read\t1.5\tR IY D", "read\t2.25\tR EH D", "o'neil\t12.51\tOW N IY L"]
+    assert js.parse_nbest(verbose) == {
+        "read": [(["R", "IY", "D"], 1.5), (["R", "EH", "D"], 2.25)],
+        "o'neil": [(["OW", "N", "IY", "L"], 12.51)],
+    }
     with pytest.raises(ValueError, match="line 2 of the Phonetisaurus output"):
         js.parse_predictions(["read\tR IY D", "read R IY D"])
 
@@ -73,6 +78,11 @@ def test_tiny_training_predicts(tmp_path):
     assert os.path.exists(model) and seconds > 0
     predicted, _ = js.apply(model, list(held_out), str(tmp_path))
     assert predicted == held_out
+    nbest = js.apply_nbest(model, list(held_out), str(tmp_path), 3)
+    assert set(nbest) == set(held_out)
+    for word, hyps in nbest.items():  # best first, scored by negative log-probability
+        assert hyps[0][0] == held_out[word] and 1 <= len(hyps) <= 3 and hyps[0][1] > 0
+        assert all(a[1] <= b[1] for a, b in zip(hyps, hyps[1:]))
     with pytest.raises(RuntimeError, match="phonetisaurus-train failed .*Ngram model estimation"):
         js.write_lexicon(path, {"at": [["AE", "T"]]})
         js.train(path, str(tmp_path / "one_word"))
