@@ -68,12 +68,12 @@ def grid() -> list[dict]:
     return rows + RECIPE_ROWS
 
 
-# Issue 21's candidates, not run yet: each trains the default model (2 layers, NUM_STEPS) with one
-# change and keeps its last 5 checkpoints, 1,000 steps apart, so every row also measures
-# averaging. Estimated training (STEPS_PER_SECOND; `estimated_minutes`): 45, 45 and 74 minutes,
-# 2.7 hours in all, plus about a minute of decoding each; the ensemble trains nothing more. The
-# recipe chosen on validation must train within 2 hours in all: two 44-minute members fit, three
-# do not.
+# Issue 21's rows, not run yet. The candidates each train the default model (2 layers,
+# NUM_STEPS) with one change and keep their last 5 checkpoints, 1,000 steps apart, so every one
+# also measures averaging. Estimated training (STEPS_PER_SECOND; `estimated_minutes`): 44, 44 and
+# 74 minutes, 2.7 hours in all, plus a few minutes of decoding each; the ensemble trains nothing
+# more. The recipe chosen on validation must train within 2 hours in all: two 44-minute members
+# fit, three do not. Then the stress row (44 minutes).
 RECIPE_ROWS = [
     dict(
         name="seed1", preset="seed=1,average=5", steps=NUM_STEPS, average=5,
@@ -91,6 +91,9 @@ RECIPE_ROWS = [
         name="ensemble2", preset="", steps=2 * NUM_STEPS, members=["default", "seed1"],
         what="ensemble of default and seed 1 (last checkpoints)",
     ),
+    # Issue 21's stress item: the default with stress kept (69 symbols, scored with stress),
+    # beside Phonetisaurus's 33.62% (experiments/g2p_baseline.py); 44 minutes.
+    dict(name="stress", preset="stress", steps=NUM_STEPS, what="default, stress kept (69 symbols)"),
 ]  # fmt: skip
 
 

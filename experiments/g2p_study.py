@@ -16,6 +16,7 @@ have not run yet; they take about 3 hours on 2 quiet cores (2.7 of training), on
 
     python -m experiments.g2p_study --only=seed1,label_smoothing,dropout_long,ensemble2
 
+(and `--only=stress`, 44 minutes more: the default with stress kept, issue 21's stress item),
 and the recipe is the row with the lowest validation WER with 4 beams (`val WER beam 4`) whose
 training fits 2 hours.
 """
