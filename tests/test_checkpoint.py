@@ -87,3 +87,19 @@ def test_checksums_catch_a_changed_file_and_name_it(tmp_path):
     os.remove(tmp_path / "checkpoints" / "4" / "checksums.json")
     assert ckpt.restore(state, params)[2] == {"step": 5}  # saved before checksums: unverified
     ckpt.close()
+
+
+def test_a_key_added_since_the_run_resumes_at_its_old_meaning(tmp_path):
+    """A run saved before `train.label_smoothing` existed resumes with it at 0.0 (what the run
+    computed), and is refused with any other value."""
+    from seqlstm.train.checkpoint import prepare_workdir
+
+    workdir, path = str(tmp_path), tmp_path / "config.json"
+    assert prepare_workdir(smoke(), workdir) is False
+    old = json.loads(path.read_text())
+    del old["train"]["label_smoothing"]
+    path.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"train.label_smoothing: None -> 0.1"):
+        prepare_workdir(smoke(label_smoothing=0.1), workdir)
+    assert prepare_workdir(smoke(), workdir) is True
+    assert json.loads(path.read_text())["train"]["label_smoothing"] == 0.0

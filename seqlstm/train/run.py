@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from seqlstm.checks import check_dtype_available, check_int
+from seqlstm.checks import check_dtype_available, check_int, check_rate
 from seqlstm.data.batching import steps_per_epoch, train_batches
 from seqlstm.data.bucketing import bucketed_batches, bucketed_steps_per_epoch, check_boundaries
 from seqlstm.data.registry import get_task
@@ -58,6 +58,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     check_int("config.train.max_to_keep", t.max_to_keep, 1)
     check_int("config.eval.every_steps", config.eval.every_steps, 0)
     check_int("config.seed", config.seed, 0)
+    check_rate("config.train.label_smoothing", t.get("label_smoothing", 0.0))
     if t.num_epochs == 0 and t.num_steps == 0:
         raise ValueError("config.train.num_epochs or config.train.num_steps must be positive")
     if t.get("buckets"):
@@ -150,7 +151,8 @@ class Run:
 
     def train_step(self, state) -> Callable:
         """The jitted `train_step(state, batch) -> (state, metrics)`, guarded against NaN."""
-        step = faults.guard_nonfinite(make_train_step(self.model_def, self.tx))
+        smoothing = self.config.train.get("label_smoothing", 0.0)
+        step = faults.guard_nonfinite(make_train_step(self.model_def, self.tx, smoothing))
         return self.place.jit_train_step(step, state)
 
     def eval_step(self) -> Callable:

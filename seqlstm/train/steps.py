@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from seqlstm.task import check_logits
+from seqlstm.train.losses import smoothed_cross_entropy
 from seqlstm.train.state import ModelDef, TrainState
 
 Batch = dict[str, jax.Array]
@@ -56,7 +57,7 @@ def masked_cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array)
 
 
 def make_train_step(
-    model: ModelDef, tx: optax.GradientTransformation
+    model: ModelDef, tx: optax.GradientTransformation, label_smoothing: float = 0.0
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """A pure `train_step(state, batch) -> (state, metrics)`; jit it where it is called.
 
@@ -67,6 +68,8 @@ def make_train_step(
     `state.carry` and the new state carries on; gradients stop at the carried state (truncated
     backpropagation through time). Metrics: the sums of `masked_sums` (without the
     per-position ones), `grad_norm` and `param_norm` (global L2 norms, before the update).
+    With `label_smoothing > 0` the gradient is that of `seqlstm.train.losses`'s smoothed
+    cross-entropy; the metrics' `loss_sum` stays the plain NLL.
     """
 
     def train_step(state: TrainState, batch: Batch):
@@ -76,7 +79,11 @@ def make_train_step(
             logits, carry = model.train_batch(params, state.carry, batch, rng)
             check_logits(logits, batch["targets"].shape, "the model")  # once, when traced
             sums = masked_sums(logits, batch["targets"], batch["mask"])
-            return sums["loss_sum"] / jnp.maximum(sums["tokens"], 1.0), (sums, carry)
+            loss_sum = sums["loss_sum"]
+            if label_smoothing:
+                ce = smoothed_cross_entropy(logits, batch["targets"], label_smoothing)
+                loss_sum = jnp.sum(ce * batch["mask"].astype(jnp.float32))
+            return loss_sum / jnp.maximum(sums["tokens"], 1.0), (sums, carry)
 
         grads, (sums, carry) = jax.grad(loss_fn, has_aux=True)(state.params)
         carry = jax.lax.stop_gradient(carry)
