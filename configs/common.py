@@ -67,6 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
     t.stop_after_steps = 0  # > 0: checkpoint and stop here (preemption drill)
     t.progress_bar = True
     t.on_nan = "stop"  # or "skip": a step with a NaN or Inf loss changes nothing
+    t.label_smoothing = 0.0  # > 0: train on label-smoothed targets (seqlstm.train.losses)
     t.buckets = ()  # e.g. (8, 16, 32, 64): length bucketing (seqlstm.data.bucketing)
 
     config.eval = ml_collections.ConfigDict()

@@ -18,6 +18,9 @@ Presets through the argument, comma-separated:
     configs/g2p.py:layers=3,dropout=0.2        # 3 encoder + 3 decoder layers, dropout between
     configs/g2p.py:input_dropout=0.2           # Keras `dropout` on every LSTM's inputs
     configs/g2p.py:constant_lr                 # no cosine decay of the learning rate
+    configs/g2p.py:label_smoothing=0.1         # train on label-smoothed targets
+    configs/g2p.py:average=5                   # keep the last 5 checkpoints, 1,000 steps apart,
+                                               # to average (experiments/average_checkpoints.py)
     configs/g2p.py:stress                      # keep vowel stress (69 symbols)
     configs/g2p.py:no_feeding                  # no input feeding (faster, fused decoder)
     configs/g2p.py:large                       # accelerators: 2x512 layers, dropout 0.3, batch 256
@@ -35,12 +38,13 @@ from seqlstm.data.g2p import MAX_LETTERS, MAX_PHONES, vocab_sizes
 
 PRESET_KEYS = (
     "attention", "hidden", "steps", "layers", "dropout", "input_dropout", "stress", "no_feeding",
-    "batch", "lr", "constant_lr", "large", "seed", "smoke",
+    "batch", "lr", "constant_lr", "large", "seed", "smoke", "label_smoothing", "average",
 )  # fmt: skip
 ATTENTION = ("additive", "general", "location", "dot")
 # 2 CPU cores: the steps of the default run that fit the hour (see the module docstring and the
 # README; one layer took 40,000 steps in 53 minutes to reach 25.0%).
 NUM_STEPS = 18000
+AVERAGE_EVERY = 1000  # steps between the checkpoints the `average=k` preset keeps
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -90,6 +94,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         t.batch_size = int(presets.get("batch", 256))
         t.num_steps = int(presets.get("steps", 40000))
         config.eval.every_steps = 5000
+    t.label_smoothing = float(presets.get("label_smoothing", 0.0))
+    if "average" in presets:
+        t.max_to_keep = int(presets["average"])
+        t.checkpoint_every_steps = AVERAGE_EVERY
     if "seed" in presets:
         config.seed = int(presets["seed"])
     if "smoke" in presets:

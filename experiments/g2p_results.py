@@ -1,6 +1,16 @@
 """The G2P study's pieces, without flags (tests import them): its grid, one row's run, the test
 predictions TSV, the table beside the published anchors and the learning-curve plot.
 `experiments/g2p_study.py` is the launcher.
+
+The recipe rows (`RECIPE_ROWS`, issue 21: at most 22.6% test WER with 4 beams within 2 hours of
+training, chosen on validation) also decode the validation words with 4 beams (`val_decoded`),
+and a row may add two keys to its preset and steps:
+
+* `average: k`: the run keeps its last k checkpoints (the `average=k` preset), and the row reports
+  the mean of their parameters (`seqlstm.train.averaging`, written to `<workdir>/averaged`) in
+  `decoded`, the last checkpoint alone in `decoded_last`: averaging's effect from one training;
+* `members: [row, ...]`: no training; the ensemble of those rows' finished runs (their per-step
+  log-probabilities averaged, `seqlstm.decoding`), its training time the sum of theirs.
 """
 
 from __future__ import annotations
@@ -17,6 +27,11 @@ from seqlstm.g2p_scoring import PREDICTIONS, prediction_rows, score, write_predi
 ONE_LAYER_STEPS = 40000  # the 1-layer model's steps within the hour (53 minutes)
 ABLATION_STEPS = 8000  # a fifth of ONE_LAYER_STEPS: the ablations compare at equal steps
 BEAMS = (1, 4, 8)
+VAL_BEAMS = (1, 4)  # the recipe is chosen on validation WER with 4 beams
+# The default row's measured rate, its evaluations included (18,000 steps in 44.3 minutes on 2
+# quiet cores): what the recipe rows' training-time estimates divide by.
+STEPS_PER_SECOND = 18000 / 2661
+LONG_STEPS = 30000  # "dropout with longer training": 5/3 of the default's steps
 
 OLD_SPLIT = "older CMUdict, 106,837 / 12,000 words"
 # Published anchors (test WER %, PER %); dictionary versions and splits differ from ours.
@@ -50,7 +65,41 @@ def grid() -> list[dict]:
         ("constant_lr_short", "constant_lr,layers=1", "additive, constant learning rate"),
     ):
         rows.append(dict(name=name, preset=preset, steps=ABLATION_STEPS, what=what))
-    return rows
+    return rows + RECIPE_ROWS
+
+
+# Issue 21's rows, not run yet. The candidates each train the default model (2 layers,
+# NUM_STEPS) with one change and keep their last 5 checkpoints, 1,000 steps apart, so every one
+# also measures averaging. Estimated training (STEPS_PER_SECOND; `estimated_minutes`): 44, 44 and
+# 74 minutes, 2.7 hours in all, plus a few minutes of decoding each; the ensemble trains nothing
+# more. The recipe chosen on validation must train within 2 hours in all: two 44-minute members
+# fit, three do not. Then the stress row (44 minutes).
+RECIPE_ROWS = [
+    dict(
+        name="seed1", preset="seed=1,average=5", steps=NUM_STEPS, average=5,
+        what="default, seed 1",
+    ),
+    dict(
+        name="label_smoothing", preset="label_smoothing=0.1,average=5", steps=NUM_STEPS,
+        average=5, what="default, label smoothing 0.1",
+    ),
+    dict(
+        name="dropout_long", preset="dropout=0.3,average=5", steps=LONG_STEPS, average=5,
+        what=f"default, dropout 0.3 between encoder layers, {LONG_STEPS:,} steps",
+    ),
+    dict(
+        name="ensemble2", preset="", steps=2 * NUM_STEPS, members=["default", "seed1"],
+        what="ensemble of default and seed 1 (last checkpoints)",
+    ),
+    # Issue 21's stress item: the default with stress kept (69 symbols, scored with stress),
+    # beside Phonetisaurus's 33.62% (experiments/g2p_baseline.py); 44 minutes.
+    dict(name="stress", preset="stress", steps=NUM_STEPS, what="default, stress kept (69 symbols)"),
+]  # fmt: skip
+
+
+def estimated_minutes(row: dict) -> float:
+    """A row's training time at the default row's measured rate (an ensemble: its members')."""
+    return row["steps"] / STEPS_PER_SECOND / 60
 
 
 def learning_curve(workdir: str) -> list[list[float]]:
@@ -65,20 +114,25 @@ def learning_curve(workdir: str) -> list[list[float]]:
     return curve
 
 
-def write_test_predictions(workdir: str, beams=BEAMS, batch_size: int = 500) -> dict:
-    """Decodes the test words of a finished run at each beam width, writes the TSV of the config's
-    beam width (`config.data.beam_size`, else the last width) to `<workdir>/test_predictions.tsv`,
-    and returns WER, PER and decoding speed (words/s) per width."""
-    from seqlstm.train.restore import load_run
+def decode_split(
+    model, split: dict, data_config, beams=BEAMS, batch_size: int = 500, tsv: str | None = None
+) -> dict:
+    """Decodes a split's words at each beam width: WER, PER and decoding speed (words/s) per
+    width. With `tsv`, writes there the TSV of the config's beam width
+    (`config.data.beam_size`, else the last width).
 
-    config, data, model, _ = load_run(workdir)
-    d = config.data
+    Args:
+      model: an `EncoderDecoder`, or a list of them (an ensemble).
+      split: the split's arrays (`seqlstm.data.g2p.make_g2p_task`).
+      data_config: the run's `config.data` (stress, beam size, length penalty).
+    """
+    d = data_config
     out = {}
     tsv_width = d.beam_size if d.beam_size in beams else beams[-1]
     for width in beams:
         start = time.perf_counter()
         words, preds, refs = predict_split(
-            model, data["test"], batch_size, stress=d.stress, beam_size=width,
+            model, split, batch_size, stress=d.stress, beam_size=width,
             length_penalty=d.length_penalty,
         )  # fmt: skip
         seconds = time.perf_counter() - start
@@ -88,21 +142,43 @@ def write_test_predictions(workdir: str, beams=BEAMS, batch_size: int = 500) -> 
             "per": s["per"],
             "words_per_sec": len(words) / seconds,
         }
-        if width == tsv_width:
-            rows = prediction_rows(words, preds, refs)
-            write_predictions(os.path.join(workdir, PREDICTIONS), rows)
+        if tsv and width == tsv_width:
+            write_predictions(tsv, prediction_rows(words, preds, refs))
     out["words"] = len(words)
     return out
 
 
+def write_test_predictions(workdir: str, beams=BEAMS, batch_size: int = 500) -> dict:
+    """Decodes the test words of a finished run at each beam width, writes the TSV of the config's
+    beam width (`config.data.beam_size`, else the last width) to `<workdir>/test_predictions.tsv`,
+    and returns WER, PER and decoding speed (words/s) per width."""
+    from seqlstm.train.restore import load_run
+
+    config, data, model, _ = load_run(workdir)
+    tsv = os.path.join(workdir, PREDICTIONS)
+    return decode_split(model, data["test"], config.data, beams, batch_size, tsv)
+
+
+def validation_scores(workdir: str, batch_size: int = 500) -> dict:
+    """`decode_split` of a finished run's validation words at `VAL_BEAMS`."""
+    from seqlstm.train.restore import load_run
+
+    config, data, model, _ = load_run(workdir)
+    return decode_split(model, data["val"], config.data, VAL_BEAMS, batch_size)
+
+
 def run_row(row: dict, workdir: str) -> dict:
-    """Trains one row, then scores its test words at each beam width and writes the TSV."""
+    """Trains one row, then scores its test words at each beam width and writes the TSV; a row
+    with `members` is an ensemble (`run_ensemble`), one with `average` also averages its last
+    checkpoints (module docstring)."""
+    if "members" in row:
+        return run_ensemble(row, workdir)
     config = get_config(row["preset"])
     config.train.num_steps = row["steps"]
     res, seconds = study.train(config, workdir)
     decoded = write_test_predictions(workdir)
     val = res.get("val", {}).get("g2p", {})
-    return {
+    record = {
         **row,
         "seconds": seconds,
         "train_words_per_sec": row["steps"] * config.train.batch_size / seconds,
@@ -110,6 +186,54 @@ def run_row(row: dict, workdir: str) -> dict:
         "test": res["test"]["g2p"],
         "decoded": decoded,
         "curve": learning_curve(workdir),
+    }
+    if row in RECIPE_ROWS:
+        record["val_decoded"] = validation_scores(workdir)
+    if row.get("average"):
+        from seqlstm.train.averaging import write_averaged
+
+        averaged = os.path.join(workdir, "averaged")
+        if not os.path.exists(os.path.join(averaged, "config.json")):
+            write_averaged(workdir, averaged, row["average"])
+        record["decoded_last"], record["val_decoded_last"] = decoded, record.get("val_decoded")
+        record["decoded"] = write_test_predictions(averaged)
+        record["val_decoded"] = validation_scores(averaged)
+    return record
+
+
+def run_ensemble(row: dict, workdir: str) -> dict:
+    """Decodes the validation and test words with the ensemble of the finished runs of
+    `row["members"]` (sibling workdirs of `workdir`); writes the test TSV into `workdir`.
+
+    Raises:
+      ValueError: naming a member that has not run yet.
+    """
+    from seqlstm.train.restore import load_run
+
+    root = os.path.dirname(workdir)
+    records, models = [], []
+    for name in row["members"]:
+        path = os.path.join(root, name, study.RECORD)
+        if not os.path.exists(path):
+            raise ValueError(
+                f"ensemble {row['name']!r} needs the finished run {name!r} ({path}); run it "
+                f"first (--only={name})"
+            )
+        with open(path) as f:
+            records.append(json.load(f))
+        config, data, model, _ = load_run(os.path.join(root, name))
+        models.append(model)
+    os.makedirs(workdir, exist_ok=True)
+    tsv = os.path.join(workdir, PREDICTIONS)
+    seconds = sum(r["seconds"] for r in records)
+    return {
+        **row,
+        "seconds": seconds,
+        "train_words_per_sec": None,
+        "val_greedy_wer": None,
+        "decoded": decode_split(models, data["test"], config.data, tsv=tsv),
+        "val_decoded": decode_split(models, data["val"], config.data, VAL_BEAMS),
+        "curve": [],
     }
 
 
@@ -122,22 +246,41 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def _speed(x) -> str:
+    return "-" if x is None else f"{x:.0f}"
+
+
+def _lines(r: dict) -> list[str]:
+    """A record's table lines: one, or with `average` the averaged model and then its last
+    checkpoint alone."""
+    versions = [(r["what"], r["decoded"], r.get("val_decoded"))]
+    if r.get("average"):
+        versions = [
+            (f"{r['what']}, mean of the last {r['average']} checkpoints", *versions[0][1:]),
+            (f"{r['what']}, last checkpoint", r["decoded_last"], r.get("val_decoded_last")),
+        ]
+    lines = []
+    for what, d, val in versions:
+        val4 = val["beam4"]["wer"] if val else None
+        lines.append(
+            f"| {what} | {r['steps']} | {r['seconds'] / 60:.0f} min "
+            f"| {_pct(d['beam1']['wer'])} | {_pct(d['beam4']['wer'])} | {_pct(d['beam4']['per'])} "
+            f"| {_pct(d['beam8']['wer'])} | {_pct(r['val_greedy_wer'])} | {_pct(val4)} "
+            f"| {_speed(r['train_words_per_sec'])} "
+            f"| {d['beam1']['words_per_sec']:.0f}, {d['beam4']['words_per_sec']:.0f} |"
+        )
+    return lines
+
+
 def markdown_table(results: dict) -> str:
     """Our rows (test split, no stress) and the published anchors."""
     lines = [
         "| model | steps | train time | WER greedy | WER beam 4 | PER beam 4 | WER beam 8 "
-        "| val WER greedy | train words/s | decode words/s (greedy, beam 4) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| val WER greedy | val WER beam 4 | train words/s | decode words/s (greedy, beam 4) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["runs"]:
-        d = r["decoded"]
-        lines.append(
-            f"| {r['what']} | {r['steps']} | {r['seconds'] / 60:.0f} min "
-            f"| {_pct(d['beam1']['wer'])} | {_pct(d['beam4']['wer'])} | {_pct(d['beam4']['per'])} "
-            f"| {_pct(d['beam8']['wer'])} | {_pct(r['val_greedy_wer'])} "
-            f"| {r['train_words_per_sec']:.0f} "
-            f"| {d['beam1']['words_per_sec']:.0f}, {d['beam4']['words_per_sec']:.0f} |"
-        )
+        lines += _lines(r)
     lines += [
         "",
         "| published | dictionary, train / test words | WER | PER |",

@@ -9,6 +9,16 @@ training, each row decodes the test words greedily and with beams of 1, 4 and 8 
 `<workdir>/<row>/test_predictions.tsv` (word, predicted phones, closest reference, distance;
 `seqlstm.g2p_scoring.score_tsv` re-scores it). Writes `results.json`, `table.md`,
 `learning_curve.png` and the default row's `test_predictions.tsv` to `--results_dir`.
+
+Issue 21's candidates (`g2p_results.RECIPE_ROWS`: a second seed, label smoothing, dropout with
+longer training, each also averaged over its last 5 checkpoints, and the ensemble of two seeds)
+have not run yet; they take about 3 hours on 2 quiet cores (2.7 of training), one at a time:
+
+    python -m experiments.g2p_study --only=seed1,label_smoothing,dropout_long,ensemble2
+
+(and `--only=stress`, 44 minutes more: the default with stress kept, issue 21's stress item),
+and the recipe is the row with the lowest validation WER with 4 beams (`val WER beam 4`) whose
+training fits 2 hours.
 """
 
 from __future__ import annotations

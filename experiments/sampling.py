@@ -3,12 +3,21 @@ import it alike)."""
 
 from __future__ import annotations
 
+from experiments.commands import load_run_config
 from seqlstm.data import task_vocabulary
 from seqlstm.models.char import generate
 from seqlstm.train.restore import load_model
 
 
-def sample(workdir: str, prompt: str, *, num_chars: int, temperature: float, seed: int = 0) -> str:
+def sample(
+    workdir: str,
+    prompt: str,
+    *,
+    num_chars: int,
+    temperature: float,
+    seed: int = 0,
+    trust_run_code: bool = False,
+) -> str:
     """The `num_chars` characters a workdir's model writes after `prompt`.
 
     Reads the run's `config.json` (which rebuilds the vocabulary from the same corpus) and its
@@ -21,16 +30,19 @@ def sample(workdir: str, prompt: str, *, num_chars: int, temperature: float, see
       num_chars: characters to generate.
       temperature: sampling temperature; 0 is greedy.
       seed: sampling seed.
+      trust_run_code: allow import paths in the run's config (`seqlstm.train.restore`).
 
     Returns:
       The generated characters, without the prompt.
 
     Raises:
-      ValueError: for a workdir without a trained character model, a prompt with characters
-        outside the vocabulary, or a bad `num_chars` / `temperature`.
+      ValueError: for a workdir without a trained character model (a run of another family is
+        named before its model loads), a prompt with characters outside the vocabulary, or a
+        bad `num_chars` / `temperature`.
     """
-    config, model, _ = load_model(workdir)
-    if config.data.get("name") != "text" or not hasattr(model, "next_logits"):
+    load_run_config(workdir, "sample", trust_run_code=trust_run_code)
+    config, model, _ = load_model(workdir, trust_run_code=trust_run_code)
+    if not hasattr(model, "next_logits"):
         raise ValueError(
             f"workdir {workdir!r} holds a {config.model.get('name')!r} model on "
             f"{config.data.get('name')!r} data; sampling needs a character model "

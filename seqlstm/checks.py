@@ -46,6 +46,14 @@ def check_rate(name: str, value) -> float:
     return float(value)
 
 
+def check_positive_number(name: str, value) -> float:
+    """Returns `value` as a float if it is a finite real number `> 0`, else raises."""
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not real or not 0.0 < float(value) < float("inf"):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
 def check_choice(name: str, value, choices) -> None:
     """Raises unless `value` is one of `choices`."""
     if value not in choices:
@@ -60,6 +68,24 @@ def check_float_dtype(name: str, dtype) -> None:
     dtype = jax.numpy.dtype(dtype)
     if not jax.numpy.issubdtype(dtype, jax.numpy.floating):
         raise ValueError(f"{name} must be a floating dtype (float32, bfloat16, ...), got {dtype}")
+
+
+def check_dtype_available(name: str, dtype) -> None:
+    """Raises if `dtype` is float64 while JAX's x64 mode is off (None and values that name no
+    dtype pass): JAX then computes in float32 and only warns, so a run asking for float64 would
+    train in float32 while its config says float64."""
+    if dtype is None or isinstance(dtype, bool) or not isinstance(dtype, (str, type, np.dtype)):
+        return
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        return
+    if dtype.kind == "f" and dtype.itemsize == 8 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{name}={dtype.name!r} needs JAX's 64-bit mode, which is off: JAX would silently "
+            "compute in float32 instead. Use float32 (or bfloat16), or run with "
+            "JAX_ENABLE_X64=1 to train in float64"
+        )
 
 
 def is_concrete(x) -> bool:

@@ -14,11 +14,17 @@ so `length_penalty=0` ranks by log-probability and larger values favour longer o
 Beam search keeps the `beam_size` best-scoring hypotheses at every step, finished ones included
 (a finished beam continues with PAD at zero cost, so it stays while nothing better appears).
 With `beam_size=1` it is greedy decoding, and with a beam larger than the number of possible
-hypotheses it is exhaustive search (both tested).
+hypotheses it is exhaustive search (both tested). `n_best` returns the final beams as lists.
+
+**Ensembles.** Every function takes one model or a sequence of models (say, runs of different
+seeds) with the same target vocabulary. An ensemble decodes as one model whose per-step
+log-probabilities are the mean of its members' (each member keeps its own decoder state and reads
+the shared previous token), so a hypothesis scores the mean of the members' log-probabilities.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import NamedTuple
 
@@ -27,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from seqlstm.tokens import BOS, EOS, FIRST_ID, PAD
+from seqlstm.tokens import BOS, EOS, FIRST_ID, PAD, strip
 
 
 class DecodeResult(NamedTuple):
@@ -51,22 +57,62 @@ class DecodeResult(NamedTuple):
     beam_scores: jax.Array | None = None
 
 
+def _members(model) -> list:
+    """The models of `model`: itself, or the members of an ensemble (a non-empty sequence)."""
+    if not isinstance(model, Sequence):
+        return [model]
+    models = list(model)
+    if not models:
+        raise ValueError("model is an empty sequence; give a model or a list of models")
+    vocab = {int(m.target_vocab_size) for m in models}
+    if len(vocab) > 1:
+        raise ValueError(
+            f"the ensemble's models have target vocabularies of sizes {sorted(vocab)}; an "
+            "ensemble averages log-probabilities over one vocabulary"
+        )
+    return models
+
+
 def _prepare(model, source, source_lengths, max_len):
-    """Validates in Python and splits the model (in evaluation mode) for the jitted loop."""
+    """Validates in Python and splits the model(s) (in evaluation mode) for the jitted loop:
+    `(graphdefs, states, source, lengths, max_len)`, one graphdef and state per member."""
+    models = _members(model)
+    limit = min(m.max_target_len for m in models)
     if max_len is None:
-        max_len = model.max_target_len
+        max_len = limit
     if not isinstance(max_len, (int, np.integer)) or isinstance(max_len, bool) or max_len <= 0:
         raise ValueError(f"max_len must be a positive int, got {max_len!r}")
-    if max_len > model.max_target_len:
-        raise ValueError(
-            f"max_len={max_len} exceeds the model's max_target_len={model.max_target_len}"
-        )
+    if max_len > limit:
+        raise ValueError(f"max_len={max_len} exceeds the model's max_target_len={limit}")
     source = jnp.asarray(source)
     source_lengths = jnp.asarray(source_lengths)
-    model.check_inputs(source, source_lengths)
-    view = nnx.view(model, deterministic=True, raise_if_not_found=False)
-    graphdef, state = nnx.split(view)
-    return graphdef, state, source, source_lengths.astype(jnp.int32), int(max_len)
+    graphdefs, states = [], []
+    for m in models:
+        m.check_inputs(source, source_lengths)
+        graphdef, state = nnx.split(nnx.view(m, deterministic=True, raise_if_not_found=False))
+        graphdefs.append(graphdef)
+        states.append(state)
+    return tuple(graphdefs), tuple(states), source, source_lengths.astype(jnp.int32), int(max_len)
+
+
+def _encode(graphdefs, states, source, lengths):
+    """Merges the members and encodes: `(models, memories, carries)`, one of each per member."""
+    models = [nnx.merge(g, s) for g, s in zip(graphdefs, states)]
+    encoded = [m.encode(source, lengths) for m in models]
+    return models, tuple(e[0] for e in encoded), tuple(e[1] for e in encoded)
+
+
+def _step(models, carries, prev, memories):
+    """One decoder step of every member: `(carries, log_probs, attention weights)`, the
+    log-probabilities (`_log_probs`) and weights averaged over the members (weights None unless
+    every member attends)."""
+    out = [m.decoder.step(c, prev, mem) for m, c, mem in zip(models, carries, memories)]
+    carries = tuple(o[0] for o in out)
+    if len(out) == 1:  # one model: its own values, bit for bit
+        return carries, _log_probs(out[0][1]), out[0][2]
+    logp = sum(_log_probs(o[1]) for o in out) / len(out)
+    weights = None if any(o[2] is None for o in out) else sum(o[2] for o in out) / len(out)
+    return carries, logp, weights
 
 
 def _log_probs(logits: jax.Array) -> jax.Array:
@@ -83,33 +129,33 @@ def greedy_decode(
     """Greedy decoding: the most likely token at each step, until EOS or `max_len`.
 
     Args:
-      model: an `EncoderDecoder` (decoded in evaluation mode).
+      model: an `EncoderDecoder` (decoded in evaluation mode), or a sequence of them (an
+        ensemble, module docstring).
       source: `int[batch, S]`, right-padded.
       source_lengths: `int[batch]`; an empty source (length 0) decodes from the bridge of zero
         states with a zero attention context.
       max_len: decoder steps (default and maximum: the model's `max_target_len`).
 
     Returns:
-      A `DecodeResult` (no beams).
+      A `DecodeResult` (no beams); an ensemble's attention is its members' mean, or None unless
+      every member attends.
     """
-    graphdef, state, source, lengths, max_len = _prepare(model, source, source_lengths, max_len)
-    return _greedy(graphdef, state, source, lengths, max_len=max_len)
+    graphdefs, states, source, lengths, max_len = _prepare(model, source, source_lengths, max_len)
+    return _greedy(graphdefs, states, source, lengths, max_len=max_len)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "max_len"))
-def _greedy(graphdef, state, source, lengths, *, max_len):
-    model = nnx.merge(graphdef, state)
-    memory, carry = model.encode(source, lengths)
+@partial(jax.jit, static_argnames=("graphdefs", "max_len"))
+def _greedy(graphdefs, states, source, lengths, *, max_len):
+    models, memory, carry = _encode(graphdefs, states, source, lengths)
     batch, src = source.shape
-    with_attention = model.attention
+    with_attention = all(m.attention for m in models)
 
     def cond(loop):
         return (loop[0] < max_len) & ~jnp.all(loop[4])
 
     def body(loop):
         t, carry, prev, tokens, finished, out_len, score, attn = loop
-        carry, logits, weights = model.decoder.step(carry, prev, memory)
-        logp = _log_probs(logits)
+        carry, logp, weights = _step(models, carry, prev, memory)
         tok = jnp.argmax(logp, axis=-1).astype(jnp.int32)
         tok = jnp.where(finished, PAD, tok)
         gained = jnp.take_along_axis(logp, tok[:, None], axis=-1)[:, 0]
@@ -151,7 +197,8 @@ def beam_search(
     """Beam search (see the module docstring for the scoring and the hypothesis space).
 
     Args:
-      model: an `EncoderDecoder` (decoded in evaluation mode).
+      model: an `EncoderDecoder` (decoded in evaluation mode), or a sequence of them (an
+        ensemble, module docstring).
       source: `int[batch, S]`, right-padded.
       source_lengths: `int[batch]`.
       beam_size: hypotheses kept per row, at least 1.
@@ -171,19 +218,20 @@ def beam_search(
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     if not isinstance(length_penalty, (int, float)) or not length_penalty >= 0:
         raise ValueError(f"length_penalty must be a number >= 0, got {length_penalty!r}")
-    graphdef, state, source, lengths, max_len = _prepare(model, source, source_lengths, max_len)
+    graphdefs, states, source, lengths, max_len = _prepare(model, source, source_lengths, max_len)
     alpha = jnp.asarray(length_penalty, jnp.float32)
-    return _beam(graphdef, state, source, lengths, alpha, beam_size=int(beam_size), max_len=max_len)
+    return _beam(
+        graphdefs, states, source, lengths, alpha, beam_size=int(beam_size), max_len=max_len
+    )
 
 
-@partial(jax.jit, static_argnames=("graphdef", "beam_size", "max_len"))
-def _beam(graphdef, state, source, lengths, alpha, *, beam_size, max_len):
-    model = nnx.merge(graphdef, state)
+@partial(jax.jit, static_argnames=("graphdefs", "beam_size", "max_len"))
+def _beam(graphdefs, states, source, lengths, alpha, *, beam_size, max_len):
+    models, memory, carry = _encode(graphdefs, states, source, lengths)
     batch, k = source.shape[0], beam_size
-    memory, carry = model.encode(source, lengths)
     # Row b's beams are rows b * k .. b * k + k - 1 of every decoder array.
     memory, carry = jax.tree.map(lambda x: jnp.repeat(x, k, axis=0), (memory, carry))
-    vocab = model.target_vocab_size
+    vocab = models[0].target_vocab_size
     pad_only = jnp.where(jnp.arange(vocab) == PAD, 0.0, -jnp.inf)[None, None, :]
 
     def cond(loop):
@@ -193,8 +241,8 @@ def _beam(graphdef, state, source, lengths, alpha, *, beam_size, max_len):
 
     def body(loop):
         t, carry, prev, tokens, scores, finished, out_len = loop
-        carry, logits, _ = model.decoder.step(carry, prev, memory)
-        logp = _log_probs(logits).reshape(batch, k, vocab)
+        carry, logp, _ = _step(models, carry, prev, memory)
+        logp = logp.reshape(batch, k, vocab)
         logp = jnp.where(finished[:, :, None], pad_only, logp)
         cand = scores[:, :, None] + logp  # [B, k, V]
         new_len = out_len + (~finished).astype(jnp.int32)
@@ -228,6 +276,51 @@ def _beam(graphdef, state, source, lengths, alpha, *, beam_size, max_len):
     return DecodeResult(beams[:, 0], out_len[:, 0], final[:, 0], None, beams, final)
 
 
+def n_best(
+    model,
+    source: jax.Array,
+    source_lengths: jax.Array,
+    n: int,
+    *,
+    beam_size: int | None = None,
+    length_penalty: float = 0.0,
+    max_len: int | None = None,
+) -> list[list[tuple[list[int], float]]]:
+    """The `n` best hypotheses of every row, best first, from beam search's final beams.
+
+    Args:
+      model: an `EncoderDecoder`, or a sequence of them (an ensemble).
+      source: `int[batch, S]`, right-padded.
+      source_lengths: `int[batch]`.
+      n: hypotheses per row, at least 1.
+      beam_size: the search's width, at least `n` (default `n`). With a beam wider than the
+        number of possible hypotheses the lists are exact (`beam_search`).
+      length_penalty, max_len: as `beam_search`.
+
+    Returns:
+      Per row, up to `n` pairs `(tokens, score)`: the data tokens (`seqlstm.tokens.strip`: before
+      EOS, without reserved ids) and the length-penalised score; fewer when the search found
+      fewer hypotheses than `n`.
+
+    Raises:
+      ValueError: for `n < 1` or a `beam_size` below `n`, and as `beam_search`.
+    """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    width = n if beam_size is None else beam_size
+    if isinstance(width, (int, np.integer)) and width < n:
+        raise ValueError(f"beam_size={width} is below n={n}; a search keeps at most its width")
+    out = beam_search(
+        model, source, source_lengths, beam_size=width, length_penalty=length_penalty,
+        max_len=max_len,
+    )  # fmt: skip
+    beams, scores = np.asarray(out.beams), np.asarray(out.beam_scores)
+    return [
+        [(strip(beams[b, i]), float(scores[b, i])) for i in range(n) if scores[b, i] > -np.inf]
+        for b in range(beams.shape[0])
+    ]
+
+
 def evaluate_decoding(
     model,
     split: dict,
@@ -243,7 +336,7 @@ def evaluate_decoding(
     mistake spoils the rest: this is the accuracy a user of the model sees.
 
     Args:
-      model: an `EncoderDecoder`.
+      model: an `EncoderDecoder`, or a sequence of them (an ensemble).
       split: a seq2seq split (`source`, `source_lengths`, `targets`, `mask`).
       batch_size: rows decoded at once (the last batch is padded, then ignored).
       beam_size: 1 decodes greedily.

@@ -24,6 +24,14 @@ are zeros with an all-False mask, so they count for nothing. A sequence-classifi
 batch fields it reads, in the order of its call's positional arguments, as a class attribute
 `batch_fields` (default `("inputs",)`): the loop calls `model(*[batch[f] for f in batch_fields])`.
 
+**Checked before training.** When a run is built, before anything is written or compiled, the
+model's logits for one training batch (traced by `jax.eval_shape`) must be floating point
+`[batch, T, C]` with the targets' `batch` and `T` (`check_logits`; the jitted steps check it
+again when traced); then every split's floating fields must be finite and its targets lie in
+`[0, C)` wherever the mask is True (`check_split_data`), and the training mask must keep at least
+one step (`check_trainable`). Each failure is one ValueError naming the field, what it holds and
+what was expected, never a number computed from a broadcast or an out-of-range gather.
+
 **Evaluation hooks.** Loss, token and sequence accuracy are computed for every task. Anything
 task-specific (decoding accuracy, per-position accuracy, bits per character) is an `EvalHook` that
 the task (`Task.hooks`) or the model class (`eval_hooks`) provides: `hook(ctx) -> dict`, called on
@@ -54,6 +62,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -120,6 +129,84 @@ def check_split(split: Any, where: str) -> None:
         raise ValueError(
             f"{where}: mask {np.shape(split['mask'])} and targets {np.shape(split['targets'])} "
             "must have the same shape"
+        )
+
+
+def check_logits(logits: Any, targets_shape: tuple[int, ...], where: str) -> int:
+    """Raises ValueError unless `logits` keep the batch contract for targets of `targets_shape`:
+    floating point `[batch, T, classes]` with the targets' `batch` and `T` (a Python check on
+    shapes: inside a jitted step it runs once per trace, costing nothing per step).
+
+    Args:
+      logits: what the model returned (an array, a tracer or a `jax.ShapeDtypeStruct`).
+      targets_shape: the batch's `targets` shape, `(batch, T)`.
+      where: who returned them, for messages, e.g. `"model 'parity:ParityLSTM'"`.
+
+    Returns:
+      The number of classes `C`.
+    """
+    shape, dtype = getattr(logits, "shape", None), getattr(logits, "dtype", None)
+    if shape is None or dtype is None:
+        raise ValueError(
+            f"{where} returned {type(logits).__name__}, not an array of logits; the batch "
+            f"contract wants logits [batch, T, classes] for targets {tuple(targets_shape)} "
+            "(return the logits alone)"
+        )
+    shape, expected = tuple(shape), f"[{', '.join(map(str, targets_shape))}, classes]"
+    if len(shape) != 3 or shape[:2] != tuple(targets_shape) or not shape[2]:
+        raise ValueError(
+            f"{where} returned logits of shape {shape} for targets of shape "
+            f"{tuple(targets_shape)}; the batch contract wants {expected}: one score per class "
+            "at every target step (seqlstm.task)"
+        )
+    if not jnp.issubdtype(dtype, jnp.floating):  # bfloat16 too, which numpy does not know
+        raise ValueError(
+            f"{where} returned logits of dtype {jnp.dtype(dtype)}; logits must be floating point "
+            "(float32, bfloat16): integer logits have no gradient, so nothing would train"
+        )
+    return shape[2]
+
+
+def check_split_data(split: Mapping[str, np.ndarray], num_classes: int, where: str) -> None:
+    """Raises ValueError unless `split`'s values can be trained and scored on: every floating
+    field finite (a NaN or Inf input makes every loss it reaches NaN), and `targets` in
+    `[0, num_classes)` wherever `mask` is True (elsewhere they are not read). Numpy, once per
+    split, when the run is built.
+
+    Args:
+      split: a split keeping the batch contract (`check_split`).
+      num_classes: `C`, the size of the model's logits' last axis.
+      where: the split's name for messages, e.g. `"data task 'parity', split 'train'"`.
+    """
+    for name, value in split.items():
+        value = np.asarray(value)
+        if value.dtype.kind in "fc" and value.size:
+            bad = ~np.isfinite(value)
+            if bad.any():
+                row = int(np.argwhere(bad)[0][0])
+                raise ValueError(
+                    f"{where}: field {name!r} {value.shape} holds {int(bad.sum())} NaN or Inf "
+                    f"value(s) (the first in row {row}); every value must be finite, or the "
+                    "loss is NaN: fix the data (a data error, not a learning-rate one)"
+                )
+    kept = np.asarray(split["targets"])[np.asarray(split["mask"], bool)]
+    if kept.size and (kept.min() < 0 or kept.max() >= num_classes):
+        outside = int(np.sum((kept < 0) | (kept >= num_classes)))
+        raise ValueError(
+            f"{where}: field 'targets' holds values in [{kept.min()}, {kept.max()}] where mask "
+            f"is True ({outside} outside the range); the model's logits have {num_classes} "
+            f"classes, so targets must lie in [0, {num_classes}) (or be masked out)"
+        )
+
+
+def check_trainable(split: Mapping[str, np.ndarray], where: str) -> None:
+    """Raises ValueError if the training split's `mask` keeps no target step (nothing to learn
+    from: every loss would be 0 and no parameter would change)."""
+    mask = np.asarray(split["mask"])
+    if not mask.any():
+        raise ValueError(
+            f"{where}: field 'mask' {mask.shape} is False everywhere, so no target step counts "
+            "and nothing would train; the training split needs a True mask at the steps to learn"
         )
 
 

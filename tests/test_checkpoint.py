@@ -109,3 +109,20 @@ def test_a_config_json_whose_run_saved_no_checkpoint_gives_way_to_a_corrected_co
     with pytest.raises(ValueError, match=r"(?s)different config.*train.batch_size: 16 -> 8"):
         prepare_workdir(smoke(batch_size=8), workdir)
     assert json.loads(path.read_text())["train"]["batch_size"] == 16
+
+
+def test_a_key_added_since_the_run_resumes_at_its_old_meaning(tmp_path):
+    """A run saved before `train.label_smoothing` existed resumes with it at 0.0 (what the run
+    computed), and is refused with any other value."""
+    from seqlstm.train.checkpoint import prepare_workdir
+
+    workdir, path = str(tmp_path), tmp_path / "config.json"
+    assert prepare_workdir(smoke(), workdir) is False
+    old = json.loads(path.read_text())
+    del old["train"]["label_smoothing"]
+    path.write_text(json.dumps(old))
+    os.makedirs(tmp_path / "checkpoints" / "4")  # a checkpoint: the config is the run's
+    with pytest.raises(ValueError, match=r"train.label_smoothing: None -> 0.1"):
+        prepare_workdir(smoke(label_smoothing=0.1), workdir)
+    assert prepare_workdir(smoke(), workdir) is True
+    assert json.loads(path.read_text())["train"]["label_smoothing"] == 0.0

@@ -1,5 +1,6 @@
 """Tests for seqlstm/decoding.py: greedy against teacher forcing, beam size 1 against greedy,
-beam search against brute-force enumeration, stopping at EOS, bad input."""
+beam search and n-best lists against brute-force enumeration, ensembles against their members,
+stopping at EOS, bad input."""
 
 import itertools
 
@@ -9,7 +10,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from seqlstm.decoding import _greedy, beam_search, greedy_decode, length_penalty_factor
+from seqlstm.decoding import (
+    _greedy,
+    beam_search,
+    greedy_decode,
+    length_penalty_factor,
+    n_best,
+)
 from seqlstm.seq2seq import EncoderDecoder
 from seqlstm.tokens import BOS, EOS, FIRST_ID, PAD, pad_batch
 
@@ -90,18 +97,23 @@ def test_beam_size_one_equals_greedy(seed):
     np.testing.assert_allclose(beam.scores, greedy.scores, rtol=1e-6)
 
 
-@pytest.mark.parametrize("alpha,attention", [(0.0, "general"), (1.5, "general"), (0.0, "location")])
-def test_beam_search_finds_the_best_hypothesis(alpha, attention):
-    # Target data ids {3, 4} and EOS, at most 3 steps: 1 + 2 + 4 + 8 = 15 hypotheses, all of
-    # which a beam of 16 keeps, so beam search must return the exhaustive argmax. Location-aware
-    # attention carries its previous weights: beams must reorder them with the LSTM states.
-    kw = dict(target_vocab_size=5, max_target_len=3, attention=attention)
-    model = make(seed=4, scale=3.0, **kw)
-    src, lens = source_batch()
+def all_hypotheses():
+    """Target data ids {3, 4} and EOS, at most 3 steps: 1 + 2 + 4 + 8 = 15 hypotheses."""
     hyps = [[EOS]]
     for n in (1, 2):
         hyps += [list(p) + [EOS] for p in itertools.product((3, 4), repeat=n)]
-    hyps += [list(p) for p in itertools.product((3, 4), repeat=3)]  # cut at max_len
+    return hyps + [list(p) for p in itertools.product((3, 4), repeat=3)]  # cut at max_len
+
+
+@pytest.mark.parametrize("alpha,attention", [(0.0, "general"), (1.5, "general"), (0.0, "location")])
+def test_beam_search_finds_the_best_hypothesis(alpha, attention):
+    # All 15 hypotheses fit a beam of 16, so beam search must return the exhaustive argmax.
+    # Location-aware attention carries its previous weights: beams must reorder them with the
+    # LSTM states.
+    kw = dict(target_vocab_size=5, max_target_len=3, attention=attention)
+    model = make(seed=4, scale=3.0, **kw)
+    src, lens = source_batch()
+    hyps = all_hypotheses()
     logp = sequence_log_probs(model, src, lens, hyps, 3)  # [B, H]
     lp = np.asarray(length_penalty_factor(jnp.array([len(h) for h in hyps]), alpha))
     brute = logp / lp[None, :]
@@ -147,3 +159,81 @@ def test_bad_input():
         greedy_decode(model, np.full((1, 7), 3, np.int32), np.array([7]))
     with pytest.raises(ValueError, match="source holds id 8"):
         beam_search(model, np.full((1, 2), 8, np.int32), np.array([2]))
+
+
+def assert_n_best_is_brute_force(got, brute, hyps, n):
+    """`got` (n_best's lists) are the `n` best of the exhaustive scores `brute: [B, H]`."""
+    for b, row in enumerate(got):
+        order = np.argsort(-brute[b], kind="stable")[:n]
+        assert [tokens for tokens, _ in row] == [strip_eos(hyps[i]) for i in order]
+        np.testing.assert_allclose([s for _, s in row], brute[b, order], rtol=1e-5)
+
+
+def strip_eos(hyp):
+    return [t for t in hyp if t != EOS]
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_n_best_is_the_ranked_brute_force_list(alpha):
+    model = make(seed=4, scale=3.0, target_vocab_size=5, max_target_len=3)
+    src, lens = source_batch()
+    hyps = all_hypotheses()
+    lp = np.asarray(length_penalty_factor(jnp.array([len(h) for h in hyps]), alpha))
+    brute = sequence_log_probs(model, src, lens, hyps, 3) / lp[None, :]
+    got = n_best(model, src, lens, 5, beam_size=16, length_penalty=alpha)
+    assert_n_best_is_brute_force(got, brute, hyps, 5)
+    # More than there are hypotheses: all 15, no unused slot.
+    assert [len(r) for r in n_best(model, src, lens, 16, length_penalty=alpha)] == [15] * 4
+    # A beam of n: its list starts with beam search's best.
+    narrow = n_best(model, src, lens, 2, length_penalty=alpha)
+    best = beam_search(model, src, lens, beam_size=2, length_penalty=alpha)
+    for row, tokens, score in zip(narrow, np.asarray(best.tokens), np.asarray(best.scores)):
+        assert len(row) == 2 and row[0] == (strip_eos(tokens[tokens != PAD].tolist()), score)
+        assert row[0][1] >= row[1][1]
+    with pytest.raises(ValueError, match="beam_size=2 is below n=3"):
+        n_best(model, src, lens, 3, beam_size=2)
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        n_best(model, src, lens, 0)
+
+
+# The ensembles share the brute-force test's model shape, so they add two compilations only.
+SMALL = dict(scale=3.0, target_vocab_size=5, max_target_len=3)
+
+
+def test_ensemble_of_one_and_of_identical_models_equal_the_model():
+    model, twin = make(seed=4, **SMALL), make(seed=4, **SMALL)  # equal parameters, two objects
+    src, lens = source_batch()
+    single = greedy_decode(model, src, lens)
+    for ensemble in ([model], [model, twin]):
+        out = greedy_decode(ensemble, src, lens)
+        np.testing.assert_array_equal(out.tokens, single.tokens)
+        np.testing.assert_allclose(out.scores, single.scores, rtol=1e-6)
+        np.testing.assert_allclose(out.attention, single.attention, rtol=1e-6)
+    beam = beam_search(model, src, lens, beam_size=16)
+    out = beam_search([model, twin], src, lens, beam_size=16)
+    np.testing.assert_array_equal(out.beams, beam.beams)
+    np.testing.assert_allclose(out.beam_scores, beam.beam_scores, rtol=1e-6)
+
+
+def test_ensemble_averages_the_members_log_probabilities():
+    a, b = make(seed=7, **SMALL), make(seed=8, **SMALL)
+    src, lens = source_batch()
+    # The first step by hand: the mean of the members' log-softmax at BOS picks the token.
+    bos = np.full((len(SOURCES), 1), BOS, np.int32)
+    first = [np.asarray(jax.nn.log_softmax(m(src, lens, bos)[:, 0])) for m in (a, b)]
+    mean = (first[0] + first[1]) / 2
+    mean[:, :FIRST_ID] = np.where(np.arange(FIRST_ID) == EOS, mean[:, :FIRST_ID], -np.inf)
+    out = greedy_decode([a, b], src, lens)
+    np.testing.assert_array_equal(out.tokens[:, 0], np.argmax(mean, -1))
+    # Whole hypotheses score the mean of the members' sequence log-probabilities, and the
+    # exhaustive search over the ensemble ranks by it.
+    hyps = all_hypotheses()
+    brute = sum(sequence_log_probs(m, src, lens, hyps, 3) for m in (a, b)) / 2
+    for row in range(len(SOURCES)):
+        greedy = np.asarray(out.tokens[row, : out.lengths[row]]).tolist()
+        np.testing.assert_allclose(out.scores[row], brute[row, hyps.index(greedy)], rtol=1e-5)
+    assert_n_best_is_brute_force(n_best([a, b], src, lens, 4, beam_size=16), brute, hyps, 4)
+    with pytest.raises(ValueError, match="target vocabularies of sizes"):
+        greedy_decode([a, make(seed=9)], src, lens)
+    with pytest.raises(ValueError, match="empty sequence"):
+        greedy_decode([], src, lens)

@@ -112,18 +112,22 @@ def test_committed_predictions_are_the_test_split_and_rescore_to_the_report():
 
 
 def test_committed_results_are_the_grid_rows():
-    """Each committed row is the grid's row of that name (preset, steps), so
-    `g2p_study --only=<name>` reruns exactly what the table reports."""
+    """Each committed row is the grid's row of that name (preset, steps), in the grid's order, so
+    `g2p_study --only=<name>` reruns exactly what the table reports; only the recipe rows (issue
+    21, not run yet) may be missing."""
     import json
 
-    from experiments.g2p_results import grid
+    from experiments.g2p_results import RECIPE_ROWS, grid
 
     with open(os.path.join(ROOT, "experiments", "results", "g2p", "results.json")) as f:
         runs = json.load(f)["runs"]
     rows = {r["name"]: r for r in grid()}
-    assert [r["name"] for r in runs] == list(rows)
-    for run in runs:
-        assert {k: run[k] for k in ("name", "preset", "steps", "what")} == rows[run["name"]]
+    names = [r["name"] for r in runs]
+    assert names == [n for n in rows if n in names]
+    assert set(rows) - set(names) <= {r["name"] for r in RECIPE_ROWS}
+    for run in runs:  # results.json holds JSON: the grid's values are JSON's too (lists)
+        row = rows[run["name"]]
+        assert {k: run[k] for k in row} == row
 
 
 def test_encode_word_errors():
@@ -175,7 +179,7 @@ def test_smoke_run_hook_predictions_and_pronounce(tmp_path):
     assert decoded["beam2"]["wer"] == pytest.approx(scores["beam_wer"])
     rescored = gs.score_tsv(os.path.join(workdir, PREDICTIONS))
     assert rescored["per"] == pytest.approx(scores["beam_per"])
-    words = tmp_path / "words.txt"
+    words = tmp_path / "names.tsv"  # before: the lexicon was written over it
     words.write_text("hello\nO'Neil\n")
     # The run's own beam width and batch: the compiled beam search is read back from the cache.
     cmd = [sys.executable, "-m", "experiments.pronounce", f"--workdir={workdir}", "--nbest=2",
@@ -186,8 +190,9 @@ def test_smoke_run_hook_predictions_and_pronounce(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("zyzzyva\n  1. ") and "  2. " in out.stdout
     assert "words/s" in out.stdout and os.path.getsize(png) > 0
-    lexicon = (tmp_path / "words.tsv").read_text().splitlines()
-    assert [line.split("\t")[0] for line in lexicon] == ["hello", "o'neil"]
+    assert words.read_text() == "hello\nO'Neil\n"
+    lexicon = (tmp_path / "names.phones.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in lexicon] == ["hello", "O'Neil"]  # as given
     bad = subprocess.run([*cmd, "caf\u00e9"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "character '\u00e9'" in bad.stderr
 
@@ -196,3 +201,39 @@ def test_hook_reads_the_split_name():
     task = g2p.make_g2p_task(max_train_words=10, max_eval_words=5, eval_every_split=False)
     ctx = EvalContext("val", task["val"], {}, {}, 8)
     assert task.hooks[0](ctx) == {}  # validation decoding off: nothing to do, no model built
+
+
+def test_recipe_rows_table_and_missing_ensemble_member(tmp_path):
+    """An averaging row shows the averaged model and its last checkpoint, each with its
+    validation WER; an ensemble shows its members' summed training time; an ensemble whose
+    member has not run is refused, naming it."""
+    from configs.g2p import get_config
+    from experiments.g2p_results import RECIPE_ROWS, estimated_minutes, markdown_table, run_row
+
+    def decoded(wer):
+        beams = {
+            f"beam{w}": {"wer": wer, "per": wer / 4, "words_per_sec": 100.0} for w in (1, 4, 8)
+        }
+        return {**beams, "words": 6418}
+
+    common = dict(seconds=2700.0, val_greedy_wer=0.25, train_words_per_sec=430.0, curve=[])
+    averaged = dict(name="a", steps=18000, average=5, what="avg", **common, decoded=decoded(0.23),
+                    decoded_last=decoded(0.24), val_decoded=decoded(0.225),
+                    val_decoded_last=decoded(0.235))  # fmt: skip
+    ensemble = dict(name="e", steps=36000, members=["a", "b"], what="ens", decoded=decoded(0.22),
+                    val_decoded=decoded(0.215), **{**common, "train_words_per_sec": None,
+                                                    "seconds": 5400.0})  # fmt: skip
+    table = markdown_table({"runs": [averaged, ensemble]})
+    assert "| avg, mean of the last 5 checkpoints | 18000 | 45 min | 23.0 | 23.0 | 5.8 |" in table
+    assert "| avg, last checkpoint | 18000 | 45 min | 24.0 |" in table
+    assert "| 25.0 | 22.5 | 430 |" in table and "| 25.0 | 23.5 | 430 |" in table
+    assert "| ens | 36000 | 90 min | 22.0 |" in table and "| 21.5 | - |" in table
+    for row in RECIPE_ROWS:  # the presets build, and an averaging row keeps what it averages
+        config = get_config(row["preset"])
+        if row.get("average"):
+            assert config.train.max_to_keep == row["average"]
+            assert row["steps"] // config.train.checkpoint_every_steps >= row["average"]
+    ens = next(r for r in RECIPE_ROWS if "members" in r)
+    assert estimated_minutes(ens) == pytest.approx(2 * 2661 / 60)
+    with pytest.raises(ValueError, match=r"needs the finished run 'default'"):
+        run_row(ens, str(tmp_path / ens["name"]))

@@ -22,7 +22,7 @@ PRESETS = [
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_smoke_run(preset, tmp_path):
+def test_smoke_run(preset, tmp_path, capsys):
     config = get_config(preset)
     config.train.progress_bar = False
     results = train_and_evaluate(config, str(tmp_path))
@@ -35,6 +35,7 @@ def test_smoke_run(preset, tmp_path):
     assert os.listdir(os.path.join(tmp_path, "checkpoints"))
     if preset == "smoke":
         check_decode_launcher(tmp_path)
+        check_unwritable_heatmap(tmp_path, capsys)
 
 
 def check_decode_launcher(workdir):
@@ -48,6 +49,21 @@ def check_decode_launcher(workdir):
     assert out.returncode == 0, out.stderr
     assert "input:  1 2 3" in out.stdout and "input:  (empty)" in out.stdout
     assert out.stdout.count("output: ") == 2 and os.path.getsize(heatmap) > 0
+
+
+def check_unwritable_heatmap(workdir, capsys):
+    """A heat map that cannot be written (as in a read-only workdir) is a warning after the
+    outputs, not an error (before: exit code 2 after the decoding)."""
+    from experiments.decoding import decode_inputs
+
+    os.mkdir(os.path.join(workdir, "attention.png"))  # the default path, blocked even for root
+    capsys.readouterr()
+    decode_inputs(str(workdir), ["1 2 3", ""], beam_size=2)  # the launcher's shapes: compiled
+    out = capsys.readouterr()
+    assert "input:  1 2 3" in out.out and out.out.count("output: ") == 2
+    assert out.err.startswith("warning: cannot write the attention heat-map ") and (
+        out.err.count("\n") == 1
+    )
 
 
 def test_presets_set_the_model_from_the_data():

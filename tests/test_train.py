@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax import nnx
 
 from configs.reverse import get_config
 from seqlstm.data import train_batches
@@ -277,30 +276,6 @@ def test_checkpoints_without_config_are_refused(smoke_run, tmp_path):
     with pytest.raises(ValueError, match="has checkpoints but no config.json"):
         train_and_evaluate(smoke(), str(foreign))
     assert os.listdir(foreign / "checkpoints") == ["7"]
-
-
-class TupleModel(nnx.Module):
-    """Returns its logits with its hidden state: not what a model returns."""
-
-    def __init__(self, *, rngs: nnx.Rngs):
-        self.out = nnx.Linear(2, 3, rngs=rngs)
-
-    def __call__(self, x):
-        return self.out(x), x
-
-
-def test_a_model_returning_a_tuple_is_one_error_naming_it():
-    # Before: a 35-line traceback ending in "'tuple' object has no attribute 'astype'".
-    model_def, params = split_model(TupleModel(rngs=nnx.Rngs(0)))
-    batch = {"inputs": jnp.zeros((2, 4, 2)), "targets": jnp.zeros((2, 4), jnp.int32)}
-    match = (
-        r"model test_train:TupleModel returned a tuple of 2; a model returns one logits array "
-        r"\[batch, T, classes\] for the batch's targets \[batch, T\]"
-    )
-    with pytest.raises(ValueError, match=match):
-        model_def.apply_batch(params, batch)
-    with pytest.raises(ValueError, match=match):
-        model_def.train_batch(params, None, batch, jax.random.key(0))
 
 
 def test_optimizer_factory():

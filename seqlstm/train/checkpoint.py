@@ -64,6 +64,11 @@ RESUMABLE_KEYS = (
 )
 
 
+# Keys added to every config after runs were saved without them, and the value that computes what
+# those runs computed: a workdir's config.json lacking the key resumes at that value.
+ADDED_KEYS = {"train.label_smoothing": 0.0}
+
+
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     out = {}
     for k, v in d.items():
@@ -179,6 +184,10 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, write: bool
                 f"{e}; it records the run's config: restore it, or use a new --workdir"
             ) from None
         diff = config_diff(old, new)
+        saved = _flatten(old)
+        for key, value in ADDED_KEYS.items():
+            if key not in saved and diff.get(key, (None, value))[1] == value:
+                diff.pop(key, None)
         incompatible = {k: v for k, v in diff.items() if k not in RESUMABLE_KEYS}
         if incompatible and not has_checkpoint(workdir):
             # The run that wrote it saved nothing to resume (it ran out of memory, say): the

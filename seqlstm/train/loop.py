@@ -8,7 +8,9 @@ with exactly the parameters of an uninterrupted run.
 Evaluation on the validation split happens every epoch (or every `config.eval.every_steps`), with
 early stopping on validation loss: after `config.train.patience` evaluations without improvement
 training stops, and the parameters of the best evaluation are restored (also when the epoch limit
-is reached first). The final parameters are then evaluated on the test split.
+is reached first). A NaN validation loss is never an improvement (a warning says so). The final
+parameters are then evaluated on the test split; a NaN metric is written as null, with the reason
+beside it (`seqlstm.train.metrics.json_safe`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from seqlstm.task import scalars, split_size
 from seqlstm.train import errors, faults
 from seqlstm.train.checkpoint import Checkpointer, latest_meta, prepare_workdir
 from seqlstm.train.evaluate import absent, evaluate  # evaluate: tests patch it here
-from seqlstm.train.metrics import MetricSums, MetricWriter, NullWriter, summarize
+from seqlstm.train.metrics import MetricSums, MetricWriter, NullWriter, json_safe, summarize
 from seqlstm.train.run import Run, build_run
 from seqlstm.train.state import create_train_state
 from seqlstm.train.workdir import check_workdir_path, workdir_lock, write_json
@@ -56,8 +58,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       `config.train.stop_after_steps` or a signal stopped the run early (checkpointed).
 
     Raises:
-      ValueError: for a bad config, a mesh that does not fit the devices or batch, or a workdir
-        holding a run with a different config; nothing in the workdir is touched then.
+      ValueError: for a bad config, a mesh that does not fit the devices or batch, a model and
+        data that break the batch contract (`seqlstm.task`: logits' shape or dtype, targets out
+        of range, NaN inputs, an all-False training mask), or a workdir holding a run with a
+        different config; nothing in the workdir is touched then.
       seqlstm.train.faults.NonFiniteLossError: a step's loss was NaN or Inf and
         `config.train.on_nan` is "stop"; the checkpoints before it are kept.
       seqlstm.train.workdir.WorkdirBusyError: another run holds the workdir.
@@ -93,6 +97,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         with faults.signals_interrupt(done):  # no clean stop here: one line, exit 130 or 143
             written = workdir if lead else None
             results = final_results(run, trainer.state.params, trainer.meta, trainer.step, written)
+            results = json_safe(results)  # a NaN metric: null, with the reason beside it
             if lead:
                 write_json(os.path.join(workdir, "results.json"), results)
     print_results(results)
@@ -243,7 +248,13 @@ class _Trainer:
             val = evaluate_split(run, eval_step, self.state.params, "val")
             row.update({f"eval_{k}": v for k, v in val.items()})
             loss = val["loss"]
-            if meta["best_loss"] is None or loss < meta["best_loss"] - t.min_delta:
+            if not math.isfinite(loss):  # never an improvement: NaN compares False to anything
+                print(
+                    f"warning: validation loss at step {step} is {loss}, not counted as an "
+                    "improvement (early stopping keeps the best finite one)"
+                )
+                meta["bad_evals"] += 1
+            elif meta["best_loss"] is None or loss < meta["best_loss"] - t.min_delta:
                 meta.update(best_loss=loss, best_step=step, bad_evals=0)
                 self.best_params = self.state.params
             else:
@@ -253,7 +264,7 @@ class _Trainer:
             row["eval_best_loss"] = meta["best_loss"]
         if at_end or meta["stopped_early"]:
             meta["done"] = True
-            if t.patience and has_val:
+            if t.patience and has_val and meta["best_step"] is not None:
                 self.state = self.state._replace(params=self.best_params)
         if row:
             self.writer.write(row)
@@ -303,9 +314,12 @@ class _Trainer:
         host = jax.device_get(self.pending)
         bad = faults.nonfinite_steps(host, self.step)
         if bad and self.config.train.get("on_nan", "stop") == "stop":
-            raise faults.NonFiniteLossError(bad[0], self.ckpt.latest_step(), self.workdir)
+            cause = faults.nonfinite_cause(host, self.step, bad[0])
+            raise faults.NonFiniteLossError(
+                bad[0], self.ckpt.latest_step(), self.workdir, cause=cause
+            )
         if bad:
-            print(f"Skipped step(s) {bad}: non-finite loss or gradient (train.on_nan=skip)")
+            print(f"Skipped step(s) {bad}: non-finite loss, gradient or update (train.on_nan=skip)")
         self.sums.add_all(host)
         self.pending.clear()
 
@@ -348,8 +362,9 @@ def final_results(
         "epochs": math.ceil(step / run.steps_per_epoch),
         "stopped_early": meta["stopped_early"],
         "best_step": meta["best_step"],
-        # Early stopping (patience > 0) restores the best parameters; otherwise the final ones.
-        "restored_best": bool(config.train.patience and has_val),
+        # Early stopping (patience > 0) restores the parameters of the best finite validation
+        # loss; otherwise (or with none finite) the final ones.
+        "restored_best": bool(config.train.patience and has_val and meta["best_step"] is not None),
     }
     # A split without target steps (none given, say) has its metrics marked absent.
     results["val"] = evaluate_split(run, eval_step, params, "val", workdir)
@@ -361,7 +376,10 @@ def print_results(results: dict[str, Any]) -> None:
     """Prints how training ended, the test metrics, and every number the hooks added."""
     test = results["test"]
     how = "early stopping" if results["stopped_early"] else "epoch limit"
-    if results["best_step"] is None or not results.get("restored_best", True):
+    val = results.get("val") or {}
+    if results["best_step"] is None and val and not val.get("absent"):  # evaluated, never finite
+        params = "final parameters: no validation loss was finite"
+    elif results["best_step"] is None or not results.get("restored_best", True):
         params = "final parameters"
     else:
         params = f"parameters of the best validation loss, step {results['best_step']}"
@@ -370,8 +388,8 @@ def print_results(results: dict[str, Any]) -> None:
         lines.append(f"Test: no metrics, {test['absent']}")
     else:
         lines.append(
-            f"Test: loss {test['loss']:.4f}, token accuracy {test['token_accuracy']:.4f}, "
-            f"sequence accuracy {test['sequence_accuracy']:.4f}"
+            f"Test: loss {_shown(test, 'loss')}, token accuracy {_shown(test, 'token_accuracy')}, "
+            f"sequence accuracy {_shown(test, 'sequence_accuracy')}"
         )
     base = ("loss", "token_accuracy", "sequence_accuracy")
     extra = {k: v for k, v in scalars(test).items() if k not in base}
@@ -379,5 +397,12 @@ def print_results(results: dict[str, Any]) -> None:
         lines.append("Test, " + ", ".join(f"{k} {v:.4f}" for k, v in extra.items()))
     for key, values in test.items():
         if isinstance(values, list):
-            lines.append(f"Test {key.replace('_', ' ')}: " + " ".join(f"{a:.2f}" for a in values))
+            shown = ("null" if a is None else f"{a:.2f}" for a in values)
+            lines.append(f"Test {key.replace('_', ' ')}: " + " ".join(shown))
     print("\n".join(lines))
+
+
+def _shown(metrics: dict[str, Any], key: str) -> str:
+    """`metrics[key]` to 4 decimals; a null (a NaN written as null, `json_safe`) as `null`."""
+    value = metrics.get(key)
+    return "null" if value is None else f"{value:.4f}"

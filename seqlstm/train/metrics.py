@@ -7,8 +7,10 @@ host in float64 and `summarize` turns them into means.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -47,6 +49,37 @@ def summarize(sums: Mapping[str, float], prefix: str = "") -> dict[str, float]:
         out["grad_norm"] = sums["grad_norm"] / sums["steps"]
         out["param_norm"] = sums["param_norm"] / sums["steps"]
     return {f"{prefix}{k}": float(v) for k, v in out.items()}
+
+
+NULL_REASON = "_null_reason"  # the key beside a number written as null: `loss_null_reason`
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or Inf number (Python or numpy) written as None, which JSON holds
+    as `null`, and the reason beside it in the enclosing dict: `{"loss": nan}` becomes
+    `{"loss": None, "loss_null_reason": "non-finite value: nan"}`; a list holding such numbers
+    gets one reason for the list. Everything else is returned as it is."""
+    if isinstance(value, Mapping):
+        out: dict = {}
+        for k, v in value.items():
+            out[k] = json_safe(v)
+            if _has_nonfinite(v) and not isinstance(v, Mapping):
+                what = f"value: {float(v)}" if _is_nonfinite(v) else "values (NaN or Inf) in it"
+                out[f"{k}{NULL_REASON}"] = f"non-finite {what}"
+        return out
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return None if _is_nonfinite(value) else value
+
+
+def _is_nonfinite(value: Any) -> bool:
+    return isinstance(value, (float, np.floating)) and not math.isfinite(value)
+
+
+def _has_nonfinite(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(_has_nonfinite(v) for v in value)
+    return _is_nonfinite(value)
 
 
 def read_rows(path: str, log: Callable[[str], None] = print) -> list[str]:
@@ -98,9 +131,11 @@ class MetricWriter:
     def write(self, row: Mapping) -> None:
         """Writes `row` (must hold `step`); its numbers other than the step (nested dicts
         flattened, as evaluation hooks return them) go to TensorBoard as `train/...`, `eval/...`
-        scalars."""
+        scalars. A NaN or Inf is written as null with its reason beside it (`json_safe`)."""
+        row = json_safe(dict(row))
+        line = json.dumps(row, sort_keys=True, allow_nan=False)
         with writing(self.path), open(self.path, "a") as f:
-            f.write(json.dumps(dict(row), sort_keys=True) + "\n")  # one write: torn at worst
+            f.write(line + "\n")  # one write: torn at worst
         step = int(row["step"])
         for k, v in scalars(row).items():
             if k == "step":

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 import optax
 
+from seqlstm.checks import check_positive_number, check_rate
+
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 
 
@@ -29,14 +31,15 @@ def make_optimizer(optim: Mapping) -> optax.GradientTransformation:
       The `optax.GradientTransformation`.
 
     Raises:
-      ValueError: for an unknown optimizer name or a non-positive learning rate.
+      ValueError: for an unknown optimizer name, a non-positive learning rate or `eps`, or `b1`,
+        `b2` (adam, adamw) or `rho` (rmsprop) outside `[0, 1)` (at 1, Adam's bias correction
+        divides by zero and every parameter turns NaN).
     """
     name = optim.get("name", "adam")
     lr = optim.get("learning_rate", 1e-3)
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise ValueError(f"optim.learning_rate must be a positive number, got {lr!r}")
+    check_positive_number("optim.learning_rate", lr)
     decay_steps = optim.get("decay_steps", 0)
     if not isinstance(decay_steps, int) or isinstance(decay_steps, bool) or decay_steps < 0:
         raise ValueError(f"optim.decay_steps must be an int >= 0, got {decay_steps!r}")
@@ -44,6 +47,13 @@ def make_optimizer(optim: Mapping) -> optax.GradientTransformation:
         lr = optax.cosine_decay_schedule(lr, decay_steps)
     b1, b2, eps = optim.get("b1", 0.9), optim.get("b2", 0.999), optim.get("eps", 1e-7)
     momentum = optim.get("momentum", 0.0)
+    if name in ("adam", "adamw"):
+        check_rate("optim.b1", b1)
+        check_rate("optim.b2", b2)
+    if name in ("adam", "adamw", "rmsprop"):
+        check_positive_number("optim.eps", eps)
+    if name == "rmsprop":
+        check_rate("optim.rho", optim.get("rho", 0.9))
     if name == "adam":
         tx = optax.adam(lr, b1=b1, b2=b2, eps=eps)
     elif name == "adamw":

@@ -19,12 +19,21 @@ import numpy as np
 import optax
 from flax import nnx
 
-from seqlstm.checks import check_int
+from seqlstm.checks import check_dtype_available, check_int, check_rate
 from seqlstm.data.batching import steps_per_epoch, train_batches
 from seqlstm.data.bucketing import bucketed_batches, bucketed_steps_per_epoch, check_boundaries
 from seqlstm.data.registry import get_task
 from seqlstm.models.registry import MODELS, get_model
-from seqlstm.task import EvalHook, Task, batch_fields, check_fields, split_size
+from seqlstm.task import (
+    EvalHook,
+    Task,
+    batch_fields,
+    check_fields,
+    check_logits,
+    check_split_data,
+    check_trainable,
+    split_size,
+)
 from seqlstm.train import faults, parallel
 from seqlstm.train.optim import make_optimizer
 from seqlstm.train.state import ModelDef, split_model
@@ -32,7 +41,9 @@ from seqlstm.train.steps import make_eval_step, make_train_step
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Checks the training settings of `config` (data, model and optimizer check themselves).
+    """Checks the training settings of `config` (data, model and optimizer check themselves),
+    and that the model's dtypes (`config.model.dtype`, `*_dtype`) are ones JAX computes in:
+    float64 only in JAX's x64 mode (`seqlstm.checks.check_dtype_available`).
 
     Raises:
       ValueError: naming the key, the value given and what was expected.
@@ -47,11 +58,15 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     check_int("config.train.max_to_keep", t.max_to_keep, 1)
     check_int("config.eval.every_steps", config.eval.every_steps, 0)
     check_int("config.seed", config.seed, 0)
+    check_rate("config.train.label_smoothing", t.get("label_smoothing", 0.0))
     if t.num_epochs == 0 and t.num_steps == 0:
         raise ValueError("config.train.num_epochs or config.train.num_steps must be positive")
     if t.get("buckets"):
         check_boundaries(t.buckets)
     faults.check_on_nan(t.get("on_nan", "stop"))
+    for key, value in config.model.items():  # dtype, param_dtype, ...: the Flax names
+        if key == "dtype" or key.endswith("_dtype"):
+            check_dtype_available(f"config.model.{key}", value)
 
 
 def build(
@@ -139,7 +154,8 @@ class Run:
 
     def train_step(self, state) -> Callable:
         """The jitted `train_step(state, batch) -> (state, metrics)`, guarded against NaN."""
-        step = faults.guard_nonfinite(make_train_step(self.model_def, self.tx))
+        smoothing = self.config.train.get("label_smoothing", 0.0)
+        step = faults.guard_nonfinite(make_train_step(self.model_def, self.tx, smoothing))
         return self.place.jit_train_step(step, state)
 
     def eval_step(self) -> Callable:
@@ -168,16 +184,43 @@ def check_train_order(config: ml_collections.ConfigDict, place: parallel.SingleD
         )
 
 
+def check_task_data(
+    config: ml_collections.ConfigDict, task: Task, model_def: ModelDef, params: Any
+) -> int:
+    """Checks the model against the task's data before anything is compiled: the logits the
+    model returns for the first training batch (traced by `jax.eval_shape`, nothing computed)
+    keep the batch contract, and then, with their number of classes `C`, every split's values do
+    (finite inputs, targets in `[0, C)` where the mask is True; `seqlstm.task.check_split_data`),
+    and the training mask keeps at least one step.
+
+    Returns:
+      `C`, the number of classes.
+
+    Raises:
+      ValueError: naming the model or the split and field, what it holds and what was expected.
+    """
+    where = f"data task {config.data.name!r}"
+    check_trainable(task["train"], f"{where}, split 'train'")
+    rows = {k: np.asarray(v[: config.train.batch_size]) for k, v in task["train"].items()}
+    logits = jax.eval_shape(partial(model_def.apply_batch, train=False), params, rows)
+    num_classes = check_logits(logits, rows["targets"].shape, f"model {config.model.name!r}")
+    for name in task:
+        check_split_data(task[name], num_classes, f"{where}, split {name!r}")
+    return num_classes
+
+
 def build_run(config: ml_collections.ConfigDict) -> Run:
     """Builds and checks the whole run of `config` (see `Run`), writing and compiling nothing.
 
     Raises:
-      ValueError: for a bad config, or a mesh that does not fit the devices or batch.
+      ValueError: for a bad config, a mesh that does not fit the devices or batch, or a model
+        and data that break the batch contract (`check_task_data`).
     """
     task, model, tx = build(config)
     place = parallel.from_config(config.get("parallel"))
     place.check_batch_size(config.train.batch_size)
     model_def, params = split_model(model)
+    check_task_data(config, task, model_def, params)
     train, buckets = task["train"], tuple(config.train.get("buckets", ()))
     batch_size = config.train.batch_size
     order = task.train_order

@@ -55,7 +55,6 @@ class ModelDef:
       carry: the model's `seqlstm.task.Carry` state as built (zeros; an empty `nnx.State` for a
         model that carries nothing): what a fresh `TrainState` starts from, and what evaluation
         merges (evaluation never carries state from one batch to the next).
-      name: the model's class, for messages.
     """
 
     train_def: Any
@@ -64,20 +63,6 @@ class ModelDef:
     streams: tuple[str, ...] = ()
     fields: tuple[str, ...] = DEFAULT_BATCH_FIELDS
     carry: Any = dataclasses.field(default_factory=lambda: nnx.State({}))
-    name: str = "model"
-
-    def _logits(self, out: Any) -> jax.Array:
-        """`out`, checked to be one array (the logits), as the batch contract wants."""
-        if not isinstance(out, jax.Array):
-            what = type(out).__name__
-            if isinstance(out, (tuple, list)):
-                what = f"a {what} of {len(out)}"
-            raise ValueError(
-                f"model {self.name} returned {what}; a model returns one logits array "
-                "[batch, T, classes] for the batch's targets [batch, T] (seqlstm.task): return "
-                "the logits alone"
-            )
-        return out
 
     def _merge(self, params, train: bool, carry=None, rng: jax.Array | None = None) -> nnx.Module:
         graphdef = self.train_def if train else self.eval_def
@@ -98,9 +83,7 @@ class ModelDef:
         self, params, batch: Mapping[str, jax.Array], train: bool = False, rng=None
     ) -> jax.Array:
         """The model's logits for `batch`: called on the fields it declares (`seqlstm.task`)."""
-        return self._logits(
-            self.apply(params, *model_args(self.fields, batch), train=train, rng=rng)
-        )
+        return self.apply(params, *model_args(self.fields, batch), train=train, rng=rng)
 
     def train_batch(
         self, params, carry, batch: Mapping[str, jax.Array], rng: jax.Array | None = None
@@ -108,7 +91,7 @@ class ModelDef:
         """The model's logits for `batch` in training mode, starting from the carried state
         `carry`, and the state it carries on (`(logits, carry)`; None stays None)."""
         model = self._merge(params, True, carry, rng)
-        logits = self._logits(model(*model_args(self.fields, batch)))
+        logits = model(*model_args(self.fields, batch))
         return logits, (None if carry is None else nnx.state(model, Carry))
 
     def merge_eval(self, fetch: Callable[[Any], Any], params) -> nnx.Module:
@@ -128,8 +111,7 @@ def split_model(model: nnx.Module) -> tuple[ModelDef, Any]:
         {s.key.tag for _, s in nnx.graph.iter_graph(model) if isinstance(s, nnx.RngStream)}
     )
     fields = batch_fields(type(model))
-    name = f"{type(model).__module__}:{type(model).__qualname__}"
-    return ModelDef(train_def, eval_def, rest, tuple(streams), fields, carry, name), params
+    return ModelDef(train_def, eval_def, rest, tuple(streams), fields, carry), params
 
 
 def create_train_state(

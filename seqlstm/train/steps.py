@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from seqlstm.task import check_logits
+from seqlstm.train.losses import smoothed_cross_entropy
 from seqlstm.train.state import ModelDef, TrainState
 
 Batch = dict[str, jax.Array]
@@ -31,7 +33,9 @@ def masked_sums(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> dict[
       `position_correct: [time]`, `position_tokens: [time]`.
     """
     w = mask.astype(jnp.float32)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+    # bfloat16 logits are scored in float32; float64 ones (JAX's x64 mode) stay float64.
+    ce_dtype = jnp.promote_types(logits.dtype, jnp.float32)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(ce_dtype), targets)
     correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32) * w
     row_valid = jnp.any(mask, axis=1)
     row_correct = jnp.all((correct > 0) | ~mask, axis=1) & row_valid
@@ -53,16 +57,19 @@ def masked_cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array)
 
 
 def make_train_step(
-    model: ModelDef, tx: optax.GradientTransformation
+    model: ModelDef, tx: optax.GradientTransformation, label_smoothing: float = 0.0
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """A pure `train_step(state, batch) -> (state, metrics)`; jit it where it is called.
 
     `batch` keeps the batch contract (`seqlstm.task`): `targets: int[B, T]`, `mask: bool[B, T]`
-    and the fields the model reads. The step's key
+    and the fields the model reads; the model's logits must be floating point `[B, T, C]`
+    (`seqlstm.task.check_logits`: a ValueError when the step is traced). The step's key
     is `fold_in(state.rng, state.step)`. The model starts from the state carried in
     `state.carry` and the new state carries on; gradients stop at the carried state (truncated
     backpropagation through time). Metrics: the sums of `masked_sums` (without the
     per-position ones), `grad_norm` and `param_norm` (global L2 norms, before the update).
+    With `label_smoothing > 0` the gradient is that of `seqlstm.train.losses`'s smoothed
+    cross-entropy; the metrics' `loss_sum` stays the plain NLL.
     """
 
     def train_step(state: TrainState, batch: Batch):
@@ -70,8 +77,13 @@ def make_train_step(
 
         def loss_fn(params):
             logits, carry = model.train_batch(params, state.carry, batch, rng)
+            check_logits(logits, batch["targets"].shape, "the model")  # once, when traced
             sums = masked_sums(logits, batch["targets"], batch["mask"])
-            return sums["loss_sum"] / jnp.maximum(sums["tokens"], 1.0), (sums, carry)
+            loss_sum = sums["loss_sum"]
+            if label_smoothing:
+                ce = smoothed_cross_entropy(logits, batch["targets"], label_smoothing)
+                loss_sum = jnp.sum(ce * batch["mask"].astype(jnp.float32))
+            return loss_sum / jnp.maximum(sums["tokens"], 1.0), (sums, carry)
 
         grads, (sums, carry) = jax.grad(loss_fn, has_aux=True)(state.params)
         carry = jax.lax.stop_gradient(carry)
@@ -97,6 +109,7 @@ def make_eval_step(model: ModelDef) -> Callable[[object, Batch], dict[str, jax.A
 
     def eval_step(params, batch: Batch):
         logits = model.apply_batch(params, batch, train=False)
+        check_logits(logits, batch["targets"].shape, "the model")  # once, when traced
         return masked_sums(logits, batch["targets"], batch["mask"])
 
     return eval_step

@@ -29,10 +29,11 @@ class WorkdirBusyError(ValueError):
 
 def write_json(path: str, obj: Any, sort_keys: bool = False) -> None:
     """Writes `obj` as indented JSON to `path` atomically: a crash leaves the old file or the new
-    one, never half of one.
+    one, never half of one. Strict JSON: a NaN or Inf is refused, never written as a bare `NaN`.
 
     Raises:
-      TypeError: `obj` holds what JSON cannot; nothing is left written.
+      ValueError: `obj` holds a NaN or Inf; the old file is left.
+      TypeError: `obj` holds a value JSON cannot hold; the old file is left.
       seqlstm.train.errors.WorkdirWriteError: the write failed (e.g. the disk is full); the old
         file is left as it was.
     """
@@ -40,14 +41,16 @@ def write_json(path: str, obj: Any, sort_keys: bool = False) -> None:
     with writing(path):
         try:
             with open(tmp, "w") as f:
-                json.dump(obj, f, indent=2, sort_keys=sort_keys)
+                json.dump(obj, f, indent=2, sort_keys=sort_keys, allow_nan=False)
                 f.write("\n")
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except BaseException:  # a full disk, a value JSON cannot hold, an interrupt
+        except BaseException as e:  # a full disk, a value JSON cannot hold, an interrupt
             with contextlib.suppress(OSError):
                 os.remove(tmp)
+            if isinstance(e, ValueError):  # NaN or Inf: not JSON (`metrics.json_safe` nulls it)
+                raise ValueError(f"cannot write {path} as JSON: {e}") from e
             raise
 
 

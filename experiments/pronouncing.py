@@ -1,0 +1,178 @@
+"""Pronunciations from a trained G2P model's workdir (flag-free: `experiments/pronounce.py` and
+the tests import it alike)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from experiments.commands import check_output, load_run_config, save_plot
+from seqlstm.checks import check_int
+from seqlstm.data.g2p import decode_phones, encode_word
+from seqlstm.decoding import beam_search
+from seqlstm.tokens import BOS, PAD, pad_batch, strip
+from seqlstm.train.restore import load_model
+
+
+def default_output(words_file: str) -> str:
+    """The lexicon's path when `--output` is not given: `<stem>.phones.tsv` beside the words
+    file, never the words file itself (`names.tsv` -> `names.phones.tsv`)."""
+    return os.path.splitext(words_file)[0] + ".phones.tsv"
+
+
+def read_words(path: str) -> list[str]:
+    """The words of a file, one a line, stripped, empty lines kept (their line numbers count).
+
+    Raises:
+      ValueError: the file is not UTF-8 text (naming it, the byte and its offset).
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f.read().splitlines()]
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"--words_file={path!r} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+            f"{e.start}); save it as UTF-8"
+        ) from None
+
+
+def encode_all(words: list[str], where: Callable[[int], str]) -> list[list[int]]:
+    """Token ids of every word (lowercased); ValueError naming the word's place when one is bad
+    (a character outside the alphabet, or no letter at all)."""
+    out = []
+    for i, word in enumerate(words):
+        try:
+            if word and not any(ch.isalpha() for ch in word):
+                raise ValueError("no letters; give words of letters a-z (and apostrophes)")
+            out.append(encode_word(word.lower()))
+        except ValueError as e:
+            raise ValueError(f"{where(i)}: {e}") from None
+    return out
+
+
+def decode(model, ids: list[list[int]], batch_size: int, beam: int, penalty: float):
+    """Beam search over all words in fixed-shape batches: `(beams [n, k, T], scores [n, k])`."""
+    beams, scores = [], []
+    for i in range(0, len(ids), batch_size):
+        chunk = ids[i : i + batch_size]
+        padded = chunk + [chunk[0]] * (batch_size - len(chunk))  # one shape, one compile
+        src, lengths = pad_batch(padded, model.max_source_len, vocab_size=model.source_vocab_size)
+        out = beam_search(model, src, lengths, beam_size=beam, length_penalty=penalty)
+        beams.append(np.asarray(out.beams)[: len(chunk)])
+        scores.append(np.asarray(out.beam_scores)[: len(chunk)])
+    return np.concatenate(beams), np.concatenate(scores)
+
+
+def plot_attention(path: str, model, words: list[str], ids, best, stress: bool) -> None:
+    """The attention of each output phone over the letters, one panel per word (a teacher-forced
+    pass over the decoded phones)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    src, lengths = pad_batch(ids, max(map(len, ids)), vocab_size=model.source_vocab_size)
+    target_in = np.full((len(ids), model.max_target_len), PAD, np.int32)
+    target_in[:, 0] = BOS
+    for i, row in enumerate(best):
+        out = strip(row)[: model.max_target_len - 1]
+        target_in[i, 1 : len(out) + 1] = out
+    _, weights = model(src, lengths, target_in, return_attention=True)
+    weights = np.asarray(weights)
+    fig, axes = plt.subplots(1, len(words), figsize=(3.2 * len(words), 3.6), squeeze=False)
+    try:
+        for ax, word, row, w in zip(axes[0], words, best, weights):
+            phones = [*decode_phones(row, stress), "<eos>"]
+            ax.imshow(w[: len(phones), : len(word)], cmap="viridis", vmin=0.0, vmax=1.0)
+            ax.set_xticks(range(len(word)), list(word), fontsize=8)
+            ax.set_yticks(range(len(phones)), phones, fontsize=8)
+            ax.set(xlabel="letters", ylabel="phones")
+        fig.suptitle("attention of each phone over the letters", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def pronounce(
+    workdir: str,
+    words: list[str],
+    *,
+    words_file: str | None = None,
+    output: str | None = None,
+    plot: str | None = None,
+    nbest: int = 3,
+    length_penalty: float = 0.0,
+    batch_size: int = 256,
+    trust_run_code: bool = False,
+) -> None:
+    """Prints the `nbest` pronunciations of each of `words`; writes the best of each word of
+    `words_file` to a TSV lexicon, `word<TAB>phones`, the words as the file gives them.
+
+    Everything the command is given is checked before the model loads: the flags, the words,
+    the words file, and the output paths (their folders exist; none is an input).
+
+    Args:
+      workdir: a run of `configs/g2p.py`.
+      words: words to pronounce (printed as given).
+      words_file: a UTF-8 file of words, one a line.
+      output: the lexicon's path (default `default_output(words_file)`).
+      plot: a PNG path for the attention of `words`; one that cannot be written is a warning.
+      nbest: pronunciations per word (the beam size).
+      length_penalty: beam search's length penalty alpha.
+      batch_size: words decoded at once.
+      trust_run_code: allow import paths in the run's config (`seqlstm.train.restore`).
+
+    Raises:
+      ValueError: one line, for anything above that is wrong.
+    """
+    check_int("--nbest", nbest, 1)
+    check_int("--batch_size", batch_size, 1)
+    if output is not None and not words_file:
+        raise ValueError("--output is the lexicon of --words_file; give --words_file too")
+    if plot is not None and not words:
+        raise ValueError("--plot draws the words given on the command line; give some")
+    ids = encode_all(words, lambda i: f"word {i + 1} ({words[i]!r})")
+    file_words: list[str] = []
+    if words_file:
+        file_words = read_words(words_file)
+        file_ids = encode_all(file_words, lambda i: f"{words_file}, line {i + 1}")
+        if not file_ids:
+            raise ValueError(f"--words_file={words_file!r} holds no words")
+        output = output or default_output(words_file)
+        check_output(output, "--output", [("--words_file", words_file)])
+    if plot:
+        check_output(plot, "--plot", [("--words_file", words_file)] if words_file else [])
+    config = load_run_config(workdir, "pronounce", trust_run_code=trust_run_code)
+    stress = bool(config.data.stress)
+    _, model, _ = load_model(workdir, trust_run_code=trust_run_code)
+    if words:
+        beams, scores = decode(model, ids, batch_size, nbest, length_penalty)
+        for word, word_beams, word_scores in zip(words, beams, scores):
+            print(word)
+            for rank, (row, s) in enumerate(zip(word_beams, word_scores), 1):
+                if math.isfinite(float(s)):
+                    phones = " ".join(decode_phones(row, stress))
+                    print(f"  {rank}. {phones:<40s} log p {s:8.3f}  (p {math.exp(s):.3f})")
+        if plot:
+
+            def draw(path):
+                plot_attention(path, model, words, ids, beams[:, 0], stress)
+
+            if save_plot(draw, plot, "attention plot"):
+                print(f"attention: {plot}")
+    if file_words:
+        start = time.perf_counter()
+        beams, _ = decode(model, file_ids, batch_size, nbest, length_penalty)
+        seconds = time.perf_counter() - start
+        with open(output, "w", encoding="utf-8") as f:
+            for word, row in zip(file_words, beams[:, 0]):
+                f.write(f"{word}\t{' '.join(decode_phones(row, stress))}\n")
+        print(
+            f"{len(file_words)} words -> {output} in {seconds:.2f} s "
+            f"({len(file_words) / seconds:.0f} words/s, beam {nbest}, compile included)"
+        )
