@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags
+from absl import app
 
 from configs.seq2seq import get_config
 from experiments import study
+from experiments.study_flags import define_flags
 from seqlstm.decoding import evaluate_decoding
 from seqlstm.train.errors import one_line_errors
 from seqlstm.train.restore import load_run
@@ -28,14 +29,7 @@ LENGTHS = (4, 8, 16, 32, 64)
 # Steps per reversal length: longer sequences need more updates (and each costs more).
 STEPS = {4: 1000, 8: 1500, 16: 2000, 32: 3000, 64: 4000}
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/seq2seq_study", "Root of the runs' workdirs.")
-_RESULTS_DIR = flags.DEFINE_string(
-    "results_dir", "experiments/results/seq2seq", "Where the results, table and plot go."
-)
-_REPLOT = flags.DEFINE_bool("replot", False, "Only rewrite table.md and the plot.")
-_ONLY = flags.DEFINE_list(
-    "only", [], "Run only these rows, again if finished, into results.json (names as in it)."
-)
+STUDY = define_flags(workdir="runs/seq2seq_study", results_dir="experiments/results/seq2seq")
 
 
 def grid() -> list[dict]:
@@ -168,9 +162,7 @@ def main(argv: list[str]) -> None:
         table=markdown_table,
         plot=plot,
     )
-    study.run_study(
-        seq2seq, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, only=_ONLY.value
-    )
+    STUDY.run(seq2seq)
 
 
 if __name__ == "__main__":

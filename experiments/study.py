@@ -9,9 +9,12 @@ one run trains, and how its results are shown. `run_study` does the rest:
   launcher's settings and the records (`runs`); `table.md` and the plots are drawn from it alone,
   so `replot=True` redraws them without training;
 * `only=` runs just the named runs, even finished ones (their checkpoints still resume), and
-  merges them into the results already there.
+  merges them into the results already there;
+* the study's page, `README.md` in the results folder, gets table.md between its table
+  markers (`TABLE_BEGIN`, `TABLE_END`) when it has them; a hand-written page has none.
 
-It defines no flags: launchers and tests import it alike.
+It defines no flags: launchers and tests import it alike (`experiments/study_flags.py` defines
+the study command line the five launchers share).
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ import numpy as np
 RECORD = "study_record.json"
 RESULTS = "results.json"
 TABLE = "table.md"
+PAGE = "README.md"
+# A study's page (`<results_dir>/README.md`) may hold its table.md between these two lines; the
+# driver then rewrites what lies between them. Pages without them are left as they are.
+TABLE_BEGIN = "<!-- table:begin (written by the study's driver from table.md) -->"
+TABLE_END = "<!-- table:end -->"
 
 
 def _runs_with_values(values: Sequence[Any]) -> np.ndarray:
@@ -114,6 +122,65 @@ def _write_json(path: str, obj: Any) -> None:
     os.replace(path + ".tmp", path)
 
 
+def check_only(only: Sequence[str], names: Sequence[str], *, replot: bool = False) -> None:
+    """Checks the rows named by `--only` against the study's rows, before anything runs.
+
+    Args:
+      only: the row names given (`--only=ROW[,ROW]`).
+      names: the study's row names, as its results.json names them, in the grid's order.
+      replot: `--replot` was given too (which trains nothing, so `only` has nothing to pick).
+
+    Raises:
+      ValueError: one line, naming the unknown rows and listing the known ones, or saying that
+        `--only` and `--replot` do not go together.
+    """
+    if unknown := [n for n in dict.fromkeys(only) if n not in set(names)]:
+        raise ValueError(
+            f"--only: no rows named {', '.join(unknown)}; this study's rows are {', '.join(names)}"
+        )
+    if only and replot:
+        raise ValueError(
+            "--only runs rows and --replot trains nothing: give one of them (--replot "
+            "redraws every row from results.json)"
+        )
+
+
+def sync_page(results_dir: str, table: str) -> bool:
+    """Writes `table` between the table markers of the study's page, `<results_dir>/README.md`.
+
+    Args:
+      results_dir: the study's results folder.
+      table: the contents of table.md.
+
+    Returns:
+      Whether the page has the markers (and so was brought in step); a page without them, or
+      none, is left alone.
+
+    Raises:
+      ValueError: a page with one marker and not the other, or with them out of order.
+    """
+    path = os.path.join(results_dir, PAGE)
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        page = f.read()
+    begin, end = page.find(TABLE_BEGIN), page.find(TABLE_END)
+    if begin < 0 and end < 0:
+        return False
+    if begin < 0 or end < begin:
+        raise ValueError(
+            f"{path}: expected the line {TABLE_BEGIN!r} and then the line {TABLE_END!r} around "
+            "its table; fix the markers, or remove both"
+        )
+    head, tail = page[: begin + len(TABLE_BEGIN)], page[end:]
+    new = head + "\n" + table.rstrip("\n") + "\n" + tail
+    if new != page:
+        with open(path + ".tmp", "w") as f:
+            f.write(new)
+        os.replace(path + ".tmp", path)
+    return True
+
+
 def run_grid(study: Study, specs: Sequence[dict], root: str, *, rerun: bool = False) -> list[dict]:
     """Trains each spec's run in `<root>/<name>`, or reads back its record when it has one.
 
@@ -169,10 +236,12 @@ def run_study(
       The contents of results.json.
 
     Raises:
-      ValueError: for a name in `only` that is not in the grid, or with `replot`, for a
-        `results_dir` without results.json (the launchers print it as one line).
+      ValueError: for a name in `only` that is not in the grid, for `only` with `replot`, or with
+        `replot`, for a `results_dir` without results.json (the launchers print it as one line).
     """
     path = os.path.join(results_dir, RESULTS)
+    names = [study.name(spec) for spec in study.grid]
+    check_only(only, names, replot=replot)
     if replot:
         if not os.path.exists(path):
             raise ValueError(f"--replot needs {path}: run the study first, or name --results_dir")
@@ -181,9 +250,6 @@ def run_study(
         if json.dumps(results) != json.dumps(saved):
             _write_json(path, results)
     else:
-        names = [study.name(spec) for spec in study.grid]
-        if unknown := sorted(set(only) - set(names)):
-            raise ValueError(f"--only: no runs named {unknown}; the study's runs are {names}")
         specs = [spec for spec in study.grid if not only or study.name(spec) in only]
         start = time.perf_counter()
         records = run_grid(study, specs, root, rerun=bool(only))
@@ -206,6 +272,7 @@ def run_study(
     table = study.table(results)
     with open(os.path.join(results_dir, TABLE), "w") as f:
         f.write(table)
+    sync_page(results_dir, table)
     study.plot(results, results_dir)
     print(table)
     if replot:
