@@ -181,6 +181,18 @@ def sync_page(results_dir: str, table: str) -> bool:
     return True
 
 
+def check_same_settings(saved: dict, settings: dict, path: str) -> None:
+    """Raises ValueError, before anything trains, when `--only` would merge runs made with other
+    settings (steps, seeds) into the results at `path`: one line naming each flag to give."""
+    if differ := [k for k in settings if k in saved and saved[k] != settings[k]]:
+        given = ", ".join(f"{k}={settings[k]}" for k in differ)
+        held = " ".join(f"--{k}={saved[k]}" for k in differ)
+        raise ValueError(
+            f"--only: {path} holds runs made with other settings than these ({given}); give {held}"
+            " to rerun rows into it, or another --results_dir"
+        )
+
+
 def run_grid(study: Study, specs: Sequence[dict], root: str, *, rerun: bool = False) -> list[dict]:
     """Trains each spec's run in `<root>/<name>`, or reads back its record when it has one.
 
@@ -229,15 +241,17 @@ def run_study(
       replot: train nothing: redraw the table and plots from the results.json there (rewritten
         only when `summarize` now derives something else).
       only: names of runs to do, even when finished; their records replace those of the same
-        name in the results.json there, and the time they took is logged under `reruns`.
+        name in the results.json there (which keeps its other runs), and the time they took is
+        logged under `reruns`. The settings must be those the results.json holds.
       settings: the launcher's settings, kept in results.json beside the records.
 
     Returns:
       The contents of results.json.
 
     Raises:
-      ValueError: for a name in `only` that is not in the grid, for `only` with `replot`, or with
-        `replot`, for a `results_dir` without results.json (the launchers print it as one line).
+      ValueError: for a name in `only` that is not in the grid, for `only` with `replot`, for
+        `only` with `settings` other than those of the results.json there, or with `replot`,
+        for a `results_dir` without results.json (the launchers print it as one line).
     """
     path = os.path.join(results_dir, RESULTS)
     names = [study.name(spec) for spec in study.grid]
@@ -250,15 +264,20 @@ def run_study(
         if json.dumps(results) != json.dumps(saved):
             _write_json(path, results)
     else:
+        saved = _read_json(path) if only and os.path.exists(path) else None
+        if saved is not None:
+            check_same_settings(saved, settings or {}, path)
         specs = [spec for spec in study.grid if not only or study.name(spec) in only]
         start = time.perf_counter()
         records = run_grid(study, specs, root, rerun=bool(only))
         seconds = time.perf_counter() - start
-        if only and os.path.exists(path):
-            results = _read_json(path)
+        if saved is not None:
+            results = saved
             new = {study.name(r): r for r in records}
             old = {study.name(r): r for r in results["runs"]}
             runs = [new.get(n, old.get(n)) for n in names if n in new or n in old]
+            # Runs of the results outside this grid (say, more seeds) are kept, not dropped.
+            runs += [r for n, r in old.items() if n not in set(names)]
             results.update({**study.summarize(runs), "runs": runs})
             results.setdefault("reruns", []).append(
                 {"runs": sorted(new), "wall_clock_seconds": seconds}

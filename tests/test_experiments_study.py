@@ -1,6 +1,7 @@
 """experiments/study.py, the driver the studies share: statistics by hand, a toy study."""
 
 import ast
+import dataclasses
 import json
 import math
 import os
@@ -89,6 +90,20 @@ def test_run_study_resumes_replots_and_reruns(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"no rows named c/seed0; "):
         study.run_study(toy, root, out, only=["c/seed0"])
     assert "4 runs in" in capsys.readouterr().out
+
+    # Only, with other settings than the results': refused before anything trains.
+    with pytest.raises(ValueError) as e:
+        study.run_study(toy, root, out, only=["a/seed1"], settings={"seeds": 1})
+    assert str(e.value) == (
+        f"--only: {out}/results.json holds runs made with other settings than these (seeds=1); "
+        "give --seeds=2 to rerun rows into it, or another --results_dir"
+    )
+    # Only, with a grid smaller than the results' (one seed): the other runs are kept.
+    one_seed = dataclasses.replace(toy, grid=[s for s in toy.grid if s["seed"] == 0])
+    again = study.run_study(one_seed, root, out, only=["b/seed0"], settings={"seeds": 2})
+    assert len(calls) == 6 and calls[5] == {"variant": "b", "seed": 0}
+    assert [toy.name(r) for r in again["runs"]] == ["a/seed0", "b/seed0", "a/seed1", "b/seed1"]
+    assert [r["accuracy"] for r in again["runs"]] == pytest.approx([0.51, 0.56, 0.65, 0.64])
 
 
 def test_only_names_rows_as_results_json_does_and_refuses_others_in_one_line(tmp_path):
