@@ -15,7 +15,8 @@ Defaults: 3 seeds, 350 steps of 128 windows (Q1), 300 steps of 64 x 128-characte
 
 Every run trains for a fixed number of steps in its own workdir `<workdir>/<question>/<variant>/
 seed<S>`, so an interrupted study picks up where it stopped. Writes `results.json`, `table.md`
-and `chars_study.png` to `--results_dir`; `--replot` redraws the last two from the first.
+and `chars_study.png` to `--results_dir`; `--replot` redraws the last two from the first, and
+`--only=q1/full/seed0` reruns that run alone into it (rows named as in results.json).
 """
 
 from __future__ import annotations

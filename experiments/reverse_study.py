@@ -8,7 +8,8 @@ Each run is `configs/reverse.py:variant=V,len=L,seed=S` (16 units, Adam, batch 3
 epochs, early stopping with patience 5 on the validation loss, best parameters restored) in its own
 workdir `<workdir>/<V>/len<L>/seed<S>`, so an interrupted study picks up where it stopped.
 Writes `results.json`, `table.md`, `accuracy_vs_length.png` and `accuracy_by_position.png` to
-`--results_dir`.
+`--results_dir`. `--only=state_seq/len8/seed0` reruns that run alone into the results there
+(rows named as in results.json); `--replot` redraws the table and plots from them.
 """
 
 from __future__ import annotations

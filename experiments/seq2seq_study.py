@@ -8,7 +8,9 @@ LSTM(64) decoder, general attention or none, Adam 3e-3 with cosine decay, batch 
 of steps per row) in its own workdir `<workdir>/<row>`, so an interrupted study picks up where it
 stopped. Accuracy is measured on 1,000 test sequences by decoding (greedy, and beam search with 4
 beams): a sequence counts only when the whole output, EOS included, is exactly right. Writes
-`results.json`, `table.md` and `accuracy_vs_length.png` to `--results_dir`.
+`results.json`, `table.md` and `accuracy_vs_length.png` to `--results_dir`, and the table into the
+page there, `README.md`, between its table markers. `--only=addition` reruns that row alone into
+the results; `--replot` redraws the table and plot.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ trains `configs/char_lm.py` (one LSTM(128), 64 windows of 128 characters a step)
 the LSTM states across batches (truncated BPTT, reset at document starts). Same steps, same
 batch shape, so the same compute per step; both are evaluated on the same validation and test
 windows, each from zero states. Writes `results.json`, `table.md` and `stateful_study.png`
-(validation bits per character against training seconds) to `--results_dir`.
+(validation bits per character against training seconds) to `--results_dir`, and the table into
+the page there, `README.md`, between its table markers. `--only=stateful/seed0` reruns that run
+alone into the results (rows named as in results.json, with the flags they were made with:
+`--seeds=2` for the committed ones); `--replot` redraws the table and plot.
 """
 
 from __future__ import annotations
