@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from absl import app, flags, logging
+from absl import app
 
 from experiments import study
 from experiments.g2p_results import PREDICTIONS, grid, markdown_table, plot, progress, run_row
@@ -37,10 +37,7 @@ STUDY = define_flags(workdir="runs/g2p_study", results_dir="experiments/results/
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    del argv  # one_line_errors refuses arguments and lowers absl's verbosity to WARNING
     g2p = study.Study(
         grid=grid(), name=lambda row: row["name"], run=run_row, progress=progress,
         table=markdown_table, plot=plot,

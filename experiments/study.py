@@ -1,7 +1,8 @@
 """The driver the studies share: a grid of runs -> results.json -> table.md -> plots.
 
-A study (`reverse_study.py`, `seq2seq_study.py`, `char_study.py`) is a `Study`: its grid, how
-one run trains, and how its results are shown. `run_study` does the rest:
+A study (`reverse_study.py`, `seq2seq_study.py`, `g2p_study.py`, `char_study.py`,
+`stateful_study.py`) is a `Study`: its grid, how one run trains, and how its results are shown.
+`run_study` does the rest:
 
 * every run trains in its own workdir `<root>/<name>` and its record is kept there as
   `study_record.json`, so an interrupted study skips the runs it finished;
