@@ -15,7 +15,8 @@ Defaults: 3 seeds, 350 steps of 128 windows (Q1), 300 steps of 64 x 128-characte
 
 Every run trains for a fixed number of steps in its own workdir `<workdir>/<question>/<variant>/
 seed<S>`, so an interrupted study picks up where it stopped. Writes `results.json`, `table.md`
-and `chars_study.png` to `--results_dir`; `--replot` redraws the last two from the first.
+and `chars_study.png` to `--results_dir`; `--replot` redraws the last two from the first, and
+`--only=q1/full/seed0` reruns that run alone into it (rows named as in results.json).
 """
 
 from __future__ import annotations
@@ -31,15 +32,12 @@ from absl import app, flags
 from configs import char_lm, chars
 from experiments import study
 from experiments.char_analysis import CATEGORIES, summarize_branches
+from experiments.study_flags import define_flags
 from seqlstm.models import param_count, units_for_budget
 from seqlstm.train.errors import one_line_errors
 from seqlstm.train.restore import load_run
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/char_study", "Root of the runs' workdirs.")
-_RESULTS_DIR = flags.DEFINE_string(
-    "results_dir", "experiments/results/chars", "Where results, table and plot go."
-)
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per variant: 0, 1, ...")
+STUDY = define_flags(workdir="runs/char_study", results_dir="experiments/results/chars", seeds=3)
 _Q1_STEPS = flags.DEFINE_integer("q1_steps", 350, "Training steps of each two-branch run.")
 _Q2_STEPS = flags.DEFINE_integer("q2_steps", 300, "Training steps of each stacked-LM run.")
 _Q2_LONG_STEPS = flags.DEFINE_integer(
@@ -49,9 +47,6 @@ _Q2_LONG_SEEDS = flags.DEFINE_integer(
     "q2_long_seeds", 2, "Seeds of the longer stacked-LM runs (0: as --seeds)."
 )
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny runs on a slice of the corpus (tests).")
-_REPLOT = flags.DEFINE_bool(
-    "replot", False, "Only rewrite table.md and the plot from --results_dir/results.json."
-)
 
 BITS = 1.0 / math.log(2.0)
 Q2_WIDTH = 64
@@ -359,9 +354,10 @@ def plot(results: dict, out_dir: str) -> None:
 
 def main(argv: list[str]) -> None:
     steps = {"q1": _Q1_STEPS.value, "q2": _Q2_STEPS.value, "q2_long": _Q2_LONG_STEPS.value}
-    long_seeds = _Q2_LONG_SEEDS.value or _SEEDS.value
+    seeds = STUDY.seeds
+    long_seeds = _Q2_LONG_SEEDS.value or seeds
     char = study.Study(
-        grid=grid(_SMOKE.value, _SEEDS.value, steps, long_seeds),
+        grid=grid(_SMOKE.value, seeds, steps, long_seeds),
         name=run_name,
         run=functools.partial(run_one, smoke=_SMOKE.value),
         progress=progress,
@@ -369,11 +365,9 @@ def main(argv: list[str]) -> None:
         plot=plot,
         summarize=summarize,
     )
-    settings = {"seeds": _SEEDS.value, **{f"{q}_steps": n for q, n in steps.items()}}
+    settings = {"seeds": seeds, **{f"{q}_steps": n for q, n in steps.items()}}
     settings["q2_long_seeds"] = long_seeds
-    study.run_study(
-        char, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, settings=settings
-    )
+    STUDY.run(char, settings=settings)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from experiments import plots
 from experiments.commands import check_output, load_run_config, save_plot
 from seqlstm.checks import check_int
 from seqlstm.data.seq2seq_tasks import format_tokens, parse_source
@@ -21,29 +22,13 @@ def show(ids, task: str) -> str:
 
 def heatmap(path: str, sources, outputs, weights, task: str) -> None:
     """The attention weights of every output step over the input, one panel per input."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(sources)
-    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 4), squeeze=False)
-    try:
-        for ax, src, out, w in zip(axes[0], sources, outputs, weights):
-            labels_x = format_tokens(src, task)
-            labels_y = [*format_tokens(out, task), "<eos>"]
-            if not labels_x:  # an empty input: nothing to attend to, all weights are zero
-                ax.set_title("(empty input)")
-                continue
-            ax.imshow(w[: len(labels_y), : len(labels_x)], cmap="viridis", vmin=0.0, vmax=1.0)
-            ax.set_xticks(range(len(labels_x)), labels_x, fontsize=7)
-            ax.set_yticks(range(len(labels_y)), labels_y, fontsize=7)
-            ax.set(xlabel="input", ylabel="output")
-        fig.suptitle("attention of each output step over the input", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
+    plots.plot_attention(
+        weights,
+        [format_tokens(src, task) for src in sources],
+        [[*format_tokens(out, task), "<eos>"] for out in outputs],
+        path,
+        "attention of each output step over the input",
+    )
 
 
 def decode_inputs(

@@ -26,35 +26,26 @@ from __future__ import annotations
 import os
 import shutil
 
-from absl import app, flags, logging
+from absl import app
 
 from experiments import study
 from experiments.g2p_results import PREDICTIONS, grid, markdown_table, plot, progress, run_row
+from experiments.study_flags import define_flags
 from seqlstm.train.errors import one_line_errors
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/g2p_study", "Root of the runs' workdirs.")
-_RESULTS_DIR = flags.DEFINE_string(
-    "results_dir", "experiments/results/g2p", "Where the results, table and plot go."
-)
-_REPLOT = flags.DEFINE_bool("replot", False, "Only rewrite table.md and the plot.")
-_ONLY = flags.DEFINE_list(
-    "only", [], "Run only these rows, again if finished, into results.json (names as in it)."
-)
+STUDY = define_flags(workdir="runs/g2p_study", results_dir="experiments/results/g2p")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    del argv  # one_line_errors refuses arguments and lowers absl's verbosity to WARNING
     g2p = study.Study(
         grid=grid(), name=lambda row: row["name"], run=run_row, progress=progress,
         table=markdown_table, plot=plot,
     )  # fmt: skip
-    study.run_study(g2p, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, only=_ONLY.value)
-    tsv = os.path.join(_WORKDIR.value, "default", PREDICTIONS)
-    if not _REPLOT.value and os.path.exists(tsv):
-        shutil.copy(tsv, os.path.join(_RESULTS_DIR.value, PREDICTIONS))
+    STUDY.run(g2p)
+    tsv = os.path.join(STUDY.workdir, "default", PREDICTIONS)
+    if not STUDY.replot and os.path.exists(tsv):
+        shutil.copy(tsv, os.path.join(STUDY.results_dir, PREDICTIONS))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from experiments import plots
 from experiments.commands import check_output, load_run_config, save_plot
 from seqlstm.checks import check_int
 from seqlstm.data.g2p import decode_phones, encode_word
@@ -70,11 +71,6 @@ def decode(model, ids: list[list[int]], batch_size: int, beam: int, penalty: flo
 def plot_attention(path: str, model, words: list[str], ids, best, stress: bool) -> None:
     """The attention of each output phone over the letters, one panel per word (a teacher-forced
     pass over the decoded phones)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     src, lengths = pad_batch(ids, max(map(len, ids)), vocab_size=model.source_vocab_size)
     target_in = np.full((len(ids), model.max_target_len), PAD, np.int32)
     target_in[:, 0] = BOS
@@ -82,20 +78,17 @@ def plot_attention(path: str, model, words: list[str], ids, best, stress: bool) 
         out = strip(row)[: model.max_target_len - 1]
         target_in[i, 1 : len(out) + 1] = out
     _, weights = model(src, lengths, target_in, return_attention=True)
-    weights = np.asarray(weights)
-    fig, axes = plt.subplots(1, len(words), figsize=(3.2 * len(words), 3.6), squeeze=False)
-    try:
-        for ax, word, row, w in zip(axes[0], words, best, weights):
-            phones = [*decode_phones(row, stress), "<eos>"]
-            ax.imshow(w[: len(phones), : len(word)], cmap="viridis", vmin=0.0, vmax=1.0)
-            ax.set_xticks(range(len(word)), list(word), fontsize=8)
-            ax.set_yticks(range(len(phones)), phones, fontsize=8)
-            ax.set(xlabel="letters", ylabel="phones")
-        fig.suptitle("attention of each phone over the letters", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
+    plots.plot_attention(
+        np.asarray(weights),
+        [list(word) for word in words],
+        [[*decode_phones(row, stress), "<eos>"] for row in best],
+        path,
+        "attention of each phone over the letters",
+        xlabel="letters",
+        ylabel="phones",
+        panel_size=(3.2, 3.6),
+        fontsize=8,
+    )
 
 
 def pronounce(

@@ -8,7 +8,8 @@ Each run is `configs/reverse.py:variant=V,len=L,seed=S` (16 units, Adam, batch 3
 epochs, early stopping with patience 5 on the validation loss, best parameters restored) in its own
 workdir `<workdir>/<V>/len<L>/seed<S>`, so an interrupted study picks up where it stopped.
 Writes `results.json`, `table.md`, `accuracy_vs_length.png` and `accuracy_by_position.png` to
-`--results_dir`.
+`--results_dir`. `--only=state_seq/len8/seed0` reruns that run alone into the results there
+(rows named as in results.json); `--replot` redraws the table and plots from them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from absl import app, flags
 
 from configs.reverse import get_config
 from experiments import study
+from experiments.study_flags import define_flags
 from seqlstm.models import VARIANTS
 from seqlstm.train.errors import one_line_errors
 
@@ -28,19 +30,14 @@ LENGTHS = (4, 8, 16)
 # sample std, ddof=1).
 DDOF = 0
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/reverse_study", "Root of the runs' workdirs.")
-_RESULTS_DIR = flags.DEFINE_string(
-    "results_dir", "experiments/results/reverse", "Where the results, table and plots go."
+STUDY = define_flags(
+    workdir="runs/reverse_study", results_dir="experiments/results/reverse", seeds=3
 )
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per (variant, length): 0, 1, ...")
 _DTYPE = flags.DEFINE_enum(
     "dtype",
     "float32",
     ["float32", "bfloat16"],
     "Computation dtype of every model (mixed precision).",
-)
-_REPLOT = flags.DEFINE_bool(
-    "replot", False, "Only rewrite table.md and the plots from --results_dir/results.json."
 )
 
 
@@ -179,10 +176,8 @@ def plot(results: dict, out_dir: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if _SEEDS.value < 1:
-        raise app.UsageError(f"--seeds must be positive, got {_SEEDS.value}")
     reverse = study.Study(
-        grid=grid(_SEEDS.value),
+        grid=grid(STUDY.seeds),
         name=run_name,
         run=functools.partial(run_one, dtype=_DTYPE.value),
         progress=progress,
@@ -190,7 +185,7 @@ def main(argv: list[str]) -> None:
         plot=plot,
         summarize=summarize,
     )
-    study.run_study(reverse, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value)
+    STUDY.run(reverse)
 
 
 if __name__ == "__main__":

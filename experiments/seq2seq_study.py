@@ -8,7 +8,9 @@ LSTM(64) decoder, general attention or none, Adam 3e-3 with cosine decay, batch 
 of steps per row) in its own workdir `<workdir>/<row>`, so an interrupted study picks up where it
 stopped. Accuracy is measured on 1,000 test sequences by decoding (greedy, and beam search with 4
 beams): a sequence counts only when the whole output, EOS included, is exactly right. Writes
-`results.json`, `table.md` and `accuracy_vs_length.png` to `--results_dir`.
+`results.json`, `table.md` and `accuracy_vs_length.png` to `--results_dir`, and the table into the
+page there, `README.md`, between its table markers. `--only=addition` reruns that row alone into
+the results; `--replot` redraws the table and plot.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags
+from absl import app
 
 from configs.seq2seq import get_config
 from experiments import study
+from experiments.study_flags import define_flags
 from seqlstm.decoding import evaluate_decoding
 from seqlstm.train.errors import one_line_errors
 from seqlstm.train.restore import load_run
@@ -28,14 +31,7 @@ LENGTHS = (4, 8, 16, 32, 64)
 # Steps per reversal length: longer sequences need more updates (and each costs more).
 STEPS = {4: 1000, 8: 1500, 16: 2000, 32: 3000, 64: 4000}
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/seq2seq_study", "Root of the runs' workdirs.")
-_RESULTS_DIR = flags.DEFINE_string(
-    "results_dir", "experiments/results/seq2seq", "Where the results, table and plot go."
-)
-_REPLOT = flags.DEFINE_bool("replot", False, "Only rewrite table.md and the plot.")
-_ONLY = flags.DEFINE_list(
-    "only", [], "Run only these rows, again if finished, into results.json (names as in it)."
-)
+STUDY = define_flags(workdir="runs/seq2seq_study", results_dir="experiments/results/seq2seq")
 
 
 def grid() -> list[dict]:
@@ -168,9 +164,7 @@ def main(argv: list[str]) -> None:
         table=markdown_table,
         plot=plot,
     )
-    study.run_study(
-        seq2seq, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, only=_ONLY.value
-    )
+    STUDY.run(seq2seq)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ trains `configs/char_lm.py` (one LSTM(128), 64 windows of 128 characters a step)
 the LSTM states across batches (truncated BPTT, reset at document starts). Same steps, same
 batch shape, so the same compute per step; both are evaluated on the same validation and test
 windows, each from zero states. Writes `results.json`, `table.md` and `stateful_study.png`
-(validation bits per character against training seconds) to `--results_dir`.
+(validation bits per character against training seconds) to `--results_dir`, and the table into
+the page there, `README.md`, between its table markers. `--only=stateful/seed0` reruns that run
+alone into the results (rows named as in results.json, with the flags they were made with:
+`--seeds=2` for the committed ones); `--replot` redraws the table and plot.
 """
 
 from __future__ import annotations
@@ -22,17 +25,15 @@ from absl import app, flags
 
 from configs import char_lm
 from experiments import study
+from experiments.study_flags import define_flags
 from seqlstm.train.errors import one_line_errors
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/stateful_study", "Root of the runs' workdirs.")
-_RESULTS_DIR = flags.DEFINE_string(
-    "results_dir", "experiments/results/stateful", "Where results, table and plot go."
+STUDY = define_flags(
+    workdir="runs/stateful_study", results_dir="experiments/results/stateful", seeds=1
 )
-_SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per variant.")
 _STEPS = flags.DEFINE_integer("steps", 400, "Training steps of every run.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", 100, "Steps between validation evaluations.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Seconds-long runs on the smoke presets (tests).")
-_REPLOT = flags.DEFINE_bool("replot", False, "Redraw table and plot from results.json.")
 
 BITS = 1 / math.log(2.0)
 VARIANTS = {"windowed": "", "stateful": "stateful"}
@@ -129,17 +130,14 @@ def main(argv: list[str]) -> None:
     steps = 3 if _SMOKE.value else _STEPS.value
     eval_every = 3 if _SMOKE.value else _EVAL_EVERY.value
     stateful = study.Study(
-        grid=grid(_SEEDS.value, steps, eval_every),
+        grid=grid(STUDY.seeds, steps, eval_every),
         name=run_name,
         run=functools.partial(run_one, smoke=_SMOKE.value),
         progress=progress,
         table=table,
         plot=plot,
     )
-    settings = {"seeds": _SEEDS.value, "steps": steps, "eval_every": eval_every}
-    study.run_study(
-        stateful, _WORKDIR.value, _RESULTS_DIR.value, replot=_REPLOT.value, settings=settings
-    )
+    STUDY.run(stateful, settings={"seeds": STUDY.seeds, "steps": steps, "eval_every": eval_every})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The driver the studies share: a grid of runs -> results.json -> table.md -> plots.
 
-A study (`reverse_study.py`, `seq2seq_study.py`, `char_study.py`) is a `Study`: its grid, how
-one run trains, and how its results are shown. `run_study` does the rest:
+A study (`reverse_study.py`, `seq2seq_study.py`, `g2p_study.py`, `char_study.py`,
+`stateful_study.py`) is a `Study`: its grid, how one run trains, and how its results are shown.
+`run_study` does the rest:
 
 * every run trains in its own workdir `<root>/<name>` and its record is kept there as
   `study_record.json`, so an interrupted study skips the runs it finished;
@@ -9,9 +10,12 @@ one run trains, and how its results are shown. `run_study` does the rest:
   launcher's settings and the records (`runs`); `table.md` and the plots are drawn from it alone,
   so `replot=True` redraws them without training;
 * `only=` runs just the named runs, even finished ones (their checkpoints still resume), and
-  merges them into the results already there.
+  merges them into the results already there;
+* the study's page, `README.md` in the results folder, gets table.md between its table
+  markers (`TABLE_BEGIN`, `TABLE_END`) when it has them; a hand-written page has none.
 
-It defines no flags: launchers and tests import it alike.
+It defines no flags: launchers and tests import it alike (`experiments/study_flags.py` defines
+the study command line the five launchers share).
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ import numpy as np
 RECORD = "study_record.json"
 RESULTS = "results.json"
 TABLE = "table.md"
+PAGE = "README.md"
+# A study's page (`<results_dir>/README.md`) may hold its table.md between these two lines; the
+# driver then rewrites what lies between them. Pages without them are left as they are.
+TABLE_BEGIN = "<!-- table:begin (written by the study's driver from table.md) -->"
+TABLE_END = "<!-- table:end -->"
 
 
 def _runs_with_values(values: Sequence[Any]) -> np.ndarray:
@@ -114,6 +123,77 @@ def _write_json(path: str, obj: Any) -> None:
     os.replace(path + ".tmp", path)
 
 
+def check_only(only: Sequence[str], names: Sequence[str], *, replot: bool = False) -> None:
+    """Checks the rows named by `--only` against the study's rows, before anything runs.
+
+    Args:
+      only: the row names given (`--only=ROW[,ROW]`).
+      names: the study's row names, as its results.json names them, in the grid's order.
+      replot: `--replot` was given too (which trains nothing, so `only` has nothing to pick).
+
+    Raises:
+      ValueError: one line, naming the unknown rows and listing the known ones, or saying that
+        `--only` and `--replot` do not go together.
+    """
+    if unknown := [n for n in dict.fromkeys(only) if n not in set(names)]:
+        raise ValueError(
+            f"--only: no rows named {', '.join(unknown)}; this study's rows are {', '.join(names)}"
+        )
+    if only and replot:
+        raise ValueError(
+            "--only runs rows and --replot trains nothing: give one of them (--replot "
+            "redraws every row from results.json)"
+        )
+
+
+def sync_page(results_dir: str, table: str) -> bool:
+    """Writes `table` between the table markers of the study's page, `<results_dir>/README.md`.
+
+    Args:
+      results_dir: the study's results folder.
+      table: the contents of table.md.
+
+    Returns:
+      Whether the page has the markers (and so was brought in step); a page without them, or
+      none, is left alone.
+
+    Raises:
+      ValueError: a page with one marker and not the other, or with them out of order.
+    """
+    path = os.path.join(results_dir, PAGE)
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        page = f.read()
+    begin, end = page.find(TABLE_BEGIN), page.find(TABLE_END)
+    if begin < 0 and end < 0:
+        return False
+    if begin < 0 or end < begin:
+        raise ValueError(
+            f"{path}: expected the line {TABLE_BEGIN!r} and then the line {TABLE_END!r} around "
+            "its table; fix the markers, or remove both"
+        )
+    head, tail = page[: begin + len(TABLE_BEGIN)], page[end:]
+    new = head + "\n" + table.rstrip("\n") + "\n" + tail
+    if new != page:
+        with open(path + ".tmp", "w") as f:
+            f.write(new)
+        os.replace(path + ".tmp", path)
+    return True
+
+
+def check_same_settings(saved: dict, settings: dict, path: str) -> None:
+    """Raises ValueError, before anything trains, when `--only` would merge runs made with other
+    settings (steps, seeds) into the results at `path`: one line naming each flag to give."""
+    if differ := [k for k in settings if k in saved and saved[k] != settings[k]]:
+        given = ", ".join(f"{k}={settings[k]}" for k in differ)
+        held = " ".join(f"--{k}={saved[k]}" for k in differ)
+        raise ValueError(
+            f"--only: {path} holds runs made with other settings than these ({given}); give {held}"
+            " to rerun rows into it, or another --results_dir"
+        )
+
+
 def run_grid(study: Study, specs: Sequence[dict], root: str, *, rerun: bool = False) -> list[dict]:
     """Trains each spec's run in `<root>/<name>`, or reads back its record when it has one.
 
@@ -162,17 +242,21 @@ def run_study(
       replot: train nothing: redraw the table and plots from the results.json there (rewritten
         only when `summarize` now derives something else).
       only: names of runs to do, even when finished; their records replace those of the same
-        name in the results.json there, and the time they took is logged under `reruns`.
+        name in the results.json there (which keeps its other runs), and the time they took is
+        logged under `reruns`. The settings must be those the results.json holds.
       settings: the launcher's settings, kept in results.json beside the records.
 
     Returns:
       The contents of results.json.
 
     Raises:
-      ValueError: for a name in `only` that is not in the grid, or with `replot`, for a
-        `results_dir` without results.json (the launchers print it as one line).
+      ValueError: for a name in `only` that is not in the grid, for `only` with `replot`, for
+        `only` with `settings` other than those of the results.json there, or with `replot`,
+        for a `results_dir` without results.json (the launchers print it as one line).
     """
     path = os.path.join(results_dir, RESULTS)
+    names = [study.name(spec) for spec in study.grid]
+    check_only(only, names, replot=replot)
     if replot:
         if not os.path.exists(path):
             raise ValueError(f"--replot needs {path}: run the study first, or name --results_dir")
@@ -181,18 +265,20 @@ def run_study(
         if json.dumps(results) != json.dumps(saved):
             _write_json(path, results)
     else:
-        names = [study.name(spec) for spec in study.grid]
-        if unknown := sorted(set(only) - set(names)):
-            raise ValueError(f"--only: no runs named {unknown}; the study's runs are {names}")
+        saved = _read_json(path) if only and os.path.exists(path) else None
+        if saved is not None:
+            check_same_settings(saved, settings or {}, path)
         specs = [spec for spec in study.grid if not only or study.name(spec) in only]
         start = time.perf_counter()
         records = run_grid(study, specs, root, rerun=bool(only))
         seconds = time.perf_counter() - start
-        if only and os.path.exists(path):
-            results = _read_json(path)
+        if saved is not None:
+            results = saved
             new = {study.name(r): r for r in records}
             old = {study.name(r): r for r in results["runs"]}
             runs = [new.get(n, old.get(n)) for n in names if n in new or n in old]
+            # Runs of the results outside this grid (say, more seeds) are kept, not dropped.
+            runs += [r for n, r in old.items() if n not in set(names)]
             results.update({**study.summarize(runs), "runs": runs})
             results.setdefault("reruns", []).append(
                 {"runs": sorted(new), "wall_clock_seconds": seconds}
@@ -206,6 +292,7 @@ def run_study(
     table = study.table(results)
     with open(os.path.join(results_dir, TABLE), "w") as f:
         f.write(table)
+    sync_page(results_dir, table)
     study.plot(results, results_dir)
     print(table)
     if replot:

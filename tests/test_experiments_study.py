@@ -1,6 +1,7 @@
 """experiments/study.py, the driver the studies share: statistics by hand, a toy study."""
 
 import ast
+import dataclasses
 import json
 import math
 import os
@@ -86,9 +87,90 @@ def test_run_study_resumes_replots_and_reruns(tmp_path, capsys):
     assert calls[4:] == [{"variant": "a", "seed": 1}]
     assert [r["accuracy"] for r in rerun["runs"]] == pytest.approx([0.51, 0.65, 0.53, 0.64])
     assert rerun["reruns"][0]["runs"] == ["a/seed1"] and rerun["seeds"] == 2
-    with pytest.raises(ValueError, match=r"no runs named \['c/seed0'\]"):
+    with pytest.raises(ValueError, match=r"no rows named c/seed0; "):
         study.run_study(toy, root, out, only=["c/seed0"])
     assert "4 runs in" in capsys.readouterr().out
+
+    # Only, with other settings than the results': refused before anything trains.
+    with pytest.raises(ValueError) as e:
+        study.run_study(toy, root, out, only=["a/seed1"], settings={"seeds": 1})
+    assert str(e.value) == (
+        f"--only: {out}/results.json holds runs made with other settings than these (seeds=1); "
+        "give --seeds=2 to rerun rows into it, or another --results_dir"
+    )
+    # Only, with a grid smaller than the results' (one seed): the other runs are kept.
+    one_seed = dataclasses.replace(toy, grid=[s for s in toy.grid if s["seed"] == 0])
+    again = study.run_study(one_seed, root, out, only=["b/seed0"], settings={"seeds": 2})
+    assert len(calls) == 6 and calls[5] == {"variant": "b", "seed": 0}
+    assert [toy.name(r) for r in again["runs"]] == ["a/seed0", "b/seed0", "a/seed1", "b/seed1"]
+    assert [r["accuracy"] for r in again["runs"]] == pytest.approx([0.51, 0.56, 0.65, 0.64])
+
+
+def test_only_names_rows_as_results_json_does_and_refuses_others_in_one_line(tmp_path):
+    names = ["a/seed0", "a/seed1", "b/seed0"]
+    study.check_only([], names)
+    study.check_only(["b/seed0", "a/seed0"], names)
+    with pytest.raises(ValueError) as e:
+        study.check_only(["a/seed0", "c", "d/seed9", "c"], names)
+    assert str(e.value) == (
+        "--only: no rows named c, d/seed9; this study's rows are a/seed0, a/seed1, b/seed0"
+    )
+    with pytest.raises(ValueError, match=r"^--only runs rows and --replot trains nothing: give"):
+        study.check_only(["a/seed0"], names, replot=True)
+    study.check_only([], names, replot=True)
+    # The driver checks --only before it reads, trains or writes anything, --replot or not.
+    calls: list = []
+    for replot in (False, True):
+        with pytest.raises(ValueError, match=r"^--only: no rows named nope; .* b/seed1$"):
+            study.run_study(toy_study(calls), str(tmp_path), str(tmp_path), only=["nope"],
+                            replot=replot)  # fmt: skip
+    assert not calls and not list(tmp_path.iterdir())
+
+
+def test_the_table_goes_between_the_markers_of_the_page_only(tmp_path):
+    calls: list = []
+    out = tmp_path / "results"
+    out.mkdir()
+    page = f"# Study\n\nintro\n{study.TABLE_BEGIN}\nold table\n{study.TABLE_END}\n\nafter\n"
+    (out / study.PAGE).write_text(page)
+    study.run_study(toy_study(calls), str(tmp_path / "runs"), str(out))
+    table = (out / study.TABLE).read_text()
+    assert table == "0.51\n0.62\n0.53\n0.64\n"
+    assert (out / study.PAGE).read_text() == page.replace("old table\n", table)
+    study.run_study(toy_study(calls), str(tmp_path / "runs"), str(out), replot=True)
+    assert (out / study.PAGE).read_text() == page.replace("old table\n", table)
+    # A hand-written page (no markers) is left alone; a page with one marker is an error.
+    (out / study.PAGE).write_text("# Study\n\nold table\n")
+    assert not study.sync_page(str(out), table)
+    assert (out / study.PAGE).read_text() == "# Study\n\nold table\n"
+    (out / study.PAGE).write_text(f"# Study\n{study.TABLE_END}\n")
+    with pytest.raises(ValueError, match=r"README.md: expected the line .* fix the markers"):
+        study.sync_page(str(out), table)
+    assert not study.sync_page(str(tmp_path / "nowhere"), table)
+
+
+STUDIES = ("reverse_study", "seq2seq_study", "g2p_study", "char_study", "stateful_study")
+STUDY_FLAGS = {"workdir", "results_dir", "replot", "only", "seeds"}
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_takes_its_study_flags_from_study_flags(name):
+    """Each launcher defines none of the study flags itself: it calls `define_flags` once and
+    runs its study through it, so `--only` (checked by `study.check_only`) works in all five."""
+    tree = ast.parse((ROOT / "experiments" / f"{name}.py").read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+
+    def called(func):
+        return [c for c in calls if getattr(c.func, "id", getattr(c.func, "attr", None)) == func]
+
+    defined = {c.args[0].value for c in calls if getattr(c.func, "attr", "").startswith("DEFINE")}
+    assert not defined & STUDY_FLAGS, f"{name} defines {defined & STUDY_FLAGS} itself"
+    (define,) = called("define_flags")  # STUDY = define_flags(...)
+    keywords = {k.arg for k in define.keywords}
+    assert {"workdir", "results_dir"} <= keywords
+    assert ("seeds" in keywords) == (name in ("reverse_study", "char_study", "stateful_study"))
+    runs = [c for c in called("run") if getattr(c.func.value, "id", None) == "STUDY"]
+    assert len(runs) == 1 and not called("run_study")
 
 
 def _imported_experiments_modules(path: Path) -> set[str]:
