@@ -19,6 +19,11 @@ per row) besides the outputs; the state each step started from is the previous s
 cell state, so it is rebuilt from those in the backward pass instead of being stored (7H -> 5H
 floats per row, plus the outputs, which a model usually keeps anyway).
 Results equal the autodiff path to float rounding (tests/test_fused_backward.py).
+
+A model that reads only the final state (`return_sequences=False`: its last output is the final
+`h`) leaves the outputs' cotangent a symbolic zero (`symbolic_zeros=True`), and the backward
+loop then reads no output cotangent at all; a model that reads only the outputs leaves the final
+state's, which becomes one `[B, H]` zero.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 from jax.sharding import NamedSharding, PartitionSpec
 
 from seqlstm.cell import gate_activations
@@ -111,6 +117,11 @@ def fused_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dt
 
 
 def _fused_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtype):
+    # With `symbolic_zeros=True` each array argument comes as a `CustomVJPPrimal`.
+    kernel, recurrent, bias, x_tm, h0, c0, valid = (
+        a.value if isinstance(a, CustomVJPPrimal) else a
+        for a in (kernel, recurrent, bias, x_tm, h0, c0, valid)
+    )
     ys, h_t, c_t, res = _forward(
         kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, unroll, dtype
     )
@@ -132,7 +143,9 @@ def _read_step(arrays, t):
 
     XLA fuses a dynamic slice into the elementwise loop that consumes it, and XLA:CPU compiles
     such a loop to code 4-7x slower than the same math over a plain buffer. Slicing inside
-    a `lax.cond` (whose predicate is always true) keeps the slices out of that loop.
+    a `lax.cond` (whose predicate is always true) keeps the slices out of that loop. The arrays
+    must be buffers built before the loop: XLA sinks a constant or broadcast operand into the
+    loop body, where the cond's operand is then built whole at every step.
     """
 
     def take():
@@ -182,17 +195,28 @@ def _summed_like(grad, primal):
 
 def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
     kernel, recurrent, bias, x_tm, h0, c0, valid, ys, (gates, cs) = saved
+    dys, dh_t, dc_t = cotangents
+    # Symbolic zeros (see the module docstring): None for unused outputs; the final state's
+    # zero has h_T's and c_T's type, which is the initial state's (the scan's carry).
+    dys = None if isinstance(dys, SymbolicZero) else dys
+    if isinstance(dh_t, SymbolicZero):
+        dh_t = jnp.zeros_like(h0)
+    if isinstance(dc_t, SymbolicZero):
+        dc_t = jnp.zeros_like(c0)
     if x_tm.shape[0] == 0:  # no steps: the final state is the initial one
-        dys, dh_t, dc_t = cotangents
         zeros = jax.tree.map(jnp.zeros_like, (kernel, recurrent, bias, x_tm))
         dh0, dc0 = _summed_like(dh_t.astype(h0.dtype), h0), _summed_like(dc_t.astype(c0.dtype), c0)
         return (*zeros, dh0, dc0, None)
     # The state each step started from, rebuilt from the outputs (see the module docstring).
     h_prev = _previous(ys, h0.astype(ys.dtype), valid, reverse)
     c_prev = _previous(cs, c0, None, reverse)
-    dys, dh_t, dc_t = cotangents
     acc = dh_t.dtype
-    dys = dys.astype(acc)
+    if dys is not None:
+        # A constant cotangent (that of `sum(ys)` is a broadcast of ones) would be sunk into
+        # the loop body by XLA, and the `lax.cond` of `_read_step` takes it as an operand, so it
+        # would be rebuilt, all [T, B, H] of it, at every step: O(T^2) work. The barrier keeps
+        # it one array, built once before the loop.
+        dys = jax.lax.optimization_barrier(dys.astype(acc))
     recurrent_t = recurrent.astype(dtype).T
 
     def back(dz):
@@ -201,9 +225,13 @@ def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
     def step(carry, inputs):
         dh, dc = carry
         t, v_t = inputs
-        dy, gate, c, cp = _read_step((dys, gates, cs, c_prev), t)
+        if dys is None:
+            gate, c, cp = _read_step((gates, cs, c_prev), t)
+            dh_total = dh
+        else:
+            dy, gate, c, cp = _read_step((dys, gates, cs, c_prev), t)
+            dh_total = dh + dy
         i, f, g, o = jnp.split(gate, 4, axis=-1)
-        dh_total = dh + dy
         tc = jnp.tanh(c)
         dc_total = dc + dh_total * o * (1 - tc * tc)
         dz = jnp.concatenate(
@@ -227,7 +255,7 @@ def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
 
     # Where the forward output was replaced by zero (padding), its cotangent cannot flow; the
     # masking inside `step` already ignores it because dz and the carries skip `dy` there.
-    inputs = (jnp.arange(dys.shape[0]), valid)
+    inputs = (jnp.arange(x_tm.shape[0]), valid)
     (dh0, dc0), dz = jax.lax.scan(step, (dh_t, dc_t), inputs, reverse=not reverse, unroll=unroll)
     d_kernel = _sum_outer(x_tm, dz, dtype, acc)
     d_recurrent = _sum_outer(h_prev, dz, dtype, acc)
@@ -246,4 +274,4 @@ def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
     )
 
 
-fused_lstm.defvjp(_fused_fwd, _fused_bwd)
+fused_lstm.defvjp(_fused_fwd, _fused_bwd, symbolic_zeros=True)
