@@ -16,8 +16,13 @@
 #include <cstring>
 #include <vector>
 
-#include "oneapi/dnnl/dnnl.h"
 #include "xla/ffi/api/ffi.h"
+
+// oneDNN's row-major sgemm (oneapi/dnnl/dnnl.h), declared here so that the build needs no oneDNN
+// headers: libdnnl.so.3 comes from the runtime dependency `onednn` (see setup.py).
+extern "C" int dnnl_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                          float* C, int64_t ldc);
 
 namespace ffi = xla::ffi;
 

@@ -72,11 +72,19 @@ def native_reason() -> str:
     return _load()[1]
 
 
+def _require() -> None:
+    """Loads and registers the kernel before a call to it is traced (or says why it cannot)."""
+    available, reason = _load()
+    if not available:
+        raise ValueError(f"the native LSTM kernel is unavailable: {reason}")
+
+
 def _f32(shape) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, jnp.float32)
 
 
 def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse):
+    _require()
     time, batch, _ = x_tm.shape
     hidden = recurrent.shape[0]
     if valid is None:
@@ -130,6 +138,7 @@ def _native_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse):
 def _native_bwd(reverse, saved, cotangents):
     kernel, recurrent, bias, x_tm, h0, c0, valid, ys, gates, cs = saved
     dys, dh_t, dc_t = cotangents
+    _require()
     time, batch, features = x_tm.shape
     hidden = recurrent.shape[0]
     mask = jnp.ones((time, batch), bool) if valid is None else valid
