@@ -59,7 +59,9 @@ def choose_backend(backend: str, dtype, shape: tuple[int, int, int, int] | None 
     """Resolves `backend="auto"` and checks an explicit choice.
 
     `"auto"`: cuDNN on a CUDA GPU in float32; on CPU the native kernel where
-    `seqlstm.kernels.rule.native_wins` says it is faster at `shape` (float32, kernel built);
+    `seqlstm.kernels.rule.native_wins` says its training step is faster at `shape` (float32,
+    kernel built), returned as `"native_train"` where the scan's forward pass is the faster one
+    (`rule.native_forward_wins`): then a call that is not differentiated runs the scan;
     otherwise the scan. `"native"` is lowered through `jax.lax.platform_dependent`: the CPU
     lowering runs the kernel, any other platform (e.g. `jax.export(..., platforms=["cuda"])`)
     the scan.
@@ -79,7 +81,7 @@ def choose_backend(backend: str, dtype, shape: tuple[int, int, int, int] | None 
             from seqlstm.kernels import native, rule
 
             if rule.native_wins(*shape) and native.native_available():
-                return "native"
+                return "native" if rule.native_forward_wins(*shape) else "native_train"
         return "scan"
     if backend == "cudnn" and not has_cudnn():
         raise ValueError(
@@ -314,28 +316,27 @@ def _lstm_scan(
 
         return cudnn_lstm(params, x, initial_state, seq_lengths=seq_lengths, reverse=reverse)
 
-    if projection == "per_step" and backward == "fused":
-        scan_segment = partial(
-            fused_lstm,
-            params["kernel"],
-            params["recurrent_kernel"],
-            params["bias"],
-            reverse=reverse,
-            unroll=unroll,
-            dtype=dtype,
+    def scan_segment_of(p):
+        if projection == "per_step" and backward == "fused":
+            return partial(
+                fused_lstm,
+                p["kernel"],
+                p["recurrent_kernel"],
+                p["bias"],
+                reverse=reverse,
+                unroll=unroll,
+                dtype=dtype,
+            )
+        return partial(
+            _scan_segment, p, projection=projection, reverse=reverse, unroll=unroll, dtype=dtype
         )
-    else:
-        scan_segment = partial(
-            _scan_segment,
-            params,
-            projection=projection,
-            reverse=reverse,
-            unroll=unroll,
-            dtype=dtype,
+
+    segment = scan_segment_of(params)
+    if backend in ("native", "native_train"):
+        inference = backend == "native_train"
+        segment = partial(
+            _native_segment, params, scan_segment_of, dtype, reverse=reverse, inference=inference
         )
-    segment = scan_segment
-    if backend == "native":
-        segment = partial(_native_segment, params, scan_segment, reverse=reverse)
     x_tm = jnp.swapaxes(x, 0, 1)  # [T, B, D]
     if remat_chunk is None or remat_chunk >= time:
         ys, h_t, c_t = segment(x_tm, initial_state.h, initial_state.c, valid)
@@ -344,25 +345,30 @@ def _lstm_scan(
     return jnp.swapaxes(ys, 0, 1), LSTMState(h_t, c_t)
 
 
-def _native_segment(params, scan_segment, x_tm, h0, c0, valid, *, reverse):
-    """The native CPU kernel where the program is lowered for CPU, `scan_segment` on any other
-    platform: the choice follows the platform of the lowering, not `jax.default_backend()`."""
+def _native_segment(params, scan_segment_of, dtype, x_tm, h0, c0, valid, *, reverse, inference):
+    """The native CPU kernel where the program is lowered for CPU, the scan on any other
+    platform: the choice follows the platform of the lowering, not `jax.default_backend()`.
+
+    With `inference=True` the kernel runs on CPU only when the call is differentiated, and a
+    forward-only call (evaluation, decoding) runs the scan, where its forward pass is the faster
+    (`seqlstm.kernels.rule`). `scan_segment_of(params)` builds the scan's segment.
+    """
     from seqlstm.kernels.native import native_lstm
 
-    def native(x_tm, h0, c0, valid):
-        ys, h_t, c_t = native_lstm(
-            params["kernel"],
-            params["recurrent_kernel"],
-            params["bias"],
-            x_tm,
-            h0,
-            c0,
-            valid,
-            reverse,
-        )
-        return ys.astype(scan_segment.keywords["dtype"]), h_t, c_t
+    def scan_forward(kernel, recurrent, bias, x_tm, h0, c0, valid):
+        p = {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias}
+        return scan_segment_of(p)(x_tm, h0, c0, valid)
 
-    return jax.lax.platform_dependent(x_tm, h0, c0, valid, cpu=native, default=scan_segment)
+    forward_only = scan_forward if inference else None
+
+    def native(x_tm, h0, c0, valid):
+        weights = params["kernel"], params["recurrent_kernel"], params["bias"]
+        ys, h_t, c_t = native_lstm(*weights, x_tm, h0, c0, valid, reverse, forward_only)
+        return ys.astype(dtype), h_t, c_t
+
+    return jax.lax.platform_dependent(
+        x_tm, h0, c0, valid, cpu=native, default=scan_segment_of(params)
+    )
 
 
 def _rematerialised(segment, x_tm, initial_state, valid, chunk, reverse):

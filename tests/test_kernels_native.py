@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from test_configs import CONFIGS, load
 
 import seqlstm
 from seqlstm import scan
@@ -141,11 +142,13 @@ def test_without_the_extension_auto_takes_the_scan_and_native_is_refused(monkeyp
 
 @needs_kernel
 def test_auto_rule_takes_native_where_it_wins_only_in_float32(monkeypatch):
-    shape = (32, 100, 128, 128)
-    monkeypatch.setattr(rule, "native_wins", lambda *s: s == shape)
-    assert scan.choose_backend("auto", jnp.float32, shape) == "native"
+    train, forward = (32, 100, 128, 128), (16, 512, 64, 64)
+    monkeypatch.setattr(rule, "native_wins", lambda *s: s in (train, forward))
+    monkeypatch.setattr(rule, "native_forward_wins", lambda *s: s == forward)
+    assert scan.choose_backend("auto", jnp.float32, forward) == "native"
+    assert scan.choose_backend("auto", jnp.float32, train) == "native_train"
     assert scan.choose_backend("auto", jnp.float32, (8, 4, 2, 2)) == "scan"
-    assert scan.choose_backend("auto", jnp.bfloat16, shape) == "scan"
+    assert scan.choose_backend("auto", jnp.bfloat16, train) == "scan"
     assert scan.choose_backend("auto", jnp.float32, None) == "scan"
     with pytest.raises(ValueError, match="backend='native' runs float32 only, got dtype bfloat16"):
         scan.choose_backend("native", jnp.bfloat16)
@@ -153,6 +156,31 @@ def test_auto_rule_takes_native_where_it_wins_only_in_float32(monkeypatch):
         scan.lstm_scan(
             {**_params(0), "peephole": jnp.zeros((3, H))}, _inputs(0)[0], backend="native"
         )
+
+
+def test_the_measured_rule():
+    """benchmarks/lstm_layer.py: training faster up to H = 128, forward at 64 <= H <= 128."""
+    assert rule.native_wins(32, 100, 128, 128) and rule.native_wins(128, 512, 16, 32)
+    assert not rule.native_wins(64, 100, 256, 256) and not rule.native_wins(128, 50, 512, 512)
+    assert rule.native_forward_wins(16, 512, 64, 64)
+    assert not rule.native_forward_wins(128, 512, 16, 32)
+
+
+@needs_kernel
+def test_a_training_only_choice_runs_the_scan_when_not_differentiated(monkeypatch):
+    monkeypatch.setattr(rule, "native_wins", lambda *s: True)
+    monkeypatch.setattr(rule, "native_forward_wins", lambda *s: False)
+    params = _params(0)
+    x, _ = _inputs(1)
+    forward = jax.jit(lambda p, x: scan.lstm_scan(p, x)[0])
+    assert "seqlstm_lstm" not in forward.lower(params, x).as_text()
+    train = jax.jit(jax.grad(lambda p, x: jnp.sum(scan.lstm_scan(p, x)[0])))
+    assert "seqlstm_lstm_backward" in train.lower(params, x).as_text()
+    _assert_trees_close(train(params, x), _value_and_grads_of_sum(params, x))
+
+
+def _value_and_grads_of_sum(params, x):
+    return jax.grad(lambda p, x: jnp.sum(scan.lstm_scan(p, x, backend="scan")[0]))(params, x)
 
 
 @needs_kernel
@@ -181,3 +209,33 @@ def test_the_native_custom_call_is_lowered_for_cpu_only():
     for platform in ("cuda", "tpu"):
         text = jax.export.export(f, platforms=[platform])(params, x).mlir_module()
         assert "seqlstm_lstm" not in text, platform
+
+
+def _lowered_steps(path):
+    """`(name, jitted function, args)` of a config's training step and, for an encoder-decoder,
+    its greedy decoding and beam search, built from the config's `smoke` preset."""
+    from seqlstm.train import build_run, create_train_state
+
+    config = load(path, "smoke")
+    run = build_run(config)
+    state = run.place.put(create_train_state(run.params, run.tx, config.seed))
+    _, batch = next(iter(run.epoch(0)))
+    yield "train_step", run.train_step(state), (state, batch)
+    model = run.model_def.merge_eval(lambda p: p, run.params)
+    if isinstance(model, seqlstm.EncoderDecoder):
+        source = (batch["source"][:2], batch["source_lengths"][:2])
+        yield "greedy", jax.jit(lambda s, n: seqlstm.greedy_decode(model, s, n).tokens), source
+        beam = lambda s, n: seqlstm.beam_search(model, s, n, beam_size=2).tokens
+        yield "beam", jax.jit(beam), source
+
+
+@needs_kernel
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.split("/")[-1])
+def test_shipped_configs_lower_for_cuda_and_tpu_without_the_native_call(path, monkeypatch):
+    monkeypatch.setattr(rule, "native_wins", lambda *shape: True)  # native wherever it may run
+    for name, f, args in _lowered_steps(path):
+        if name == "train_step":  # the CPU lowering differentiates the kernel
+            assert "seqlstm_lstm_backward" in f.lower(*args).as_text()
+        for platform in ("cuda", "tpu"):
+            text = jax.export.export(f, platforms=[platform])(*args).mlir_module()
+            assert "seqlstm_lstm" not in text, (name, platform)

@@ -110,8 +110,8 @@ def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse):
     )
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(7,))
-def native_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse):
+@partial(jax.custom_vjp, nondiff_argnums=(7, 8))
+def native_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference=None):
     """LSTM over time-major inputs on the native CPU kernel (float32).
 
     Args:
@@ -121,21 +121,28 @@ def native_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse):
       valid: None, or boolean `[T, B]`: steps where the state advances (elsewhere it is carried
         and the output is zero); each row's valid steps must be a prefix (right padding).
       reverse: process from t = T - 1 down to 0.
+      inference: None, or `f(kernel, recurrent, bias, x_tm, h0, c0, valid) -> (ys, h_T, c_T)`
+        computing the same thing, run instead of the kernel when nothing is differentiated (the
+        forward-only call): the scan, where it is the faster forward pass. Under differentiation
+        the kernel's forward runs, since the kernel's backward reads its residuals.
 
     Returns:
       `(ys [T, B, H], h_T [B, H], c_T [B, H])`, float32.
     """
+    if inference is not None:
+        return inference(kernel, recurrent, bias, x_tm, h0, c0, valid)
     ys, h_t, c_t, _, _ = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse)
     return ys, h_t, c_t
 
 
-def _native_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse):
+def _native_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference):
+    del inference  # the backward pass needs the kernel's residuals
     ys, h_t, c_t, gates, cs = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse)
     saved = (kernel, recurrent, bias, x_tm, h0, c0, valid, ys, gates, cs)
     return (ys, h_t, c_t), saved
 
 
-def _native_bwd(reverse, saved, cotangents):
+def _native_bwd(reverse, inference, saved, cotangents):
     kernel, recurrent, bias, x_tm, h0, c0, valid, ys, gates, cs = saved
     dys, dh_t, dc_t = cotangents
     _require()
