@@ -79,6 +79,26 @@ def _require() -> None:
         raise ValueError(f"the native LSTM kernel is unavailable: {reason}")
 
 
+def _varying(*arrays) -> tuple[str, ...]:
+    """The manual mesh axes (inside `shard_map`) any of `arrays` varies along."""
+    axes = set()
+    for a in arrays:
+        aval = jax.typeof(a)
+        manual = getattr(aval, "manual_axis_type", None)  # JAX 0.9+; older: aval.vma
+        axes |= set(manual.varying if manual is not None else getattr(aval, "vma", ()))
+    return tuple(sorted(axes))
+
+
+def _call(name, outputs, *args, reverse):
+    """`ffi_call` of the kernel; inside `shard_map` its results vary along the axes its
+    arguments do (each device runs the kernel on its own rows), which XLA cannot infer."""
+    results = jax.ffi.ffi_call(name, outputs, vmap_method="sequential")(*args, reverse=reverse)
+    axes = _varying(*args)
+    if axes:
+        results = tuple(jax.lax.pcast(r, axes, to="varying") for r in results)
+    return results
+
+
 def _f32(shape) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, jnp.float32)
 
@@ -96,9 +116,10 @@ def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse):
         _f32((time, batch, 4 * hidden)),
         _f32((time, batch, hidden)),
     )
-    call = jax.ffi.ffi_call(_FORWARD, outputs, vmap_method="sequential")
     f32 = jnp.float32
-    return call(
+    return _call(
+        _FORWARD,
+        outputs,
         x_tm.astype(f32),
         kernel.astype(f32),
         recurrent.astype(f32),
@@ -157,9 +178,10 @@ def _native_bwd(reverse, inference, saved, cotangents):
         _f32((batch, hidden)),
         _f32((batch, hidden)),
     )
-    call = jax.ffi.ffi_call(_BACKWARD, outputs, vmap_method="sequential")
     f32 = jnp.float32
-    d_kernel, d_recurrent, d_bias, d_x, dh0, dc0 = call(
+    d_kernel, d_recurrent, d_bias, d_x, dh0, dc0 = _call(
+        _BACKWARD,
+        outputs,
         x_tm.astype(f32),
         kernel.astype(f32),
         recurrent.astype(f32),
