@@ -109,8 +109,11 @@ def _shape(params: dict, x: jax.Array) -> tuple[int, int, int, int] | None:
     not be picked automatically: a batch split over devices by the partitioner (explicit or
     automatic sharding), which a custom call would gather whole onto every device. Inside
     `shard_map` each device sees its own rows, and the kernel runs on them."""
+    aval = jax.typeof(x)
+    spec = getattr(getattr(aval, "sharding", None), "spec", ())
+    if any(axis is not None for axis in spec):  # explicit sharding, even over one device
+        return None
     if jax.device_count() > 1:
-        aval = jax.typeof(x)
         manual = getattr(aval, "manual_axis_type", None)
         varying = manual.varying if manual is not None else getattr(aval, "vma", frozenset())
         if not varying:
@@ -179,9 +182,12 @@ def lstm_scan(
         one matmul over all steps, see `seqlstm.fused_backward`), or `"autodiff"`, JAX's own
         derivative of the scan. The hoisted form always uses autodiff, and so do the variants
         except input `dropout` (chosen automatically).
-      backend: `"scan"`, `"cudnn"` (`seqlstm.cudnn`, CUDA GPUs only, float32), or `"auto"`:
-        cuDNN on a CUDA GPU when the computation is float32, otherwise the scan. cuDNN takes
-        the plain cell (with input `dropout`) only.
+      backend: `"scan"`, `"cudnn"` (`seqlstm.cudnn`, CUDA GPUs only, float32), `"native"`
+        (`seqlstm.kernels.native`, the CPU kernel through `jax.ffi`, float32; other platforms
+        lowering the same program run the scan), or `"auto"`: cuDNN on a CUDA GPU when the
+        computation is float32, on CPU the native kernel where `seqlstm.kernels.rule` measured
+        it faster (one device, or inside `shard_map`), otherwise the scan. cuDNN and the native
+        kernel take the plain cell (with input `dropout`) only.
       remat_chunk: if set, rematerialise the forward in chunks of this many steps: training
         memory grows with T / remat_chunk instead of T, for about one extra forward pass.
       dtype: matmul input dtype; None promotes the input and parameter dtypes. Gate math and
