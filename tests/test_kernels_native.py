@@ -69,6 +69,20 @@ def test_native_matches_scan_outputs_states_and_every_gradient(reverse, lengths)
         np.testing.assert_array_equal(s.c[0], state.c[0])
 
 
+@needs_kernel
+@pytest.mark.parametrize(
+    "kw",
+    [dict(dropout=0.3, key=jax.random.key(5)), dict(remat_chunk=3, reverse=True)],
+    ids=["input_dropout", "remat_chunk"],
+)
+def test_native_with_input_dropout_and_rematerialised_chunks_matches_the_scan(kw):
+    params = _params(0)
+    x, state = _inputs(1)
+    kw = dict(seq_lengths=LENGTHS, **kw)
+    ours = _value_and_grads("native", params, x, state, **kw)
+    _assert_trees_close(ours, _value_and_grads("scan", params, x, state, **kw))
+
+
 def _layers(module, backend):
     for _, node in nnx.iter_graph(module):
         if isinstance(node, seqlstm.LSTM):
