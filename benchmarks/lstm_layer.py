@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,21 +25,28 @@ from common import best_medians, fwd_and_train_fns, machine, write_section  # no
 
 LAYER_SHAPES = [(32, 100, 128), (64, 100, 256), (128, 50, 512), (16, 512, 64)]
 STACKS = [(2, False), (1, True), (2, True)]  # (layers, bidirectional) at (64, 100, 256)
-FRAMEWORKS = ("seqlstm", "flax", "torch", "keras")
+# seqlstm at its defaults (backend="auto"), then pinned to each of its CPU backends: the scan and
+# the native kernel (seqlstm/kernels/native.py; skipped where it is not built).
+FRAMEWORKS = ("seqlstm", "seqlstm-scan", "seqlstm-native", "flax", "torch", "keras")
 
 
 def _unplaced(params, x):
     return params, x
 
 
-def bench_seqlstm(b, t, d, layers, bidirectional, place=_unplaced):
+def bench_seqlstm(b, t, d, layers, bidirectional, place=_unplaced, backend="auto"):
     """Forward and training callables; `place(params, x)` may put the arrays on devices."""
     from flax import nnx
 
     import seqlstm
 
     model = seqlstm.StackedLSTM(
-        d, (d,) * layers, bidirectional=bidirectional, return_sequences=True, rngs=nnx.Rngs(0)
+        d,
+        (d,) * layers,
+        bidirectional=bidirectional,
+        return_sequences=True,
+        backend=backend,
+        rngs=nnx.Rngs(0),
     )
     model.eval()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -102,27 +110,49 @@ def bench_torch(b, t, d, layers, bidirectional):
     return fwd, train
 
 
-BENCH = {"seqlstm": bench_seqlstm, "flax": bench_flax, "torch": bench_torch, "keras": bench_keras}
-LABEL = {"seqlstm": "seqlstm", "flax": "Flax nn.RNN", "torch": "PyTorch", "keras": "Keras 3 (JAX)"}
+BENCH = {
+    "seqlstm": bench_seqlstm,
+    "seqlstm-scan": partial(bench_seqlstm, backend="scan"),
+    "seqlstm-native": partial(bench_seqlstm, backend="native"),
+    "flax": bench_flax,
+    "torch": bench_torch,
+    "keras": bench_keras,
+}
+LABEL = {
+    "seqlstm": "seqlstm",
+    "seqlstm-scan": "seqlstm scan",
+    "seqlstm-native": "seqlstm native",
+    "flax": "Flax nn.RNN",
+    "torch": "PyTorch",
+    "keras": "Keras 3 (JAX)",
+}
+
+
+def frameworks() -> tuple[str, ...]:
+    """The columns this machine can fill: the native kernel only where it is built."""
+    from seqlstm.kernels.native import native_available
+
+    return tuple(f for f in FRAMEWORKS if f != "seqlstm-native" or native_available())
 
 
 def measure(b, t, d, layers, bidirectional, reps, rounds) -> dict[str, tuple[float, float]]:
     """(forward, train) ms per framework, the best of `rounds` interleaved medians."""
-    fns = {f: BENCH[f](b, t, d, layers, bidirectional) for f in FRAMEWORKS}
+    fns = {f: BENCH[f](b, t, d, layers, bidirectional) for f in frameworks()}
     return best_medians(fns, reps, rounds)
 
 
 def run(cases, reps, rounds) -> str:
     """Times every framework on every case; returns a markdown table, printing rows as it goes."""
-    others = [f for f in FRAMEWORKS if f != "seqlstm"]
-    head = ["case (B, T, D=H)"] + [f"{LABEL[f]} fwd / train ms" for f in FRAMEWORKS]
+    names = frameworks()
+    others = [f for f in names if f != "seqlstm"]
+    head = ["case (B, T, D=H)"] + [f"{LABEL[f]} fwd / train ms" for f in names]
     head += [f"{LABEL[f]} / seqlstm" for f in others]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     print("\n".join(rows), flush=True)
     for name, (b, t, d, layers, bidirectional) in cases:
         times = measure(b, t, d, layers, bidirectional, reps, rounds)
         s = times["seqlstm"]
-        cells = [name] + [f"{times[f][0]:.1f} / {times[f][1]:.1f}" for f in FRAMEWORKS]
+        cells = [name] + [f"{times[f][0]:.1f} / {times[f][1]:.1f}" for f in names]
         cells += [f"{times[f][0] / s[0]:.2f} / {times[f][1] / s[1]:.2f}" for f in others]
         rows.append("| " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)

@@ -103,6 +103,70 @@ class EncoderDecoder(nn.Module):
         return self.output(torch.tanh(self.combine(torch.cat([context, top], dim=-1))))
 
 
+class FeedingEncoderDecoder(nn.Module):
+    """`seqlstm.EncoderDecoder` as configs/g2p.py builds it: a stacked (bi)LSTM encoder, a linear
+    bridge per decoder layer, stacked decoder LSTM cells run step by step, with input feeding
+    (h~_{t-1} joins the embedding of token t) or without, and additive attention (Bahdanau's
+    score, Luong's placement: h~_t = tanh(W_c [context_t; h_t]), logits = W_o h~_t)."""
+
+    def __init__(self, m):
+        super().__init__()
+        _require(m, "bridge", ("linear",))
+        _require(m, "attention", ("additive",))
+        _require(m, "dropout", (0.0, 0))
+        _require(m, "input_dropout", (0.0, 0, None))
+        e, h, layers = m["embed_dim"], m["hidden_size"], m["num_layers"]
+        decoder_layers = m.get("decoder_layers") or layers
+        dirs = 2 if m["bidirectional"] else 1
+        keys, a = dirs * h, m.get("attention_size") or h
+        self.dirs, self.feeding = dirs, bool(m["input_feeding"])
+        self.source_embed = nn.Embedding(m["source_vocab_size"], e)
+        self.target_embed = nn.Embedding(m["target_vocab_size"], e)
+        self.encoder = nn.LSTM(
+            e, h, num_layers=layers, batch_first=True, bidirectional=m["bidirectional"]
+        )
+        self.bridge_h = nn.ModuleList(nn.Linear(keys, h) for _ in range(decoder_layers))
+        self.bridge_c = nn.ModuleList(nn.Linear(keys, h) for _ in range(decoder_layers))
+        sizes = [e + h if self.feeding else e] + [h] * (decoder_layers - 1)
+        self.cells = nn.ModuleList(nn.LSTMCell(n, h) for n in sizes)
+        self.query_kernel = nn.Linear(h, a, bias=False)
+        self.key_kernel = nn.Linear(keys, a, bias=False)
+        self.v = nn.Linear(a, 1, bias=False)
+        self.combine = nn.Linear(keys + h, h, bias=False)
+        self.output = nn.Linear(h, m["target_vocab_size"])
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        source, lengths = batch["source"], batch["source_lengths"]
+        values, (h_n, c_n) = EncoderDecoder.encode(self, source, lengths, batch["full_length"])
+        # h_n: [layers * dirs, B, H]; the top decoder_layers encoder layers feed the bridges.
+        n = len(self.cells)
+        h_n = h_n.view(-1, self.dirs, *h_n.shape[1:])[-n:]
+        c_n = c_n.view(-1, self.dirs, *c_n.shape[1:])[-n:]
+        states = [
+            (
+                torch.tanh(bh(torch.cat(list(h_n[i]), dim=-1))),
+                bc(torch.cat(list(c_n[i]), dim=-1)),
+            )
+            for i, (bh, bc) in enumerate(zip(self.bridge_h, self.bridge_c))
+        ]
+        projected = self.key_kernel(values)  # [B, S, A]
+        valid = torch.arange(values.shape[1], device=lengths.device)[None, :] < lengths[:, None]
+        embedded = self.target_embed(batch["target_in"])
+        feed = values.new_zeros(values.shape[0], self.combine.out_features)
+        logits = []
+        for t in range(embedded.shape[1]):
+            x = torch.cat([embedded[:, t], feed], dim=-1) if self.feeding else embedded[:, t]
+            for i, cell in enumerate(self.cells):
+                states[i] = cell(x, states[i])
+                x = states[i][0]
+            scores = self.v(torch.tanh(self.query_kernel(x)[:, None, :] + projected))[..., 0]
+            weights = torch.softmax(scores.masked_fill(~valid, -1e9), dim=-1) * valid
+            context = (weights[:, :, None] * values).sum(dim=1)
+            feed = torch.tanh(self.combine(torch.cat([context, x], dim=-1)))
+            logits.append(self.output(feed))
+        return torch.stack(logits, dim=1)
+
+
 class Branch(nn.Module):
     def __init__(self, vocab: int, embed: int, units: int):
         super().__init__()
@@ -150,7 +214,8 @@ def build_model(model_config) -> nn.Module:
     if name == "state_seq":
         return StateSeq(m)
     if name == "encoder_decoder":
-        return EncoderDecoder(m)
+        stepwise = m.get("input_feeding") or m.get("attention") == "additive"
+        return FeedingEncoderDecoder(m) if stepwise else EncoderDecoder(m)
     if name == "two_branch":
         return TwoBranch(m)
     raise ValueError(f"no PyTorch equivalent of model {name!r} in benchmarks/torch_models.py")

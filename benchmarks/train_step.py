@@ -1,6 +1,6 @@
 """The whole training step (model, loss, Adam) of the shipped configs, beside PyTorch, in one run.
 
-    python benchmarks/train_step.py            # configs/reverse.py, seq2seq.py, chars.py
+    python benchmarks/train_step.py            # configs/reverse.py, seq2seq.py, chars.py, g2p.py
     python benchmarks/train_step.py --write    # also rewrites its section of benchmarks/README.md
     python benchmarks/train_step.py --quick    # their :smoke presets, few repetitions
 
@@ -54,7 +54,7 @@ import jax  # noqa: E402
 from common import best_median_each, machine, write_section  # noqa: E402
 
 ROOT = HERE.parent
-MODELS = ("reverse", "seq2seq", "chars")  # configs/<name>.py, default preset
+MODELS = ("reverse", "seq2seq", "chars", "g2p")  # configs/<name>.py, default preset
 NUM_BATCHES = 4  # drawn before timing and fed in turn
 # PyTorch runs with 1 and with all cores' threads, and keeps its faster: on a small model one
 # thread can win (no fork-join per operation), and the comparison should not hand seqlstm that.
@@ -128,6 +128,12 @@ def describe(config) -> str:
     if m.name == "two_branch":
         return (
             f"two-branch chars, contexts {m.long_context}/{m.short_context}, batch {t.batch_size}"
+        )
+    if m.name == "encoder_decoder" and "max_length" not in config.data:  # configs/g2p.py
+        feeding = "input feeding" if m.input_feeding else "no input feeding"
+        return (
+            f"g2p, {m.num_layers}-layer biLSTM({m.hidden_size}) + {m.num_layers}-layer decoder, "
+            f"{m.attention} attention, {feeding}, batch {t.batch_size}"
         )
     if m.name == "encoder_decoder":
         return (

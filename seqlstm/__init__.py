@@ -4,6 +4,7 @@ from seqlstm import interop, tokens
 from seqlstm.attention import Attention
 from seqlstm.cell import LSTMState, gate_update, init_params, lstm_cell, zeros_state
 from seqlstm.decoding import DecodeResult, beam_search, greedy_decode, n_best
+from seqlstm.kernels.native import native_available, native_reason
 from seqlstm.layers import LSTM, Bidirectional, RepeatVector, StackedLSTM
 from seqlstm.masking import lengths_from_ids, lengths_from_mask
 from seqlstm.scan import choose_projection, lstm_scan
@@ -35,6 +36,8 @@ __all__ = [
     "lstm_cell",
     "lstm_scan",
     "n_best",
+    "native_available",
+    "native_reason",
     "summary",
     "tokens",
     "zeros_state",

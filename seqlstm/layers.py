@@ -92,7 +92,9 @@ class LSTM(nnx.Module):
       unroll: steps per scan iteration.
       projection: step form, see `seqlstm.scan` (`"auto"`, `"hoisted"`, `"per_step"`).
       backward: `"fused"` (cuDNN-style custom VJP) or `"autodiff"`, see `seqlstm.scan`.
-      backend: `"auto"` (cuDNN on a CUDA GPU in float32, else the scan), `"scan"`, `"cudnn"`.
+      backend: `"auto"` (cuDNN on a CUDA GPU in float32; on CPU the native kernel where it is
+        measured faster, `seqlstm.kernels.rule`; else the scan), `"scan"`, `"cudnn"`, `"native"`
+        (the CPU kernel of `seqlstm.kernels.native`, float32, plain cell and input dropout).
       remat_chunk: rematerialise the forward in chunks of this many steps (long sequences).
       unit_forget_bias: Keras's forget-gate bias of one at initialisation.
       dropout: Keras's input dropout rate in [0, 1): one mask per sequence, training mode only.

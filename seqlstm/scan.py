@@ -39,7 +39,7 @@ from seqlstm.variants import Rates, check_params, draw_masks, is_plain, sizes, v
 Projection = Literal["auto", "hoisted", "per_step"]
 PROJECTIONS = ("auto", "hoisted", "per_step")
 BACKWARDS = ("fused", "autodiff")
-BACKENDS = ("auto", "scan", "cudnn")
+BACKENDS = ("auto", "scan", "cudnn", "native")
 
 
 @functools.cache
@@ -55,18 +55,70 @@ def has_cudnn() -> bool:
         return False
 
 
-def choose_backend(backend: str, dtype) -> str:
-    """Resolves `backend="auto"`: cuDNN on a CUDA GPU in float32, the scan everywhere else."""
+def choose_backend(backend: str, dtype, shape: tuple[int, int, int, int] | None = None) -> str:
+    """Resolves `backend="auto"` and checks an explicit choice.
+
+    `"auto"`: cuDNN on a CUDA GPU in float32; on CPU the native kernel where
+    `seqlstm.kernels.rule.native_wins` says its training step is faster at `shape` (float32,
+    kernel built), returned as `"native_train"` where the scan's forward pass is the faster one
+    (`rule.native_forward_wins`): then a call that is not differentiated runs the scan;
+    otherwise the scan. `"native"` is lowered through `jax.lax.platform_dependent`: the CPU
+    lowering runs the kernel, any other platform (e.g. `jax.export(..., platforms=["cuda"])`)
+    the scan.
+
+    Args:
+      backend: one of `BACKENDS`.
+      dtype: the computation dtype.
+      shape: `(batch, time, features, hidden)` of the call, or None (auto then keeps the scan).
+    """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    float32 = jnp.dtype(dtype) == jnp.float32
     if backend == "auto":
-        return "cudnn" if has_cudnn() and jnp.dtype(dtype) == jnp.float32 else "scan"
+        if has_cudnn():
+            return "cudnn" if float32 else "scan"
+        if jax.default_backend() == "cpu" and float32 and shape is not None:
+            from seqlstm.kernels import native, rule
+
+            if rule.native_wins(*shape) and native.native_available():
+                return "native" if rule.native_forward_wins(*shape) else "native_train"
+        return "scan"
     if backend == "cudnn" and not has_cudnn():
         raise ValueError(
             f"backend='cudnn' needs a CUDA GPU, but JAX's default backend is "
             f"{jax.default_backend()!r}; use backend='auto' or 'scan'"
         )
+    if backend == "native":
+        from seqlstm.kernels import native
+
+        if not native.native_available():
+            raise ValueError(
+                f"backend='native' is unavailable: {native.native_reason()}; "
+                "use backend='auto' or 'scan'"
+            )
+        if not float32:
+            raise ValueError(
+                f"backend='native' runs float32 only, got dtype {jnp.dtype(dtype).name}; "
+                "use backend='auto' or 'scan'"
+            )
     return backend
+
+
+def _shape(params: dict, x: jax.Array) -> tuple[int, int, int, int] | None:
+    """`(batch, time, features, hidden)` for the auto rule, or None where the native kernel must
+    not be picked automatically: a batch split over devices by the partitioner (explicit or
+    automatic sharding), which a custom call would gather whole onto every device. Inside
+    `shard_map` each device sees its own rows, and the kernel runs on them."""
+    aval = jax.typeof(x)
+    spec = getattr(getattr(aval, "sharding", None), "spec", ())
+    if any(axis is not None for axis in spec):  # explicit sharding, even over one device
+        return None
+    if jax.device_count() > 1:
+        manual = getattr(aval, "manual_axis_type", None)
+        varying = manual.varying if manual is not None else getattr(aval, "vma", frozenset())
+        if not varying:
+            return None
+    return x.shape[0], x.shape[1], x.shape[2], params["recurrent_kernel"].shape[-1] // 4
 
 
 def state_dtype(dtype) -> jnp.dtype:
@@ -130,9 +182,12 @@ def lstm_scan(
         one matmul over all steps, see `seqlstm.fused_backward`), or `"autodiff"`, JAX's own
         derivative of the scan. The hoisted form always uses autodiff, and so do the variants
         except input `dropout` (chosen automatically).
-      backend: `"scan"`, `"cudnn"` (`seqlstm.cudnn`, CUDA GPUs only, float32), or `"auto"`:
-        cuDNN on a CUDA GPU when the computation is float32, otherwise the scan. cuDNN takes
-        the plain cell (with input `dropout`) only.
+      backend: `"scan"`, `"cudnn"` (`seqlstm.cudnn`, CUDA GPUs only, float32), `"native"`
+        (`seqlstm.kernels.native`, the CPU kernel through `jax.ffi`, float32; other platforms
+        lowering the same program run the scan), or `"auto"`: cuDNN on a CUDA GPU when the
+        computation is float32, on CPU the native kernel where `seqlstm.kernels.rule` measured
+        it faster (one device, or inside `shard_map`), otherwise the scan. cuDNN and the native
+        kernel take the plain cell (with input `dropout`) only.
       remat_chunk: if set, rematerialise the forward in chunks of this many steps: training
         memory grows with T / remat_chunk instead of T, for about one extra forward pass.
       dtype: matmul input dtype; None promotes the input and parameter dtypes. Gate math and
@@ -163,9 +218,9 @@ def lstm_scan(
     )
     plain = is_plain(params) and rates[1:] == (0.0, 0.0, 0.0)
     if not plain:
-        if backend == "cudnn":
+        if backend in ("cudnn", "native"):
             raise ValueError(
-                "backend='cudnn' runs the plain cell (with input dropout) only; this cell has "
+                f"backend={backend!r} runs the plain cell (with input dropout) only; this cell has "
                 f"params {sorted(params)} and rates {rates}: use backend='auto' or 'scan'"
             )
         backend = "scan"
@@ -189,7 +244,7 @@ def lstm_scan(
         unroll=int(unroll),
         projection=projection,
         backward=backward,
-        backend=choose_backend(backend, dtype),
+        backend=choose_backend(backend, dtype, _shape(params, x)),
         remat_chunk=remat_chunk,
         dtype=dtype,
         rates=rates,
@@ -267,24 +322,26 @@ def _lstm_scan(
 
         return cudnn_lstm(params, x, initial_state, seq_lengths=seq_lengths, reverse=reverse)
 
-    if projection == "per_step" and backward == "fused":
-        segment = partial(
-            fused_lstm,
-            params["kernel"],
-            params["recurrent_kernel"],
-            params["bias"],
-            reverse=reverse,
-            unroll=unroll,
-            dtype=dtype,
+    def scan_segment_of(p):
+        if projection == "per_step" and backward == "fused":
+            return partial(
+                fused_lstm,
+                p["kernel"],
+                p["recurrent_kernel"],
+                p["bias"],
+                reverse=reverse,
+                unroll=unroll,
+                dtype=dtype,
+            )
+        return partial(
+            _scan_segment, p, projection=projection, reverse=reverse, unroll=unroll, dtype=dtype
         )
-    else:
+
+    segment = scan_segment_of(params)
+    if backend in ("native", "native_train"):
+        inference = backend == "native_train"
         segment = partial(
-            _scan_segment,
-            params,
-            projection=projection,
-            reverse=reverse,
-            unroll=unroll,
-            dtype=dtype,
+            _native_segment, params, scan_segment_of, dtype, reverse=reverse, inference=inference
         )
     x_tm = jnp.swapaxes(x, 0, 1)  # [T, B, D]
     if remat_chunk is None or remat_chunk >= time:
@@ -292,6 +349,32 @@ def _lstm_scan(
     else:
         ys, h_t, c_t = _rematerialised(segment, x_tm, initial_state, valid, remat_chunk, reverse)
     return jnp.swapaxes(ys, 0, 1), LSTMState(h_t, c_t)
+
+
+def _native_segment(params, scan_segment_of, dtype, x_tm, h0, c0, valid, *, reverse, inference):
+    """The native CPU kernel where the program is lowered for CPU, the scan on any other
+    platform: the choice follows the platform of the lowering, not `jax.default_backend()`.
+
+    With `inference=True` the kernel runs on CPU only when the call is differentiated, and a
+    forward-only call (evaluation, decoding) runs the scan, where its forward pass is the faster
+    (`seqlstm.kernels.rule`). `scan_segment_of(params)` builds the scan's segment.
+    """
+    from seqlstm.kernels.native import native_lstm
+
+    def scan_forward(kernel, recurrent, bias, x_tm, h0, c0, valid):
+        p = {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias}
+        return scan_segment_of(p)(x_tm, h0, c0, valid)
+
+    forward_only = scan_forward if inference else None
+
+    def native(x_tm, h0, c0, valid):
+        weights = params["kernel"], params["recurrent_kernel"], params["bias"]
+        ys, h_t, c_t = native_lstm(*weights, x_tm, h0, c0, valid, reverse, forward_only)
+        return ys.astype(dtype), h_t, c_t
+
+    return jax.lax.platform_dependent(
+        x_tm, h0, c0, valid, cpu=native, default=scan_segment_of(params)
+    )
 
 
 def _rematerialised(segment, x_tm, initial_state, valid, chunk, reverse):

@@ -211,6 +211,32 @@ EIGHT_DEVICES = textwrap.dedent(
     bad.train.batch_size = 30
     run("bad_batch", bad, (8,))
     run("bad_mesh", stacked(), (3,))
+
+    # The native CPU kernel with the batch split over the 8 devices by shard_map: each device
+    # runs it on its own rows (no all-gather), and the gradients equal the scan's on one device.
+    from seqlstm.kernels.native import native_available
+    from seqlstm.scan import lstm_scan
+    if native_available():
+        from jax.sharding import PartitionSpec as P
+        mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+        keys = jax.random.split(jax.random.key(0), 3)
+        p = {"kernel": jax.random.normal(keys[0], (3, 32)),
+             "recurrent_kernel": jax.random.normal(keys[1], (8, 32)), "bias": jax.numpy.zeros(32)}
+        x = jax.random.normal(keys[2], (16, 5, 3))
+        lengths = jax.numpy.arange(16) % 6
+        def loss(backend, p, x, lengths):
+            y, s = lstm_scan(p, x, seq_lengths=lengths, backend=backend)
+            return jax.numpy.sum(jax.numpy.sin(y)) + jax.numpy.sum(s.c)
+        sharded = jax.jit(jax.shard_map(
+            lambda p, x, n: jax.grad(loss, argnums=(1, 2))("native", p, x, n),
+            mesh=mesh, in_specs=(P(), P("data"), P("data")), out_specs=(P(), P("data"))))
+        text = sharded.lower(p, x, lengths).as_text()
+        got = sharded(p, x, lengths)
+        want = jax.grad(loss, argnums=(1, 2))("scan", p, x, lengths)
+        out["shard_map_native"] = {
+            "max_error": max(float(abs(a - b).max())
+                             for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want))),
+            "kernel_calls": text.count("seqlstm_lstm_"), "all_gather": "all-gather" in text}
     print("RESULTS" + json.dumps(out))
     """
 )
@@ -239,6 +265,16 @@ def assert_same_run(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
     for key in ("loss", "token_accuracy", "sequence_accuracy"):
         np.testing.assert_allclose(a["test"][key], b["test"][key], rtol=1e-5)
+
+
+def test_native_kernel_under_shard_map_runs_per_device_and_matches_the_scan(eight_devices):
+    from seqlstm.kernels.native import native_available, native_reason
+
+    if not native_available():
+        pytest.skip(native_reason())
+    got = eight_devices["shard_map_native"]
+    assert got["kernel_calls"] == 2 and not got["all_gather"]  # forward and backward, per device
+    assert got["max_error"] < 1e-5
 
 
 def test_8_devices_match_1_device_and_bad_meshes_fail_before_touching_the_workdir(eight_devices):

@@ -1,0 +1,87 @@
+"""The measurement behind `seqlstm.kernels.rule`: one LSTM layer, the scan against the native CPU
+kernel (and PyTorch for reference), forward and training step, at the issue's four shapes and the
+shapes of the shipped models' layers.
+
+    python benchmarks/native_rule.py
+
+(B, T, D, H) per row; "train" is the gradient of the sum of squared outputs with respect to the
+parameters and the input. Best of 2 interleaved medians of 10 (benchmarks/common.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import jax  # noqa: E402
+from common import best_medians, fwd_and_train_fns, machine  # noqa: E402
+
+SHAPES = [
+    (32, 100, 128, 128),  # the issue's four
+    (64, 100, 256, 256),
+    (128, 50, 512, 512),
+    (16, 512, 64, 64),
+    (64, 16, 256, 256),  # G2P's encoder layers (64 words of ~16 letters)
+    (64, 16, 64, 256),
+    (128, 512, 16, 32),  # the character model's long and short branches
+    (128, 64, 16, 32),
+    (32, 30, 32, 32),  # the reversal task
+]
+
+
+def layer_fns(b, t, d, h, backend):
+    from flax import nnx
+
+    import seqlstm
+
+    layer = seqlstm.LSTM(d, h, return_sequences=True, backend=backend, rngs=nnx.Rngs(0))
+    layer.eval()
+    graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
+    x = jax.random.normal(jax.random.key(1), (b, t, d))
+    return fwd_and_train_fns(lambda p, x: nnx.merge(graphdef, p, rest)(x), params, x)
+
+
+def torch_fns(b, t, d, h):
+    import torch
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(d, h, batch_first=True)
+    x = torch.randn(b, t, d)
+    xg = x.clone().requires_grad_(True)
+
+    def fwd():
+        with torch.no_grad():
+            lstm(x)
+
+    def train():
+        lstm.zero_grad(set_to_none=True)
+        xg.grad = None
+        y, _ = lstm(xg)
+        (y * y).sum().backward()
+
+    return fwd, train
+
+
+def main() -> None:
+    print(machine())
+    print(
+        "| (B, T, D, H) | scan fwd / train ms | native fwd / train ms | PyTorch fwd / train ms "
+        "| native speed-up fwd / train |"
+    )
+    print("|---|---|---|---|---|")
+    for b, t, d, h in SHAPES:
+        fns = {k: layer_fns(b, t, d, h, k) for k in ("scan", "native")}
+        fns["torch"] = torch_fns(b, t, d, h)
+        ms = best_medians(fns, 10, 2)
+        s, n, p = ms["scan"], ms["native"], ms["torch"]
+        print(
+            f"| ({b}, {t}, {d}, {h}) | {s[0]:.2f} / {s[1]:.2f} | {n[0]:.2f} / {n[1]:.2f} "
+            f"| {p[0]:.2f} / {p[1]:.2f} | {s[0] / n[0]:.2f} / {s[1] / n[1]:.2f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

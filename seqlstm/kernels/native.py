@@ -1,0 +1,210 @@
+"""The native CPU kernel of the LSTM recurrence (`lstm_cpu.cc`), called through `jax.ffi`.
+
+The shared library `_lstm_cpu*.so` beside this file is built by `pip install -e .` on Linux
+x86_64 (see setup.py) and links oneDNN's `dnnl_sgemm` (pip package `onednn`). It holds two
+typed XLA FFI handlers, registered here for the CPU platform only:
+
+* `seqlstm_lstm_forward`: the input projection of all steps as ONE matmul, then per step
+  `h @ recurrent_kernel` and one fused, vectorised gate loop; it also returns the activated gates
+  and the cell states, which the backward pass reads.
+* `seqlstm_lstm_backward`: the reverse loop (`dz_t @ recurrent_kernel^T` and the gate
+  derivatives), then the weight, bias and input gradients as one matmul each over all T*B rows.
+
+`native_lstm` puts them together as a `jax.custom_vjp` with the signature of
+`seqlstm.fused_backward.fused_lstm`'s segment. It runs float32 only; the layer (`seqlstm.scan`)
+wraps it in `jax.lax.platform_dependent`, so that a program lowered for an accelerator never
+contains this CPU custom call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import platform
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from seqlstm.fused_backward import _summed_like
+
+_HERE = Path(__file__).parent
+_FORWARD = "seqlstm_lstm_forward"
+_BACKWARD = "seqlstm_lstm_backward"
+
+
+def _library_path() -> Path | None:
+    """The built library beside this file (setuptools names it `_lstm_cpu.<abi tag>.so`)."""
+    found = sorted(_HERE.glob("_lstm_cpu*.so"))
+    return found[0] if found else None
+
+
+@functools.cache
+def _load() -> tuple[bool, str]:
+    """Loads the library and registers its FFI targets once; returns `(available, reason)`."""
+    machine = f"{platform.system()} {platform.machine()}"
+    if (platform.system(), platform.machine()) != ("Linux", "x86_64"):
+        return False, f"the native kernel is built for Linux x86_64 only, this is {machine}"
+    path = _library_path()
+    if path is None:
+        return False, (
+            f"the native kernel is not built (no _lstm_cpu*.so in {_HERE}); "
+            "`pip install -e .` builds it when g++ and the onednn-devel headers are available"
+        )
+    try:
+        library = ctypes.CDLL(str(path))
+        for name, symbol in ((_FORWARD, "SeqlstmLstmForward"), (_BACKWARD, "SeqlstmLstmBackward")):
+            capsule = jax.ffi.pycapsule(getattr(library, symbol))
+            jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+    except (OSError, AttributeError) as error:
+        return False, f"the native kernel {path.name} could not be loaded: {error}"
+    return True, f"the native kernel {path.name} is loaded (oneDNN sgemm, float32)"
+
+
+def native_available() -> bool:
+    """Whether the native CPU LSTM kernel is built and loaded (`native_reason()` says why not)."""
+    return _load()[0]
+
+
+def native_reason() -> str:
+    """One line: the library in use, or why the native kernel is unavailable."""
+    return _load()[1]
+
+
+def _require() -> None:
+    """Loads and registers the kernel before a call to it is traced (or says why it cannot)."""
+    available, reason = _load()
+    if not available:
+        raise ValueError(f"the native LSTM kernel is unavailable: {reason}")
+
+
+def _varying(*arrays) -> tuple[str, ...]:
+    """The manual mesh axes (inside `shard_map`) any of `arrays` varies along."""
+    axes = set()
+    for a in arrays:
+        aval = jax.typeof(a)
+        manual = getattr(aval, "manual_axis_type", None)  # JAX 0.9+; older: aval.vma
+        axes |= set(manual.varying if manual is not None else getattr(aval, "vma", ()))
+    return tuple(sorted(axes))
+
+
+def _call(name, outputs, *args, reverse):
+    """`ffi_call` of the kernel; inside `shard_map` its results vary along the axes its
+    arguments do (each device runs the kernel on its own rows), which XLA cannot infer."""
+    results = jax.ffi.ffi_call(name, outputs, vmap_method="sequential")(*args, reverse=reverse)
+    axes = _varying(*args)
+    if axes:
+        results = tuple(jax.lax.pcast(r, axes, to="varying") for r in results)
+    return results
+
+
+def _f32(shape) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(shape, jnp.float32)
+
+
+def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse):
+    _require()
+    time, batch, _ = x_tm.shape
+    hidden = recurrent.shape[0]
+    if valid is None:
+        valid = jnp.ones((time, batch), bool)
+    outputs = (
+        _f32((time, batch, hidden)),
+        _f32((batch, hidden)),
+        _f32((batch, hidden)),
+        _f32((time, batch, 4 * hidden)),
+        _f32((time, batch, hidden)),
+    )
+    f32 = jnp.float32
+    return _call(
+        _FORWARD,
+        outputs,
+        x_tm.astype(f32),
+        kernel.astype(f32),
+        recurrent.astype(f32),
+        bias.astype(f32),
+        h0.astype(f32),
+        c0.astype(f32),
+        valid,
+        reverse=bool(reverse),
+    )
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(7, 8))
+def native_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference=None):
+    """LSTM over time-major inputs on the native CPU kernel (float32).
+
+    Args:
+      kernel: `[D, 4H]`; recurrent: `[H, 4H]`; bias: `[4H]`.
+      x_tm: inputs, time-major `[T, B, D]`.
+      h0, c0: initial state, `[B, H]` each.
+      valid: None, or boolean `[T, B]`: steps where the state advances (elsewhere it is carried
+        and the output is zero); each row's valid steps must be a prefix (right padding).
+      reverse: process from t = T - 1 down to 0.
+      inference: None, or `f(kernel, recurrent, bias, x_tm, h0, c0, valid) -> (ys, h_T, c_T)`
+        computing the same thing, run instead of the kernel when nothing is differentiated (the
+        forward-only call): the scan, where it is the faster forward pass. Under differentiation
+        the kernel's forward runs, since the kernel's backward reads its residuals.
+
+    Returns:
+      `(ys [T, B, H], h_T [B, H], c_T [B, H])`, float32.
+    """
+    if inference is not None:
+        return inference(kernel, recurrent, bias, x_tm, h0, c0, valid)
+    ys, h_t, c_t, _, _ = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse)
+    return ys, h_t, c_t
+
+
+def _native_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference):
+    del inference  # the backward pass needs the kernel's residuals
+    ys, h_t, c_t, gates, cs = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse)
+    saved = (kernel, recurrent, bias, x_tm, h0, c0, valid, ys, gates, cs)
+    return (ys, h_t, c_t), saved
+
+
+def _native_bwd(reverse, inference, saved, cotangents):
+    kernel, recurrent, bias, x_tm, h0, c0, valid, ys, gates, cs = saved
+    dys, dh_t, dc_t = cotangents
+    _require()
+    time, batch, features = x_tm.shape
+    hidden = recurrent.shape[0]
+    mask = jnp.ones((time, batch), bool) if valid is None else valid
+    outputs = (
+        _f32(kernel.shape),
+        _f32(recurrent.shape),
+        _f32(bias.shape),
+        _f32((time, batch, features)),
+        _f32((batch, hidden)),
+        _f32((batch, hidden)),
+    )
+    f32 = jnp.float32
+    d_kernel, d_recurrent, d_bias, d_x, dh0, dc0 = _call(
+        _BACKWARD,
+        outputs,
+        x_tm.astype(f32),
+        kernel.astype(f32),
+        recurrent.astype(f32),
+        h0.astype(f32),
+        c0.astype(f32),
+        mask,
+        ys,
+        gates,
+        cs,
+        dys.astype(f32),
+        dh_t.astype(f32),
+        dc_t.astype(f32),
+        reverse=bool(reverse),
+    )
+    return (
+        _summed_like(d_kernel.astype(kernel.dtype), kernel),
+        _summed_like(d_recurrent.astype(recurrent.dtype), recurrent),
+        _summed_like(d_bias.astype(bias.dtype), bias),
+        d_x.astype(x_tm.dtype),
+        _summed_like(dh0.astype(h0.dtype), h0),
+        _summed_like(dc0.astype(c0.dtype), c0),
+        None,
+    )
+
+
+native_lstm.defvjp(_native_fwd, _native_bwd)

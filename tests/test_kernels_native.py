@@ -1,0 +1,257 @@
+"""seqlstm.kernels.native: the native CPU kernel against the scan and PyTorch's nn.LSTM, its
+fallback when the extension is absent, and the rule that picks it (seqlstm.kernels.rule)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from test_configs import CONFIGS, load
+
+import seqlstm
+from seqlstm import scan
+from seqlstm.cell import LSTMState
+from seqlstm.kernels import native, rule
+
+B, T, D, H = 5, 7, 3, 4
+LENGTHS = jnp.array([0, T, 3, 1, 5], jnp.int32)  # an empty row, a full row, three in between
+ATOL = 1e-5
+
+needs_kernel = pytest.mark.skipif(not native.native_available(), reason=native.native_reason())
+
+
+def _params(seed):
+    k = jax.random.split(jax.random.key(seed), 3)
+    return {
+        "kernel": 0.5 * jax.random.normal(k[0], (D, 4 * H)),
+        "recurrent_kernel": 0.5 * jax.random.normal(k[1], (H, 4 * H)),
+        "bias": 0.5 * jax.random.normal(k[2], (4 * H,)),
+    }
+
+
+def _inputs(seed, batch=B):
+    k = jax.random.split(jax.random.key(seed), 3)
+    x = jax.random.normal(k[0], (batch, T, D))
+    state = LSTMState(jax.random.normal(k[1], (batch, H)), jax.random.normal(k[2], (batch, H)))
+    return x, state
+
+
+def _value_and_grads(backend, params, x, state, **kw):
+    """Outputs, final state and the gradients of a fixed nonlinear functional of all three."""
+
+    def loss(params, x, state):
+        y, s = scan.lstm_scan(params, x, state, backend=backend, **kw)
+        return jnp.sum(jnp.sin(3 * y)) + jnp.sum(s.h * jnp.cos(s.c)), (y, s)
+
+    (_, out), grads = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(params, x, state)
+    return out, grads
+
+
+def _assert_trees_close(a, b):
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), atol=ATOL, rtol=0)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "reverse,lengths", [(False, None), (True, LENGTHS)], ids=["forward-full", "reverse-lengths"]
+)
+def test_native_matches_scan_outputs_states_and_every_gradient(reverse, lengths):
+    params = _params(0)
+    x, state = _inputs(1)
+    kw = dict(reverse=reverse, seq_lengths=lengths)
+    ours = _value_and_grads("native", params, x, state, **kw)
+    theirs = _value_and_grads("scan", params, x, state, **kw)
+    _assert_trees_close(ours, theirs)
+    if lengths is not None:  # the empty row keeps its initial state and outputs zeros
+        (y, s), _ = ours
+        assert not np.asarray(y[0]).any()
+        np.testing.assert_array_equal(s.h[0], state.h[0])
+        np.testing.assert_array_equal(s.c[0], state.c[0])
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "kw",
+    [dict(dropout=0.3, key=jax.random.key(5)), dict(remat_chunk=3, reverse=True)],
+    ids=["input_dropout", "remat_chunk"],
+)
+def test_native_with_input_dropout_and_rematerialised_chunks_matches_the_scan(kw):
+    params = _params(0)
+    x, state = _inputs(1)
+    kw = dict(seq_lengths=LENGTHS, **kw)
+    ours = _value_and_grads("native", params, x, state, **kw)
+    _assert_trees_close(ours, _value_and_grads("scan", params, x, state, **kw))
+
+
+def _layers(module, backend):
+    for _, node in nnx.iter_graph(module):
+        if isinstance(node, seqlstm.LSTM):
+            node.backend = backend
+    return module
+
+
+@needs_kernel
+def test_native_two_layer_bidirectional_stack_matches_the_scan():
+    """A 2-layer `StackedLSTM` of `Bidirectional` layers, forward lengths from 0 to T."""
+    x, _ = _inputs(2)
+
+    def run(backend):
+        model = seqlstm.StackedLSTM(
+            D, [H, H], bidirectional=True, return_sequences=True, return_state=True,
+            backend=backend, rngs=nnx.Rngs(3),
+        )  # fmt: skip
+        graph, params, rest = nnx.split(model, nnx.Param, ...)
+
+        def loss(params, x):
+            y, states = nnx.merge(graph, params, rest)(x, seq_lengths=LENGTHS)
+            extra = sum(jnp.sum(jnp.tanh(s)) for s in jax.tree.leaves(states))
+            return jnp.sum(jnp.sin(3 * y)) + extra, y
+
+        return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
+
+    _assert_trees_close(run("native"), run("scan"))
+
+
+@needs_kernel
+def test_native_matches_torch_lstm_with_the_same_weights():
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from seqlstm.interop import from_torch, torch_states
+
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(D, H, num_layers=2, bidirectional=True, batch_first=True)
+    model = _layers(from_torch(module), "native")
+    x_np = np.random.default_rng(0).normal(size=(3, T, D)).astype(np.float32)
+    lengths = np.array([T, 2, 5])
+    xt = torch.tensor(x_np, requires_grad=True)
+    packed = pack_padded_sequence(xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+    out_t, (h_n, c_n) = module(packed)
+    out_t, _ = pad_packed_sequence(out_t, batch_first=True, total_length=T)
+    (out_t.square().sum() + h_n.sum() + c_n.sum()).backward()
+
+    def loss(x):
+        out, states = model(x, seq_lengths=jnp.asarray(lengths))
+        return jnp.sum(out**2) + sum(jnp.sum(s) for s in jax.tree.leaves(states)), (out, states)
+
+    (_, (out, states)), grad = jax.value_and_grad(loss, has_aux=True)(jnp.asarray(x_np))
+    np.testing.assert_allclose(np.asarray(out), out_t.detach().numpy(), atol=ATOL, rtol=0)
+    _assert_trees_close(states, torch_states(h_n, c_n, 2, True))
+    np.testing.assert_allclose(np.asarray(grad), xt.grad.numpy(), atol=ATOL, rtol=0)
+
+
+def test_without_the_extension_auto_takes_the_scan_and_native_is_refused(monkeypatch):
+    monkeypatch.setattr(native, "_load", lambda: (False, "the native kernel is not built (test)"))
+    monkeypatch.setattr(rule, "native_wins", lambda *shape: True)
+    assert not native.native_available()
+    assert scan.choose_backend("auto", jnp.float32, (32, 100, 128, 128)) == "scan"
+    params = _params(0)
+    x, _ = _inputs(1)
+    y, _ = scan.lstm_scan(params, x)  # auto: the scan
+    np.testing.assert_allclose(y, scan.lstm_scan(params, x, backend="scan")[0], atol=0)
+    with pytest.raises(ValueError, match=r"backend='native' is unavailable: .*not built \(test\)"):
+        scan.lstm_scan(params, x, backend="native")
+
+
+@needs_kernel
+def test_auto_rule_takes_native_where_it_wins_only_in_float32(monkeypatch):
+    train, forward = (32, 100, 128, 128), (16, 512, 64, 64)
+    monkeypatch.setattr(rule, "native_wins", lambda *s: s in (train, forward))
+    monkeypatch.setattr(rule, "native_forward_wins", lambda *s: s == forward)
+    assert scan.choose_backend("auto", jnp.float32, forward) == "native"
+    assert scan.choose_backend("auto", jnp.float32, train) == "native_train"
+    assert scan.choose_backend("auto", jnp.float32, (8, 4, 2, 2)) == "scan"
+    assert scan.choose_backend("auto", jnp.bfloat16, train) == "scan"
+    assert scan.choose_backend("auto", jnp.float32, None) == "scan"
+    with pytest.raises(ValueError, match="backend='native' runs float32 only, got dtype bfloat16"):
+        scan.choose_backend("native", jnp.bfloat16)
+    with pytest.raises(ValueError, match="backend='native' runs the plain cell"):
+        scan.lstm_scan(
+            {**_params(0), "peephole": jnp.zeros((3, H))}, _inputs(0)[0], backend="native"
+        )
+
+
+def test_the_measured_rule():
+    """benchmarks/native_rule.py and the G2P step: training faster up to H = 128; the forward
+    pass where the rows and steps are few enough, and H is at most 128 or the sequence short."""
+    assert rule.native_wins(32, 100, 128, 128) and rule.native_wins(128, 512, 16, 32)
+    assert not rule.native_wins(64, 16, 512, 256) and not rule.native_wins(128, 50, 512, 512)
+    assert rule.native_forward_wins(16, 512, 64, 64) and rule.native_forward_wins(64, 16, 256, 256)
+    assert not rule.native_forward_wins(128, 512, 16, 32)
+    assert not rule.native_forward_wins(64, 100, 256, 256)
+
+
+@needs_kernel
+def test_a_training_only_choice_runs_the_scan_when_not_differentiated(monkeypatch):
+    monkeypatch.setattr(rule, "native_wins", lambda *s: True)
+    monkeypatch.setattr(rule, "native_forward_wins", lambda *s: False)
+    params = _params(0)
+    x, _ = _inputs(1)
+    forward = jax.jit(lambda p, x: scan.lstm_scan(p, x)[0])
+    assert "seqlstm_lstm" not in forward.lower(params, x).as_text()
+    train = jax.jit(jax.grad(lambda p, x: jnp.sum(scan.lstm_scan(p, x)[0])))
+    assert "seqlstm_lstm_backward" in train.lower(params, x).as_text()
+    _assert_trees_close(train(params, x), _value_and_grads_of_sum(params, x))
+
+
+def _value_and_grads_of_sum(params, x):
+    return jax.grad(lambda p, x: jnp.sum(scan.lstm_scan(p, x, backend="scan")[0]))(params, x)
+
+
+@needs_kernel
+def test_native_under_vmap_and_jit_without_recompiling():
+    params = _params(0)
+    x, state = _inputs(1)
+    xs = jnp.stack([x, 2 * x])
+    run = lambda x, backend: scan.lstm_scan(params, x, state, seq_lengths=LENGTHS, backend=backend)
+    mapped = jax.vmap(lambda x: run(x, "native"))(xs)
+    _assert_trees_close(mapped, jax.vmap(lambda x: run(x, "scan"))(xs))
+
+    step = jax.jit(jax.grad(lambda p, x: jnp.sum(scan.lstm_scan(p, x, backend="native")[0])))
+    step(params, x)
+    with jax.log_compiles():
+        before = step._cache_size()
+        step(params, 2 * x)
+    assert step._cache_size() == before == 1
+
+
+@needs_kernel
+def test_the_native_custom_call_is_lowered_for_cpu_only():
+    params = _params(0)
+    x, _ = _inputs(1)
+    f = jax.jit(jax.grad(lambda p, x: jnp.sum(scan.lstm_scan(p, x, backend="native")[0])))
+    assert "seqlstm_lstm_forward" in f.lower(params, x).as_text()
+    for platform in ("cuda", "tpu"):
+        text = jax.export.export(f, platforms=[platform])(params, x).mlir_module()
+        assert "seqlstm_lstm" not in text, platform
+
+
+def _lowered_steps(path):
+    """`(name, jitted function, args)` of a config's training step and, for an encoder-decoder,
+    its greedy decoding and beam search, built from the config's `smoke` preset."""
+    from seqlstm.train import build_run, create_train_state
+
+    config = load(path, "smoke")
+    run = build_run(config)
+    state = run.place.put(create_train_state(run.params, run.tx, config.seed))
+    _, batch = next(iter(run.epoch(0)))
+    yield "train_step", run.train_step(state), (state, batch)
+    model = run.model_def.merge_eval(lambda p: p, run.params)
+    if isinstance(model, seqlstm.EncoderDecoder):
+        source = (batch["source"][:2], batch["source_lengths"][:2])
+        yield "greedy", jax.jit(lambda s, n: seqlstm.greedy_decode(model, s, n).tokens), source
+        beam = lambda s, n: seqlstm.beam_search(model, s, n, beam_size=2).tokens
+        yield "beam", jax.jit(beam), source
+
+
+@needs_kernel
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.split("/")[-1])
+def test_shipped_configs_lower_for_cuda_and_tpu_without_the_native_call(path, monkeypatch):
+    monkeypatch.setattr(rule, "native_wins", lambda *shape: True)  # native wherever it may run
+    for name, f, args in _lowered_steps(path):
+        if name == "train_step":  # the CPU lowering differentiates the kernel
+            assert "seqlstm_lstm_backward" in f.lower(*args).as_text()
+        for platform in ("cuda", "tpu"):
+            text = jax.export.export(f, platforms=[platform])(*args).mlir_module()
+            assert "seqlstm_lstm" not in text, (name, platform)
