@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from seqlstm.data.g2p import make_g2p_task
+from seqlstm.tasks.g2p import make_g2p_task
 from seqlstm.data.seq2seq_tasks import make_seq2seq_task
 from seqlstm.data.synthetic import make_reverse_task
 from seqlstm.data.text import make_text_task

@@ -1,0 +1,1 @@
+"""The built-in tasks, one module each: its data function, evaluation hooks and scoring."""
