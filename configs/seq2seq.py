@@ -25,7 +25,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs.common import base_config, parse_presets
-from seqlstm.data.seq2seq_tasks import SEQ2SEQ_TASKS, max_lengths, vocab_sizes
+from seqlstm.tasks.seq2seq import SEQ2SEQ_TASKS, max_lengths, vocab_sizes
 
 PRESET_KEYS = ("task", "len", "minlen", "attention", "generalize", "bucket", "seed", "smoke")
 ATTENTION = ("none", "additive", "dot", "general", "location")

@@ -10,8 +10,8 @@ import sys
 import pytest
 from launcher import xla_flags
 
-from seqlstm.data import TASKS, get_task
 from seqlstm.models import MODELS, get_model
+from seqlstm.tasks import TASKS, get_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "parity")

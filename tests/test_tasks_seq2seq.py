@@ -1,11 +1,11 @@
-"""Tests for seqlstm/data/seq2seq_tasks.py and seqlstm/data/bucketing.py."""
+"""Tests for seqlstm/tasks/seq2seq.py and seqlstm/data/bucketing.py."""
 
 import numpy as np
 import pytest
 
-from seqlstm.data import get_task
 from seqlstm.data.bucketing import bucket_ids, bucketed_batches, bucketed_steps_per_epoch
-from seqlstm.data.seq2seq_tasks import (
+from seqlstm.tasks import get_task
+from seqlstm.tasks.seq2seq import (
     decode_addition,
     dedup_reverse,
     encode_addition,

@@ -1,16 +1,12 @@
-"""Tests for seqlstm/data/synthetic.py: the reversed-sequence task and resumable batching."""
+"""Tests for seqlstm/tasks/reverse.py: the reversed-sequence task; and seqlstm/data/batching.py:
+resumable batching."""
 
 import numpy as np
 import pytest
 
-from seqlstm.data import (
-    epoch_permutation,
-    eval_batches,
-    get_task,
-    make_reverse_task,
-    steps_per_epoch,
-    train_batches,
-)
+from seqlstm.data import epoch_permutation, eval_batches, steps_per_epoch, train_batches
+from seqlstm.tasks import get_task
+from seqlstm.tasks.reverse import make_reverse_task
 
 
 def test_targets_are_reversed_inputs():

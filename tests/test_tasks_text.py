@@ -5,16 +5,17 @@ import os
 import numpy as np
 import pytest
 
-from seqlstm.data import get_task, train_batches
-from seqlstm.data.text import (
+from seqlstm.data import train_batches
+from seqlstm.data.corpus import (
     STDLIB_SKIP_DIRS,
     Vocabulary,
     list_documents,
     load_corpus,
-    make_text_task,
     stdlib_dir,
     windows,
 )
+from seqlstm.tasks import get_task
+from seqlstm.tasks.text import make_text_task
 
 
 def write_docs(root, texts):
