@@ -50,7 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     presets = parse_arg(arg)
     config = base_config()
 
-    d = config.data  # the keyword arguments of seqlstm.data.make_seq2seq_task
+    d = config.data  # the keyword arguments of seqlstm.tasks.seq2seq.make_seq2seq_task
     d.name = "seq2seq"
     d.task = presets.get("task", "reverse")
     d.max_length = int(presets.get("len", 16))
