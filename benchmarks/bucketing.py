@@ -29,8 +29,8 @@ from common import machine, write_section  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from seqlstm.data import bucketed_batches, train_batches  # noqa: E402
-from seqlstm.data.seq2seq_tasks import vocab_sizes  # noqa: E402
 from seqlstm.seq2seq import EncoderDecoder  # noqa: E402
+from seqlstm.tasks.seq2seq import vocab_sizes  # noqa: E402
 from seqlstm.tokens import FIRST_ID, seq2seq_arrays  # noqa: E402
 from seqlstm.train import create_train_state, make_optimizer, make_train_step, split_model  # noqa: E402
 

@@ -35,8 +35,9 @@ def bench_training(batch: int, long: int, short: int, steps: int) -> dict:
     """Steps per second of the real training step on windows read from the corpus."""
     from flax import nnx
 
-    from seqlstm.data import get_task, train_batches
+    from seqlstm.data import train_batches
     from seqlstm.models import get_model
+    from seqlstm.tasks import get_task
     from seqlstm.train import create_train_state, make_optimizer, make_train_step, split_model
 
     data = get_task("text", context=long, eval_windows=16)

@@ -42,7 +42,7 @@ def parse_arg(arg: str | None, keys: tuple[str, ...] = PRESET_KEYS) -> dict[str,
 def base_config() -> ml_collections.ConfigDict:
     """Data, optimizer and training settings shared by the character experiments."""
     config = common_config()
-    d = config.data  # the keyword arguments of seqlstm.data.make_text_task
+    d = config.data  # the keyword arguments of seqlstm.tasks.text.make_text_task
     d.name = "text"
     d.path = ""  # "": the standard library's source; else a text file or folder
     d.pattern = ""  # file-name glob under a folder ("": *.py for the stdlib, else all)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs.common import base_config, parse_presets
-from seqlstm.data.g2p import MAX_LETTERS, MAX_PHONES, vocab_sizes
+from seqlstm.tasks.g2p import MAX_LETTERS, MAX_PHONES, vocab_sizes
 
 PRESET_KEYS = (
     "attention", "hidden", "steps", "layers", "dropout", "input_dropout", "stress", "no_feeding",
@@ -54,7 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         raise ValueError(f"unknown attention {presets['attention']!r}; expected one of {ATTENTION}")
     config = base_config()
 
-    d = config.data  # the keyword arguments of seqlstm.data.g2p.make_g2p_task
+    d = config.data  # the keyword arguments of seqlstm.tasks.g2p.make_g2p_task
     d.name = "g2p"
     d.stress = "stress" in presets
     d.max_train_words = 0  # all

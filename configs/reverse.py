@@ -41,7 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     presets = parse_arg(arg)
     config = base_config()
 
-    d = config.data  # the keyword arguments of seqlstm.data.make_reverse_task
+    d = config.data  # the keyword arguments of seqlstm.tasks.reverse.make_reverse_task
     d.name = "reverse"
     d.length = 8
     d.vocab_size = 10

@@ -25,7 +25,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs.common import base_config, parse_presets
-from seqlstm.data.seq2seq_tasks import SEQ2SEQ_TASKS, max_lengths, vocab_sizes
+from seqlstm.tasks.seq2seq import SEQ2SEQ_TASKS, max_lengths, vocab_sizes
 
 PRESET_KEYS = ("task", "len", "minlen", "attention", "generalize", "bucket", "seed", "smoke")
 ATTENTION = ("none", "additive", "dot", "general", "location")
@@ -50,7 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     presets = parse_arg(arg)
     config = base_config()
 
-    d = config.data  # the keyword arguments of seqlstm.data.make_seq2seq_task
+    d = config.data  # the keyword arguments of seqlstm.tasks.seq2seq.make_seq2seq_task
     d.name = "seq2seq"
     d.task = presets.get("task", "reverse")
     d.max_length = int(presets.get("len", 16))

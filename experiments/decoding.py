@@ -10,8 +10,8 @@ import numpy as np
 from experiments import plots
 from experiments.commands import check_output, load_run_config, save_plot
 from seqlstm.checks import check_int
-from seqlstm.data.seq2seq_tasks import format_tokens, parse_source
 from seqlstm.decoding import beam_search, greedy_decode
+from seqlstm.tasks.seq2seq import format_tokens, parse_source
 from seqlstm.tokens import BOS, EOS, PAD, pad_batch, strip
 from seqlstm.train.restore import load_model
 

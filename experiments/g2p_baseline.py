@@ -4,8 +4,8 @@ r"""The same-split peer of the G2P study: Phonetisaurus's joint-sequence model o
     python -m experiments.g2p_baseline --workdir=runs/g2p_baseline
 
 trains Phonetisaurus 0.3.0 (`phonetisaurus-train --seq2_del`, an 8-gram joint-sequence model) on
-the 112,272 training words of `seqlstm.data.g2p`'s split, every distinct pronunciation, without
-stress and with it, and scores each on the 6,418 test words with `seqlstm.g2p_scoring` (a word is
+the 112,272 training words of `seqlstm.tasks.g2p`'s split, every distinct pronunciation, without
+stress and with it, and scores each on the 6,418 test words with `seqlstm.tasks.g2p` (a word is
 right when it equals any of its references): measured 25.66% WER, 6.08% PER without stress
 (33.62% and 8.64% with stress), each in 1.5 minutes of training on one quiet core
 (`experiments/joint_sequence.py` says what runs). Writes `baseline.json`, `baseline.md` and each
@@ -28,12 +28,12 @@ import time
 from absl import app, flags
 
 from experiments import joint_sequence
-from seqlstm.g2p_scoring import PREDICTIONS
+from seqlstm.tasks.g2p import PREDICTIONS
 from seqlstm.train.errors import one_line_errors
 
 RESULTS, TABLE = "baseline.json", "baseline.md"
 VARIANTS = {"no_stress": False, "stress": True}
-# Each variant's test predictions (`seqlstm.g2p_scoring.score_tsv` re-scores them), kept in
+# Each variant's test predictions (`seqlstm.tasks.g2p.score_tsv` re-scores them), kept in
 # --results_dir.
 TSVS = {"no_stress": "baseline_test_predictions.tsv", "stress": "baseline_stress_predictions.tsv"}
 

@@ -21,8 +21,13 @@ import time
 
 from configs.g2p import NUM_STEPS, get_config
 from experiments import study
-from seqlstm.data.g2p import predict_split
-from seqlstm.g2p_scoring import PREDICTIONS, prediction_rows, score, write_predictions
+from seqlstm.tasks.g2p import (
+    PREDICTIONS,
+    predict_split,
+    prediction_rows,
+    score,
+    write_predictions,
+)
 
 ONE_LAYER_STEPS = 40000  # the 1-layer model's steps within the hour (53 minutes)
 ABLATION_STEPS = 8000  # a fifth of ONE_LAYER_STEPS: the ablations compare at equal steps
@@ -123,7 +128,7 @@ def decode_split(
 
     Args:
       model: an `EncoderDecoder`, or a list of them (an ensemble).
-      split: the split's arrays (`seqlstm.data.g2p.make_g2p_task`).
+      split: the split's arrays (`seqlstm.tasks.g2p.make_g2p_task`).
       data_config: the run's `config.data` (stress, beam size, length penalty).
     """
     d = data_config

@@ -7,7 +7,7 @@ Each row is one run of `configs/g2p.py` with a preset in its own workdir `<workd
 interrupted study picks up where it stopped (`--only=default` runs just the headline row). After
 training, each row decodes the test words greedily and with beams of 1, 4 and 8 and writes
 `<workdir>/<row>/test_predictions.tsv` (word, predicted phones, closest reference, distance;
-`seqlstm.g2p_scoring.score_tsv` re-scores it). Writes `results.json`, `table.md`,
+`seqlstm.tasks.g2p.score_tsv` re-scores it). Writes `results.json`, `table.md`,
 `learning_curve.png` and the default row's `test_predictions.tsv` to `--results_dir`.
 
 Issue 21's candidates (`g2p_results.RECIPE_ROWS`: a second seed, label smoothing, dropout with

@@ -1,9 +1,9 @@
 """The joint-sequence G2P baseline's pieces, without flags (tests import them): Phonetisaurus
 (`pip install -e ".[g2p-baseline]"`, 0.3.0, which ships its binaries) trained on our training
-split and scored on our test words with `seqlstm.g2p_scoring`. `experiments/g2p_baseline.py` is
+split and scored on our test words with `seqlstm.tasks.g2p`. `experiments/g2p_baseline.py` is
 the launcher.
 
-Training uses exactly the LSTM's data (`seqlstm.data.g2p`): the words of the MD5 training split,
+Training uses exactly the LSTM's data (`seqlstm.tasks.g2p`): the words of the MD5 training split,
 in dictionary order, every distinct pronunciation one line each (stress removed, or kept with
 `stress=True`), in the lexicon format `phonetisaurus-train` reads (`word<TAB>phone phone ...`).
 Training runs `phonetisaurus-train --lexicon <file> --seq2_del` with its other defaults (an 8-gram
@@ -20,8 +20,14 @@ import subprocess
 import time
 from collections.abc import Iterable, Sequence
 
-from seqlstm.data.g2p import load_lexicon, split_of
-from seqlstm.g2p_scoring import PREDICTIONS, prediction_rows, score, write_predictions
+from seqlstm.tasks.g2p import (
+    PREDICTIONS,
+    load_lexicon,
+    prediction_rows,
+    score,
+    split_of,
+    write_predictions,
+)
 
 INSTALL = 'pip install -e ".[g2p-baseline]"'
 VERSION = "0.3.0"
@@ -162,7 +168,7 @@ def run_variant(stress: bool, workdir: str) -> dict:
 
     Returns:
       The record: `stress`, `train_words`, `train_pronunciations`, `train_seconds`, `test`
-      (`seqlstm.g2p_scoring.score`'s fields), `missing` (test words without a prediction),
+      (`seqlstm.tasks.g2p.score`'s fields), `missing` (test words without a prediction),
       `decode_seconds`.
     """
     os.makedirs(workdir, exist_ok=True)

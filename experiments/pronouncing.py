@@ -13,8 +13,8 @@ import numpy as np
 from experiments import plots
 from experiments.commands import check_output, load_run_config, save_plot
 from seqlstm.checks import check_int
-from seqlstm.data.g2p import decode_phones, encode_word
 from seqlstm.decoding import beam_search
+from seqlstm.tasks.g2p import decode_phones, encode_word
 from seqlstm.tokens import BOS, PAD, pad_batch, strip
 from seqlstm.train.restore import load_model
 

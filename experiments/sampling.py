@@ -4,8 +4,8 @@ import it alike)."""
 from __future__ import annotations
 
 from experiments.commands import load_run_config
-from seqlstm.data import task_vocabulary
 from seqlstm.models.char import generate
+from seqlstm.tasks.text import task_vocabulary
 from seqlstm.train.restore import load_model
 
 

@@ -1,7 +1,7 @@
 """Name lookup for the things a config names: a registered name, or an import path.
 
 `config.model.name` and `config.data.name` take either a name registered in a `Registry` (the
-models of `seqlstm.models.registry`, the tasks of `seqlstm.data.registry`) or an import path
+models of `seqlstm.models.registry`, the tasks of `seqlstm.tasks.registry`) or an import path
 `"package.module:attribute"` into the user's own code, so that a researcher's own model and data
 train with the stock launcher without editing the package. A saved run's config is another matter:
 `seqlstm.train.restore` reads it resolving registered names only, unless the caller trusts the

@@ -34,13 +34,14 @@ what was expected, never a number computed from a broadcast or an out-of-range g
 
 **Evaluation hooks.** Loss, token and sequence accuracy are computed for every task. Anything
 task-specific (decoding accuracy, per-position accuracy, bits per character) is an `EvalHook` that
-the task (`Task.hooks`) or the model class (`eval_hooks`) provides: `hook(ctx) -> dict`, called on
-the validation split at every evaluation and on the validation and test splits at the end (with
-no validation split, also once on a few test rows before training, so that a broken hook fails
-early). What it returns goes into `results.json` and `metrics.jsonl` as JSON (numpy and JAX
-numbers and arrays as numbers and lists; None counts as `{}`), and its numbers into TensorBoard
-and the progress bar; the loop never knows what it computed. A hook is not called on a split with
-no target steps, whose metrics are marked absent (`seqlstm.train.evaluate`).
+the task provides (`Task.hooks`; those any task can use are in `seqlstm.tasks.hooks`), never the
+model class: `hook(ctx) -> dict`, called on the validation split at every evaluation and on the
+validation and test splits at the end (with no validation split, also once on a few test rows
+before training, so that a broken hook fails early). What it returns goes into `results.json` and
+`metrics.jsonl` as JSON (numpy and JAX numbers and arrays as numbers and lists; None counts as
+`{}`), and its numbers into TensorBoard and the progress bar; the loop never knows what it
+computed. A hook is not called on a split with no target steps, whose metrics are marked absent
+(`seqlstm.train.evaluate`).
 
 **Carried state.** A model may hold state that training carries from one batch to the next (a
 stateful recurrent model's final LSTM states, as Keras's `stateful=True`): it keeps it in `Carry`
@@ -58,7 +59,6 @@ gives a `TrainOrder`: its own epoch iterator and its length, equally a function 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -347,21 +347,19 @@ def model_args(fields: tuple[str, ...], batch: Mapping[str, Any]) -> tuple[Any, 
     return tuple(batch[f] for f in fields)
 
 
-# --- evaluation hooks any task can use ---------------------------------------------------------
+# --- kept for one release: the hooks any task can use moved to seqlstm.tasks.hooks ---------------
+
+_MOVED = {"position_accuracy": "seqlstm.tasks.hooks", "bits_per_token": "seqlstm.tasks.hooks"}
 
 
-def position_accuracy(ctx: EvalContext) -> dict[str, Any]:
-    """Token accuracy at each target position: `{"position_accuracy": [T floats]}`."""
-    correct = np.asarray(ctx.sums["position_correct"], np.float64)
-    tokens = np.asarray(ctx.sums["position_tokens"], np.float64)
-    return {"position_accuracy": (correct / np.maximum(tokens, 1.0)).tolist()}
+def __getattr__(name: str) -> Any:
+    """`position_accuracy` and `bits_per_token`, moved to `seqlstm.tasks.hooks` (imported on first
+    use: that module imports this one)."""
+    if name in _MOVED:
+        import importlib
 
-
-def bits_per_token(ctx: EvalContext) -> dict[str, Any]:
-    """The loss in bits per target token (for text: bits per character)."""
-    if "loss" not in ctx.metrics:
-        return {}
-    return {"bits_per_char": ctx.metrics["loss"] / math.log(2.0)}
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from configs.reverse import get_config
-from seqlstm.data import get_task
 from seqlstm.task import Task
+from seqlstm.tasks import get_task
 from seqlstm.train import loop, train_and_evaluate
 from seqlstm.train.evaluate import EvalHookError, evaluate
 from seqlstm.train.workdir import write_json

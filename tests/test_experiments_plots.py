@@ -10,8 +10,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from experiments import decoding, plots, pronouncing  # noqa: E402
-from seqlstm.data.g2p import encode_phones, encode_word, vocab_sizes  # noqa: E402
-from seqlstm.data.seq2seq_tasks import encode_addition  # noqa: E402
+from seqlstm.tasks.g2p import encode_phones, encode_word, vocab_sizes  # noqa: E402
+from seqlstm.tasks.seq2seq import encode_addition  # noqa: E402
 from seqlstm.tokens import EOS, PAD  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"

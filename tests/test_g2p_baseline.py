@@ -8,7 +8,7 @@ import os
 import pytest
 
 from experiments import joint_sequence as js
-from seqlstm import g2p_scoring as gs
+from seqlstm.tasks import g2p as gs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "experiments", "results", "g2p")

@@ -16,7 +16,8 @@ from launcher import xla_flags
 from configs.common import parallel_config
 from configs.reverse import get_config
 from configs.seq2seq import get_config as seq2seq_config
-from seqlstm.data import bucketed_batches, eval_batches, get_task, train_batches
+from seqlstm.data import bucketed_batches, eval_batches, train_batches
+from seqlstm.tasks import get_task
 from seqlstm.train import parallel, train_and_evaluate
 from seqlstm.train.parallel import DataParallel, SingleDevice, gather_rows, plan_split
 

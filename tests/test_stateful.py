@@ -10,9 +10,9 @@ import pytest
 from flax import nnx
 
 from configs import char_lm
-from seqlstm.data import make_text_task
 from seqlstm.data.streams import document_windows, stream_batches, stream_steps_per_epoch
 from seqlstm.models import StackedCharLM, StatefulCharLM
+from seqlstm.tasks.text import make_text_task
 from seqlstm.train import Checkpointer, build, build_run, split_model, train_and_evaluate
 from seqlstm.train.state import create_train_state
 

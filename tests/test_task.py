@@ -1,4 +1,4 @@
-"""Tests for seqlstm/task.py: the batch contract, tasks, model fields and evaluation hooks."""
+"""Tests for seqlstm/task.py: the batch contract, tasks, model fields and the evaluation context."""
 
 import numpy as np
 import pytest
@@ -9,10 +9,8 @@ from seqlstm.task import (
     Task,
     as_task,
     batch_fields,
-    bits_per_token,
     check_split,
     model_args,
-    position_accuracy,
     scalars,
 )
 
@@ -69,11 +67,7 @@ def test_model_fields_default_declared_and_checked():
         batch_fields(Bad)
 
 
-def test_hooks_read_the_sums_by_hand():
-    sums = {"position_correct": np.array([2.0, 1.0, 0.0]), "position_tokens": np.array([2, 4, 0])}
-    ctx = EvalContext("val", {}, sums, {"loss": np.log(2.0) * 3}, 8)
-    assert position_accuracy(ctx) == {"position_accuracy": [1.0, 0.25, 0.0]}
-    assert bits_per_token(ctx) == {"bits_per_char": pytest.approx(3.0)}
+def test_the_context_builds_the_model_once_and_scalars_keep_numbers():
     built = []
     ctx = EvalContext("val", {}, {}, {}, 8, lambda: built.append(1) or "model")
     assert not built and ctx.model == "model" and ctx.model == "model" and built == [1]

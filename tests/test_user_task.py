@@ -10,8 +10,8 @@ import sys
 import pytest
 from launcher import xla_flags
 
-from seqlstm.data import TASKS, get_task
 from seqlstm.models import MODELS, get_model
+from seqlstm.tasks import TASKS, get_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "parity")
@@ -84,3 +84,15 @@ def test_import_paths_resolve_and_bad_ones_name_the_key(monkeypatch):
     ):
         get_task("nope")
     assert sorted(TASKS) == ["g2p", "reverse", "seq2seq", "text"] and "encoder_decoder" in MODELS
+
+
+def test_a_model_class_with_eval_hooks_is_refused_naming_where_hooks_go(monkeypatch):
+    monkeypatch.syspath_prepend(EXAMPLE)
+    import parity
+
+    class WithHooks(parity.ParityLSTM):
+        eval_hooks = (parity.accuracy_by_length,)
+
+    monkeypatch.setattr(parity, "WithHooks", WithHooks, raising=False)
+    with pytest.raises(ValueError, match=r"defines eval_hooks.*return them in its Task\(hooks="):
+        get_model("parity:WithHooks", hidden_size=3, rngs=None)

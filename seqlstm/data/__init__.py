@@ -1,4 +1,8 @@
-"""Datasets as numpy arrays: synthetic tasks, text corpora, deterministic resumable batching."""
+"""Generic input machinery: deterministic resumable batching, length bucketing, parallel streams,
+reading text corpora. The built-in tasks made of it live in `seqlstm.tasks`."""
+
+from importlib import import_module
+from typing import Any
 
 from seqlstm.data.batching import (
     epoch_permutation,
@@ -8,26 +12,35 @@ from seqlstm.data.batching import (
     train_batches,
 )
 from seqlstm.data.bucketing import bucket_ids, bucketed_batches, bucketed_steps_per_epoch
-from seqlstm.data.registry import TASKS, get_task
-from seqlstm.data.seq2seq_tasks import SEQ2SEQ_TASKS, make_seq2seq_task, vocab_sizes
+from seqlstm.data.corpus import Corpus, Vocabulary, list_documents, load_corpus, stdlib_dir, windows
 from seqlstm.data.streams import STREAM_ORDER, document_windows, stream_batches
-from seqlstm.data.synthetic import make_reverse_task, one_hot, reversed_sequences
-from seqlstm.data.text import (
-    Corpus,
-    Vocabulary,
-    list_documents,
-    load_corpus,
-    make_text_task,
-    stdlib_dir,
-    task_vocabulary,
-    windows,
-)
 from seqlstm.task import split_size
 
+# Kept for one release: names that moved to `seqlstm.tasks` (imported on first use, so that this
+# package imports nothing of the tasks built on it).
+_MOVED = {
+    "TASKS": "seqlstm.tasks.registry",
+    "get_task": "seqlstm.tasks.registry",
+    "SEQ2SEQ_TASKS": "seqlstm.tasks.seq2seq",
+    "make_seq2seq_task": "seqlstm.tasks.seq2seq",
+    "vocab_sizes": "seqlstm.tasks.seq2seq",
+    "make_reverse_task": "seqlstm.tasks.reverse",
+    "one_hot": "seqlstm.tasks.reverse",
+    "reversed_sequences": "seqlstm.tasks.reverse",
+    "make_text_task": "seqlstm.tasks.text",
+    "task_vocabulary": "seqlstm.tasks.text",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The names of `_MOVED`, from their new homes in `seqlstm.tasks`."""
+    if name in _MOVED:
+        return getattr(import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "SEQ2SEQ_TASKS",
     "STREAM_ORDER",
-    "TASKS",
     "Corpus",
     "Vocabulary",
     "bucket_ids",
@@ -36,21 +49,13 @@ __all__ = [
     "document_windows",
     "epoch_permutation",
     "eval_batches",
-    "get_task",
     "list_documents",
     "load_corpus",
-    "make_reverse_task",
-    "make_seq2seq_task",
-    "make_text_task",
-    "one_hot",
-    "reversed_sequences",
     "split_size",
     "stdlib_dir",
     "steps_per_epoch",
     "stream_batches",
     "take",
-    "task_vocabulary",
     "train_batches",
-    "vocab_sizes",
     "windows",
 ]

@@ -8,7 +8,7 @@ steps (an encoder-decoder's target to `b + 1`, for EOS). It reads only the field
 `seqlstm.task.LENGTH_FIELDS` names. One boundary is
 one shape, so the train step compiles once per bucket.
 
-Like `seqlstm.data.synthetic.train_batches`, the batches of epoch `e` are a pure function of
+Like `seqlstm.data.batching.train_batches`, the batches of epoch `e` are a pure function of
 `(seed, e)` (examples shuffled within buckets, then the batches shuffled), so a run resumed at a
 batch index sees exactly the batches of an uninterrupted run. The number of batches per epoch
 depends only on the bucket sizes.

@@ -13,19 +13,25 @@ from typing import Any
 from flax import nnx
 
 from seqlstm.models.char import StackedCharLM, TwoBranchCharModel
+from seqlstm.models.encoder_decoder import ENCODER_DECODERS
 from seqlstm.models.reverse import VARIANTS
 from seqlstm.models.stateful import StatefulCharLM
 from seqlstm.registry import Registry
-from seqlstm.seq2seq import EncoderDecoder
 from seqlstm.summary import count_params
 from seqlstm.task import batch_fields
 
 
 def check_model_class(value: Any, what: str) -> None:
-    """Raises ValueError unless `value` is an `nnx.Module` subclass with valid `batch_fields`."""
+    """Raises ValueError unless `value` is an `nnx.Module` subclass with valid `batch_fields` and
+    no `eval_hooks` (evaluation hooks come from the task, `seqlstm.task.Task.hooks`)."""
     if not (inspect.isclass(value) and issubclass(value, nnx.Module)):
         raise ValueError(f"{what} is {value!r}, not a model class (an nnx.Module subclass)")
     batch_fields(value)
+    if hasattr(value, "eval_hooks"):
+        raise ValueError(
+            f"{what} ({value.__name__}) defines eval_hooks, which the training loop no longer "
+            "reads: evaluation hooks come from the task; return them in its Task(hooks=...)"
+        )
 
 
 MODELS = Registry(
@@ -37,7 +43,7 @@ MODELS = Registry(
         "two_branch": TwoBranchCharModel,
         "char_lm": StackedCharLM,
         "stateful_char_lm": StatefulCharLM,
-        "encoder_decoder": EncoderDecoder,
+        **ENCODER_DECODERS,
     },
 )
 

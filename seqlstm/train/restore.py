@@ -16,9 +16,9 @@ from typing import Any
 import ml_collections
 from flax import nnx
 
-from seqlstm.data import TASKS, get_task
 from seqlstm.models.registry import MODELS
 from seqlstm.registry import Registry, check_kwargs
+from seqlstm.tasks.registry import TASKS, get_task
 from seqlstm.train.checkpoint import Checkpointer
 from seqlstm.train.run import build_model, check_config
 from seqlstm.train.state import create_train_state, split_model

@@ -22,7 +22,6 @@ from flax import nnx
 from seqlstm.checks import check_dtype_available, check_int, check_rate
 from seqlstm.data.batching import steps_per_epoch, train_batches
 from seqlstm.data.bucketing import bucketed_batches, bucketed_steps_per_epoch, check_boundaries
-from seqlstm.data.registry import get_task
 from seqlstm.models.registry import MODELS, get_model
 from seqlstm.task import (
     EvalHook,
@@ -34,6 +33,7 @@ from seqlstm.task import (
     check_trainable,
     split_size,
 )
+from seqlstm.tasks.registry import get_task
 from seqlstm.train import faults, parallel
 from seqlstm.train.optim import make_optimizer
 from seqlstm.train.state import ModelDef, split_model
@@ -234,5 +234,4 @@ def build_run(config: ml_collections.ConfigDict) -> Run:
     else:
         spe = steps_per_epoch(split_size(train), batch_size)
         epoch_batches = train_batches
-    hooks = tuple(task.hooks) + tuple(getattr(type(model), "eval_hooks", ()))
-    return Run(config, task, model_def, params, tx, place, spe, hooks, epoch_batches)
+    return Run(config, task, model_def, params, tx, place, spe, tuple(task.hooks), epoch_batches)

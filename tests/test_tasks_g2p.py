@@ -1,4 +1,4 @@
-"""Tests for seqlstm/g2p_scoring.py, seqlstm/data/g2p.py, configs/g2p.py and the G2P launchers
+"""Tests for seqlstm/tasks/g2p.py (task, hook and scoring), configs/g2p.py and the G2P launchers
 (experiments/pronounce.py, experiments/g2p_study.py) on tiny slices of the dictionary."""
 
 import os
@@ -8,20 +8,19 @@ import sys
 import numpy as np
 import pytest
 
-from seqlstm import g2p_scoring as gs
-from seqlstm.data import g2p
 from seqlstm.task import EvalContext
+from seqlstm.tasks import g2p
 from seqlstm.tokens import FIRST_ID
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_edit_distance_by_hand():
-    assert gs.edit_distance([], []) == 0
-    assert gs.edit_distance(["A"], []) == 1
-    assert gs.edit_distance("kitten", "sitting") == 3  # 2 substitutions, 1 insertion
-    assert gs.edit_distance(["HH", "AH", "L", "OW"], ["HH", "EH", "L", "OW"]) == 1
-    assert gs.edit_distance(["T", "AH", "M"], ["M", "AH", "T"]) == 2
+    assert g2p.edit_distance([], []) == 0
+    assert g2p.edit_distance(["A"], []) == 1
+    assert g2p.edit_distance("kitten", "sitting") == 3  # 2 substitutions, 1 insertion
+    assert g2p.edit_distance(["HH", "AH", "L", "OW"], ["HH", "EH", "L", "OW"]) == 1
+    assert g2p.edit_distance(["T", "AH", "M"], ["M", "AH", "T"]) == 2
 
 
 def test_wer_and_per_by_hand():
@@ -31,28 +30,28 @@ def test_wer_and_per_by_hand():
         [["D", "AO", "G"]],
     ]
     preds = [["HH", "EH", "L", "OW"], ["K", "AE"], ["B", "AO", "G", "Z"]]
-    s = gs.score(preds, refs)
+    s = g2p.score(preds, refs)
     # Word 1 equals its second reference (0 edits, 4 phones); word 2 misses T (1 edit, 3 phones);
     # word 3: D->B and +Z (2 edits, 3 phones). 2 of 3 words wrong; PER 3 / 10.
     assert s["wer"] == pytest.approx(2 / 3) and s["per"] == pytest.approx(3 / 10)
     assert (s["wrong_words"], s["edits"], s["reference_phones"]) == (2, 3, 10)
     # The closest reference is the one PER divides by: a long far reference is not chosen.
-    ref, dist = gs.closest_reference(["A"], [["A", "B", "C", "D"], ["A", "B"]])
+    ref, dist = g2p.closest_reference(["A"], [["A", "B", "C", "D"], ["A", "B"]])
     assert ref == ("A", "B") and dist == 1
     with pytest.raises(ValueError, match="at least one reference"):
-        gs.score([["A"]], [[]])
+        g2p.score([["A"]], [[]])
 
 
 def test_tsv_round_trip(tmp_path):
-    rows = gs.prediction_rows(["hello", "cat"], [["HH", "AH", "L", "OW"], ["K", "AE"]],
+    rows = g2p.prediction_rows(["hello", "cat"], [["HH", "AH", "L", "OW"], ["K", "AE"]],
                               [[["HH", "AH", "L", "OW"]], [["K", "AE", "T"]]])  # fmt: skip
     path = str(tmp_path / "p.tsv")
-    gs.write_predictions(path, rows)
+    g2p.write_predictions(path, rows)
     with open(path) as f:
         lines = f.read().splitlines()
     assert lines[0] == "word\tpredicted\tclosest_reference\tdistance"
     assert lines[2] == "cat\tK AE\tK AE T\t1"
-    s = gs.score_tsv(path)
+    s = g2p.score_tsv(path)
     assert s["wer"] == 0.5 and s["per"] == pytest.approx(1 / 7)
 
 
@@ -105,7 +104,7 @@ def test_committed_predictions_are_the_test_split_and_rescore_to_the_report():
     words = [r[0] for r in rows]
     assert sorted(words) == sorted(w for w in lexicon if g2p.split_of(w) == "test")
     assert all(tuple(r[2].split()) in lexicon[r[0]] for r in rows)
-    s, beam4 = gs.score_tsv(path), default["decoded"]["beam4"]
+    s, beam4 = g2p.score_tsv(path), default["decoded"]["beam4"]
     assert s["wer"] == pytest.approx(beam4["wer"], abs=1e-12)
     assert s["per"] == pytest.approx(beam4["per"], abs=1e-12)
     assert default["decoded"]["words"] == len(rows) == 6418
@@ -171,13 +170,13 @@ def test_smoke_run_hook_predictions_and_pronounce(tmp_path):
     assert scores["words"] == 24 and set(scores) >= {"greedy_wer", "beam_per"}
     assert "beam_wer" not in results["val"]["g2p"]  # beam search on the test split only
     assert [step for step, _ in learning_curve(workdir)] == [3, 6]
-    written = gs.score_tsv(os.path.join(workdir, PREDICTIONS))  # by the run's own hook
+    written = g2p.score_tsv(os.path.join(workdir, PREDICTIONS))  # by the run's own hook
     assert (written["wer"], written["per"]) == pytest.approx(
         (scores["beam_wer"], scores["beam_per"])
     )
     decoded = write_test_predictions(workdir, beams=(2,), batch_size=16)  # compiled already
     assert decoded["beam2"]["wer"] == pytest.approx(scores["beam_wer"])
-    rescored = gs.score_tsv(os.path.join(workdir, PREDICTIONS))
+    rescored = g2p.score_tsv(os.path.join(workdir, PREDICTIONS))
     assert rescored["per"] == pytest.approx(scores["beam_per"])
     words = tmp_path / "names.tsv"  # before: the lexicon was written over it
     words.write_text("hello\nO'Neil\n")
