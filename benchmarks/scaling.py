@@ -57,7 +57,7 @@ def child(workload: str, devices: int, mesh: bool, steps: int, reps: int, quick:
     import jax
 
     from seqlstm.train import build, create_train_state, split_model
-    from seqlstm.train.faults import guard_nonfinite
+    from seqlstm.train.nonfinite import guard_nonfinite
     from seqlstm.train.parallel import from_config
     from seqlstm.train.steps import make_train_step
 

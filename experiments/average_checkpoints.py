@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from experiments.launch import one_line_errors
 from seqlstm.train.averaging import write_averaged
-from seqlstm.train.errors import one_line_errors
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run whose checkpoints are averaged.")
 _LAST = flags.DEFINE_integer("last", 5, "How many of its newest checkpoints to average.")

@@ -32,9 +32,9 @@ from absl import app, flags
 from configs import char_lm, chars
 from experiments import study
 from experiments.char_analysis import CATEGORIES, summarize_branches
+from experiments.launch import one_line_errors
 from experiments.study_flags import define_flags
 from seqlstm.models import param_count, units_for_budget
-from seqlstm.train.errors import one_line_errors
 from seqlstm.train.restore import load_run
 
 STUDY = define_flags(workdir="runs/char_study", results_dir="experiments/results/chars", seeds=3)

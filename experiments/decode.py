@@ -17,7 +17,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from experiments.decoding import decode_inputs
-from seqlstm.train.errors import one_line_errors
+from experiments.launch import one_line_errors
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run of configs/seq2seq.py.")
 _INPUT = flags.DEFINE_multi_string("input", None, "A sequence to decode (repeat the flag).")

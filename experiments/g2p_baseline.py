@@ -28,8 +28,8 @@ import time
 from absl import app, flags
 
 from experiments import joint_sequence
+from experiments.launch import one_line_errors
 from seqlstm.tasks.g2p import PREDICTIONS
-from seqlstm.train.errors import one_line_errors
 
 RESULTS, TABLE = "baseline.json", "baseline.md"
 VARIANTS = {"no_stress": False, "stress": True}

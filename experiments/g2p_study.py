@@ -30,8 +30,8 @@ from absl import app
 
 from experiments import study
 from experiments.g2p_results import PREDICTIONS, grid, markdown_table, plot, progress, run_row
+from experiments.launch import one_line_errors
 from experiments.study_flags import define_flags
-from seqlstm.train.errors import one_line_errors
 
 STUDY = define_flags(workdir="runs/g2p_study", results_dir="experiments/results/g2p")
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from experiments.launch import one_line_errors
 from experiments.pronouncing import pronounce
-from seqlstm.train.errors import one_line_errors
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run of configs/g2p.py.")
 _NBEST = flags.DEFINE_integer("nbest", 3, "Pronunciations per word (the beam size).")

@@ -13,8 +13,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 from absl import app, flags  # noqa: E402
 
+from experiments.launch import one_line_errors  # noqa: E402
 from seqlstm.tasks.reverse import make_reverse_task  # noqa: E402
-from seqlstm.train.errors import one_line_errors  # noqa: E402
 
 _VARIANT = flags.DEFINE_enum(
     "variant", "state_seq", ["stacked_seq", "state_last_repeat", "state_seq"], "Connection."

@@ -21,9 +21,9 @@ from absl import app, flags
 
 from configs.reverse import get_config
 from experiments import study
+from experiments.launch import one_line_errors
 from experiments.study_flags import define_flags
 from seqlstm.models import VARIANTS
-from seqlstm.train.errors import one_line_errors
 
 LENGTHS = (4, 8, 16)
 # The population std over seeds: the published tables were made with it (char_study's use the

@@ -16,8 +16,8 @@ import sys
 
 from absl import app, flags
 
+from experiments.launch import one_line_errors
 from experiments.sampling import sample
-from seqlstm.train.errors import one_line_errors
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir holding a trained character model.")
 _PROMPT = flags.DEFINE_string("prompt", "", "Text to continue (empty: the start of a file).")

@@ -22,9 +22,9 @@ from absl import app
 
 from configs.seq2seq import get_config
 from experiments import study
+from experiments.launch import one_line_errors
 from experiments.study_flags import define_flags
 from seqlstm.decoding import evaluate_decoding
-from seqlstm.train.errors import one_line_errors
 from seqlstm.train.restore import load_run
 
 LENGTHS = (4, 8, 16, 32, 64)

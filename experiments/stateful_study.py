@@ -25,8 +25,8 @@ from absl import app, flags
 
 from configs import char_lm
 from experiments import study
+from experiments.launch import one_line_errors
 from experiments.study_flags import define_flags
-from seqlstm.train.errors import one_line_errors
 
 STUDY = define_flags(
     workdir="runs/stateful_study", results_dir="experiments/results/stateful", seeds=1

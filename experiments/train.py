@@ -13,9 +13,10 @@ JAX_PROCESS_ID); see the README, "Scaling out and surviving faults".
 from absl import app, flags
 from ml_collections import config_flags
 
+from experiments.launch import one_line_errors
+
 # Importing the training stack leaves JAX's devices alone, so distributed.initialize can follow.
 from seqlstm.train import cpu_devices, distributed, train_and_evaluate
-from seqlstm.train.errors import one_line_errors
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, with an optional :preset argument.", lock_config=True

@@ -30,8 +30,37 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+# Smoke runs the fault tests (test_signals, test_storage) compare with or damage copies of; made
+# once per worker, whichever file asks first.
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """An uninterrupted smoke run of `smoke_runs.EPOCHS` epochs."""
+    from smoke_runs import EPOCHS, smoke
+
+    from seqlstm.train import train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp("reference")
+    train_and_evaluate(smoke(num_epochs=EPOCHS), str(workdir))
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def stopped_at_8(tmp_path_factory):
+    """A smoke run stopped after step 8, with checkpoints at 4 and 8 (tests damage copies)."""
+    from smoke_runs import smoke
+
+    from seqlstm.train import train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp("stopped_at_8")
+    train_and_evaluate(smoke(checkpoint_every_steps=4, stop_after_steps=8), str(workdir))
+    return workdir
 
 
 def pytest_sessionfinish(session, exitstatus):

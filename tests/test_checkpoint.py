@@ -10,8 +10,8 @@ from orbax.checkpoint._src.handlers import json_checkpoint_handler
 from configs.reverse import get_config
 from seqlstm.train import Checkpointer, build, create_train_state, split_model, train_and_evaluate
 from seqlstm.train.checkpoint import CorruptCheckpointError, prepare_workdir
-from seqlstm.train.errors import WorkdirWriteError
 from seqlstm.train.restore import load_config
+from seqlstm.train.storage import WorkdirWriteError
 
 
 def smoke(**train):

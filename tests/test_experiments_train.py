@@ -49,7 +49,7 @@ def test_launcher_rejects_a_typo_in_a_config_override(tmp_path):
 
 def test_sigint_checkpoints_the_step_it_stopped_at_and_exits_cleanly(tmp_path):
     # Ctrl-C takes the same path as SIGTERM; that a resumed run ends bit-identical to an
-    # uninterrupted one is tested once, in tests/test_faults.py.
+    # uninterrupted one is tested once, in tests/test_signals.py.
     import signal
 
     workdir = tmp_path / "run"

@@ -9,7 +9,7 @@ import optax
 import pytest
 from tiny_task import tiny_config
 
-from seqlstm.train import faults, loop, run, train_and_evaluate
+from seqlstm.train import loop, nonfinite, run, train_and_evaluate
 from seqlstm.train.metrics import json_safe
 from seqlstm.train.workdir import write_json
 
@@ -84,7 +84,7 @@ def test_nan_parameters_from_finite_gradients_stop_the_run_and_are_never_checkpo
     # and step 2's NaN loss was blamed on the learning rate.
     monkeypatch.setattr(run, "make_optimizer", lambda optim: optax.adam(1e-3, b1=1.0))
     config = tiny_config(train=dict(checkpoint_every_steps=1))
-    with pytest.raises(faults.NonFiniteLossError) as info:
+    with pytest.raises(nonfinite.NonFiniteLossError) as info:
         train_and_evaluate(config, str(tmp_path))
     assert (info.value.step, info.value.checkpoint) == (1, None)  # today: (2, 1)
     assert info.value.cause == "update"

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from seqlstm.train import metrics, tfevents
-from seqlstm.train.errors import WorkdirWriteError
 from seqlstm.train.metrics import MetricWriter, read_rows
+from seqlstm.train.storage import WorkdirWriteError
 
 
 def test_crc32c_known_answers():

@@ -1,4 +1,4 @@
-"""Tests for seqlstm/train/steps.py and the guard around it (seqlstm/train/faults.py): the batch
+"""Tests for seqlstm/train/steps.py and the guard around it (seqlstm/train/nonfinite.py): the batch
 contract checked when a step is traced, and a non-finite update refused like a non-finite loss."""
 
 import jax
@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 from tiny_task import TinyModel, make_task
 
-from seqlstm.train import create_train_state, faults, make_train_step, masked_sums, split_model
+from seqlstm.train import create_train_state, make_train_step, masked_sums, nonfinite, split_model
 from seqlstm.train.state import TrainState
 from seqlstm.train.steps import make_eval_step
 
@@ -66,7 +66,7 @@ def test_the_guard_refuses_a_nonfinite_update_of_finite_gradients():
     # checkpoint": the guard read the loss and gradient only.
     opt = {"m": jnp.ones(3), "count": jnp.int32(0)}
     state = TrainState(jnp.int32(4), {"w": jnp.ones(3)}, opt, jnp.zeros(2))
-    step = jax.jit(faults.guard_nonfinite(toy_step))
+    step = jax.jit(nonfinite.guard_nonfinite(toy_step))
     new, m = step(state, jnp.full(3, 2.0))
     np.testing.assert_array_equal(new.params["w"], [0.5, 0.5, 0.5])
     assert (float(m["nonfinite"]), float(m["nonfinite_update"])) == (0.0, 0.0)
@@ -78,5 +78,5 @@ def test_the_guard_refuses_a_nonfinite_update_of_finite_gradients():
         assert (float(m["nonfinite"]), float(m["nonfinite_update"])) == (1.0, 1.0)
         assert float(m["loss_sum"]) == 0.0
     host = [{"nonfinite": 0.0}, {"nonfinite": 1.0, "nonfinite_update": 1.0}]
-    assert faults.nonfinite_cause(host, last_step=7, step=7) == "update"
-    assert faults.nonfinite_cause([{"nonfinite": 1.0}], last_step=3, step=3) == "loss"
+    assert nonfinite.nonfinite_cause(host, last_step=7, step=7) == "update"
+    assert nonfinite.nonfinite_cause([{"nonfinite": 1.0}], last_step=3, step=3) == "loss"

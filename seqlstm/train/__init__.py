@@ -3,9 +3,9 @@
 from seqlstm.train.checkpoint import Checkpointer, config_diff, prepare_workdir
 from seqlstm.train.distributed import Cluster
 from seqlstm.train.evaluate import evaluate
-from seqlstm.train.faults import NonFiniteLossError, guard_nonfinite
 from seqlstm.train.loop import train_and_evaluate
 from seqlstm.train.metrics import MetricSums, MetricWriter, summarize
+from seqlstm.train.nonfinite import NonFiniteLossError, guard_nonfinite
 from seqlstm.train.optim import OPTIMIZERS, make_optimizer
 from seqlstm.train.parallel import DataParallel, SingleDevice
 from seqlstm.train.run import Run, build, build_run, check_config

@@ -27,11 +27,11 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from seqlstm.train.errors import (
+from seqlstm.train.causes import first_line, is_disk_full
+from seqlstm.train.storage import (
+    CorruptCheckpointError,
     WorkdirWriteError,
     after_failure,
-    first_line,
-    is_disk_full,
     quiet_logs,
 )
 from seqlstm.train.workdir import read_json, write_json
@@ -170,7 +170,7 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, write: bool
       ValueError: if the workdir holds checkpoints without a `config.json`, an unreadable
         `config.json`, a run whose config differs in a key outside `RESUMABLE_KEYS`, or a run a
         length change cannot apply to. Nothing is written in that case.
-      seqlstm.train.errors.WorkdirWriteError: `config.json` could not be written.
+      seqlstm.train.storage.WorkdirWriteError: `config.json` could not be written.
     """
     path = os.path.join(workdir, "config.json")
     ckpt_dir = os.path.join(workdir, "checkpoints")
@@ -252,7 +252,7 @@ class Checkpointer:
         """Saves at `step` unless that step is already saved; returns whether it wrote.
 
         Raises:
-          seqlstm.train.errors.WorkdirWriteError: the save failed (e.g. the disk is full); the
+          seqlstm.train.storage.WorkdirWriteError: the save failed (e.g. the disk is full); the
             half-written step is not listed, the earlier checkpoints are intact.
         """
         if step in self.manager.all_steps():
@@ -359,10 +359,6 @@ def _state_tree(state) -> dict[str, Any]:
     if not jax.tree.leaves(tree.get("carry")):
         tree.pop("carry", None)
     return tree
-
-
-class CorruptCheckpointError(ValueError):
-    """A checkpoint's files do not match the checksums saved with it."""
 
 
 def file_checksums(directory: str) -> dict[str, str]:

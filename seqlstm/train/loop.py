@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seqlstm.task import scalars, split_size
-from seqlstm.train import errors, faults
+from seqlstm.train import causes, nonfinite, signals, storage
 from seqlstm.train.checkpoint import Checkpointer, latest_meta, prepare_workdir
 from seqlstm.train.evaluate import absent, evaluate  # evaluate: tests patch it here
 from seqlstm.train.metrics import MetricSums, MetricWriter, NullWriter, json_safe, summarize
@@ -62,12 +62,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         data that break the batch contract (`seqlstm.task`: logits' shape or dtype, targets out
         of range, NaN inputs, an all-False training mask), or a workdir holding a run with a
         different config; nothing in the workdir is touched then.
-      seqlstm.train.faults.NonFiniteLossError: a step's loss was NaN or Inf and
+      seqlstm.train.nonfinite.NonFiniteLossError: a step's loss was NaN or Inf and
         `config.train.on_nan` is "stop"; the checkpoints before it are kept.
       seqlstm.train.workdir.WorkdirBusyError: another run holds the workdir.
-      seqlstm.train.errors.WorkdirWriteError: a write failed (e.g. the disk is full).
-      seqlstm.train.errors.OutOfMemoryError: the device (or host) ran out of memory.
-      seqlstm.train.errors.Interrupted: a second SIGINT during training (the first stops it
+      seqlstm.train.storage.WorkdirWriteError: a write failed (e.g. the disk is full).
+      seqlstm.train.causes.OutOfMemoryError: the device (or host) ran out of memory.
+      seqlstm.train.signals.Interrupted: a second SIGINT during training (the first stops it
         cleanly), or SIGINT or SIGTERM during the final evaluation.
     """
     run = build_run(config)  # build: everything checked before the workdir is touched
@@ -80,7 +80,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             print(f"Training on a {run.place.describe()}")
         ckpt = Checkpointer(workdir, max_to_keep=config.train.max_to_keep)
         trainer = _Trainer(run, workdir, ckpt, lead)
-        stop = faults.StopRequest()  # SIGINT / SIGTERM: checkpoint after this step, then stop
+        stop = signals.StopRequest()  # SIGINT / SIGTERM: checkpoint after this step, then stop
         try:
             trainer.restore()  # restore
             if not trainer.train_epochs(stop):  # epochs
@@ -94,7 +94,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             f"during the final evaluation; training is done and checkpointed (step "
             f"{trainer.step}) in {workdir}: run again to evaluate it"
         )
-        with faults.signals_interrupt(done):  # no clean stop here: one line, exit 130 or 143
+        with signals.signals_interrupt(done):  # no clean stop here: one line, exit 130 or 143
             written = workdir if lead else None
             results = final_results(run, trainer.state.params, trainer.meta, trainer.step, written)
             results = json_safe(results)  # a NaN metric: null, with the reason beside it
@@ -104,7 +104,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return results
 
 
-def _interrupted_at_once(step: int, workdir: str) -> errors.Interrupted:
+def _interrupted_at_once(step: int, workdir: str) -> signals.Interrupted:
     """What a second SIGINT during training says: where it stopped, and what is kept."""
     latest = latest_meta(workdir)
     kept = (
@@ -112,7 +112,7 @@ def _interrupted_at_once(step: int, workdir: str) -> errors.Interrupted:
         if latest is not None
         else "no checkpoint was saved: running again starts over"
     )
-    return errors.Interrupted(f"SIGINT again: stopped at once after step {step}; {kept}")
+    return signals.Interrupted(f"SIGINT again: stopped at once after step {step}; {kept}")
 
 
 @contextlib.contextmanager
@@ -122,8 +122,8 @@ def _out_of_memory_said(config: ml_collections.ConfigDict, workdir: str) -> Iter
     try:
         yield
     except Exception as e:
-        oom = errors.out_of_memory(e)
-        if oom is None or isinstance(e, errors.OutOfMemoryError):
+        oom = causes.out_of_memory(e)
+        if oom is None or isinstance(e, causes.OutOfMemoryError):
             raise
         latest = latest_meta(workdir)
         if latest is None:
@@ -133,8 +133,8 @@ def _out_of_memory_said(config: ml_collections.ConfigDict, workdir: str) -> Iter
                 f"Checkpoint {latest[0]} in {workdir} resumes with the same config only: train "
                 "a smaller one in a new --workdir."
             )
-        raise errors.OutOfMemoryError(
-            f"out of memory ({errors.first_line(oom) or type(oom).__name__}). Lower "
+        raise causes.OutOfMemoryError(
+            f"out of memory ({causes.first_line(oom) or type(oom).__name__}). Lower "
             f"--config.train.batch_size={config.train.batch_size} (or "
             f"--config.eval.batch_size={config.eval.batch_size}, or the model's size), or use a "
             f"device with more memory. {kept}"
@@ -177,7 +177,7 @@ class _Trainer:
         """Resumes from the newest readable checkpoint, if there is one; opens the writers."""
         restored = self.ckpt.latest_step()
         if restored is not None:
-            restored, self.state, self.best_params, self.meta = faults.restore_latest_readable(
+            restored, self.state, self.best_params, self.meta = storage.restore_latest_readable(
                 self.ckpt, self.state, self.best_params
             )
             if self.meta["done"]:
@@ -188,7 +188,7 @@ class _Trainer:
         if self.lead:
             self.writer = MetricWriter(self.workdir, resume_step=restored)
 
-    def train_epochs(self, stop: faults.StopRequest) -> bool:
+    def train_epochs(self, stop: signals.StopRequest) -> bool:
         """Trains until done (True), or until `stop` is signalled or `train.stop_after_steps`
         (False)."""
         run, t, meta = self.run, self.config.train, self.meta
@@ -312,10 +312,10 @@ class _Trainer:
     def flush(self) -> None:
         """Adds the pending steps' metrics to the running sums; stops on a non-finite loss."""
         host = jax.device_get(self.pending)
-        bad = faults.nonfinite_steps(host, self.step)
+        bad = nonfinite.nonfinite_steps(host, self.step)
         if bad and self.config.train.get("on_nan", "stop") == "stop":
-            cause = faults.nonfinite_cause(host, self.step, bad[0])
-            raise faults.NonFiniteLossError(
+            cause = nonfinite.nonfinite_cause(host, self.step, bad[0])
+            raise nonfinite.NonFiniteLossError(
                 bad[0], self.ckpt.latest_step(), self.workdir, cause=cause
             )
         if bad:

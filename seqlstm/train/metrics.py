@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from seqlstm.task import scalars
-from seqlstm.train.errors import after_failure, writing
+from seqlstm.train.storage import after_failure, writing
 from seqlstm.train.tfevents import EventFile
 
 

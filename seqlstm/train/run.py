@@ -34,7 +34,7 @@ from seqlstm.task import (
     split_size,
 )
 from seqlstm.tasks.registry import get_task
-from seqlstm.train import faults, parallel
+from seqlstm.train import nonfinite, parallel
 from seqlstm.train.optim import make_optimizer
 from seqlstm.train.state import ModelDef, split_model
 from seqlstm.train.steps import make_eval_step, make_train_step
@@ -63,7 +63,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError("config.train.num_epochs or config.train.num_steps must be positive")
     if t.get("buckets"):
         check_boundaries(t.buckets)
-    faults.check_on_nan(t.get("on_nan", "stop"))
+    nonfinite.check_on_nan(t.get("on_nan", "stop"))
     for key, value in config.model.items():  # dtype, param_dtype, ...: the Flax names
         if key == "dtype" or key.endswith("_dtype"):
             check_dtype_available(f"config.model.{key}", value)
@@ -155,7 +155,7 @@ class Run:
     def train_step(self, state) -> Callable:
         """The jitted `train_step(state, batch) -> (state, metrics)`, guarded against NaN."""
         smoothing = self.config.train.get("label_smoothing", 0.0)
-        step = faults.guard_nonfinite(make_train_step(self.model_def, self.tx, smoothing))
+        step = nonfinite.guard_nonfinite(make_train_step(self.model_def, self.tx, smoothing))
         return self.place.jit_train_step(step, state)
 
     def eval_step(self) -> Callable:

@@ -29,7 +29,7 @@ import socket
 import struct
 import time
 
-from seqlstm.train.errors import writing
+from seqlstm.train.storage import writing
 
 FILE_VERSION = "brain.Event:2"
 _SESSION_START = 1
@@ -128,7 +128,7 @@ class EventFile:
         steps an interrupted run logged past its last checkpoint).
 
     Raises:
-      seqlstm.train.errors.WorkdirWriteError: a write failed (e.g. the disk is full), naming the
+      seqlstm.train.storage.WorkdirWriteError: a write failed (e.g. the disk is full), naming the
         file; from the constructor and from every method.
     """
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from seqlstm.train.errors import writing
+from seqlstm.train.storage import writing
 
 LOCK_NAME = "lock"
 
@@ -34,7 +34,7 @@ def write_json(path: str, obj: Any, sort_keys: bool = False) -> None:
     Raises:
       ValueError: `obj` holds a NaN or Inf; the old file is left.
       TypeError: `obj` holds a value JSON cannot hold; the old file is left.
-      seqlstm.train.errors.WorkdirWriteError: the write failed (e.g. the disk is full); the old
+      seqlstm.train.storage.WorkdirWriteError: the write failed (e.g. the disk is full); the old
         file is left as it was.
     """
     tmp = f"{path}.tmp"
