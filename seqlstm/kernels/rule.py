@@ -14,10 +14,10 @@ The training step (the kernel's backward: one reverse loop, then every weight an
 as one matmul) wins at every shape above, alone. Inside a whole model it did not at H = 256:
 the default G2P config (2-layer bidirectional LSTM(256) encoder, batch 64, ~10-16 letters) trained
 at 60.7 ms/step with the kernel against 56.5 with the scan (0.93x; not profiled further), so
-the rule keeps the scan above H = 128. The forward pass alone loses where the per-step `dnnl_sgemm` (which packs the recurrent
-kernel again at every step) or its per-call cost dominates: many rows and steps, or a wide H
-over many steps. There a forward-only call (evaluation, decoding) runs the scan and only
-differentiated calls run the kernel.
+the rule keeps the scan above H = 128. The forward pass alone loses where the per-step
+`dnnl_sgemm` (which packs the recurrent kernel again at every step) or its per-call cost
+dominates: many rows and steps, or a wide H over many steps. There a forward-only call
+(evaluation, decoding) runs the scan and only differentiated calls run the kernel.
 """
 
 from __future__ import annotations
