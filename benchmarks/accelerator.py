@@ -48,7 +48,6 @@ import os
 # Leave PyTorch room on the same GPU (JAX would otherwise take 75% of it up front).
 os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.5")
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
@@ -57,12 +56,15 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import fwd_and_train_fns, median_ms  # noqa: E402
-from cudnn_check import (  # noqa: E402
+
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import fwd_and_train_fns, median_ms  # noqa: E402
+from benchmarks.cudnn_check import (  # noqa: E402
     CASES,
     QUICK_CASES,
     Skip,
@@ -123,7 +125,7 @@ def environment() -> dict:
 
 
 def train_steps(quick: bool, reps: int, deadline: float) -> list[dict]:
-    import train_step
+    from benchmarks import train_step
 
     rows = []
     # --quick: seq2seq alone (the code path is the same for both; each costs a compile)
@@ -282,10 +284,10 @@ def failures(report: dict) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser(
+        __doc__, quick="tiny sizes (CPU smoke check)", write=False, reps=10, rounds=None
+    )
     parser.add_argument("--out", required=True, help="folder for accelerator.json")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (CPU smoke check)")
-    parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--budget-s", type=float, default=400.0, help="skip timing rows after")
     parser.add_argument(
         "--cudnn-stand-in",

@@ -14,20 +14,19 @@ per bucket) is timed separately, after which every shape is warm.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-# The checkout this script lives in, before any other installed copy of seqlstm.
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from common import machine, write_section  # noqa: E402
 from flax import nnx  # noqa: E402
 
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import machine, write_section  # noqa: E402
 from seqlstm.data import bucketed_batches, train_batches  # noqa: E402
 from seqlstm.seq2seq import EncoderDecoder  # noqa: E402
 from seqlstm.tasks.seq2seq import vocab_sizes  # noqa: E402
@@ -109,9 +108,7 @@ def time_to(curve, loss: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="rewrite benchmarks/README.md")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke check)")
+    parser = cli.parser(__doc__, quick="tiny sizes (smoke check)", reps=None, rounds=None)
     args = parser.parse_args()
     num, hidden, epochs, max_len = (256, 8, 2, 16) if args.quick else (4000, 64, 8, 64)
     buckets = (4, 8, 16) if args.quick else BUCKETS

@@ -20,15 +20,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
-from common import machine, median_ms, time_fwd_and_train, write_section  # noqa: E402
+
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import machine, median_ms, time_fwd_and_train, write_section  # noqa: E402
 
 
 def bench_training(batch: int, long: int, short: int, steps: int) -> dict:
@@ -102,9 +104,7 @@ def bench_torch(batch: int, time_steps: int, reps: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="rewrite the README section")
-    parser.add_argument("--quick", action="store_true", help="tiny shapes (a smoke check)")
+    parser = cli.parser(__doc__, quick="tiny shapes (a smoke check)", reps=None, rounds=None)
     args = parser.parse_args()
     batch, long, short = (8, 32, 8) if args.quick else (128, 512, 64)
     reps, steps = (3, 3) if args.quick else (10, 20)

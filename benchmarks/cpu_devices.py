@@ -24,23 +24,21 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={DEVICES}"
 )
 
-import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
-from common import best_medians, machine, write_section  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
-from lstm_layer import LAYER_SHAPES, bench_flax, bench_seqlstm, bench_torch  # noqa: E402
+
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import best_medians, machine, write_section  # noqa: E402
+from benchmarks.lstm_layer import LAYER_SHAPES, bench_flax, bench_seqlstm, bench_torch  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one tiny shape, few repetitions")
-    parser.add_argument("--write", action="store_true", help="rewrite benchmarks/README.md")
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
+    parser = cli.parser(__doc__, quick="one tiny shape, few repetitions", reps=20, rounds=3)
     args = parser.parse_args()
     reps, rounds = (3, 1) if args.quick else (args.reps, args.rounds)
     shapes = [(4, 10, 8)] if args.quick else LAYER_SHAPES

@@ -13,27 +13,23 @@ over `--rounds` rounds and the best median is kept.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from common import machine, write_section  # noqa: E402
-from train_step import child_measurement, load_config  # noqa: E402
-
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import machine, write_section  # noqa: E402
+from benchmarks.train_step import child_measurement, load_config  # noqa: E402
 from seqlstm.train import build_run, cpu_devices  # noqa: E402
 
 CONFIGS = ("reverse", "seq2seq", "chars", "char_lm", "g2p")  # g2p needs the g2p extra
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke presets, one round")
-    parser.add_argument("--write", action="store_true", help="rewrite benchmarks/README.md")
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser = cli.parser(__doc__, quick="smoke presets, one round", reps=20, rounds=2)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     preset = "smoke" if args.quick else None

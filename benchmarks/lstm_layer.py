@@ -13,15 +13,17 @@ time_other / time_seqlstm: above 1 means seqlstm is faster.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
-from common import best_medians, fwd_and_train_fns, machine, write_section  # noqa: E402
+
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import best_medians, fwd_and_train_fns, machine, write_section  # noqa: E402
 
 LAYER_SHAPES = [(32, 100, 128), (64, 100, 256), (128, 50, 512), (16, 512, 64)]
 STACKS = [(2, False), (1, True), (2, True)]  # (layers, bidirectional) at (64, 100, 256)
@@ -160,11 +162,7 @@ def run(cases, reps, rounds) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny shapes, few repetitions")
-    parser.add_argument("--write", action="store_true", help="rewrite benchmarks/README.md")
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
+    parser = cli.parser(__doc__, quick="tiny shapes, few repetitions", reps=20, rounds=3)
     args = parser.parse_args()
     reps = 3 if args.quick else args.reps
     rounds = 1 if args.quick else args.rounds

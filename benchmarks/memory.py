@@ -12,16 +12,18 @@ pass and recomputes the rest, one chunk at a time.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import machine, median_ms, write_section  # noqa: E402
+
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import machine, median_ms, write_section  # noqa: E402
 
 
 def _mib(analysis) -> float:
@@ -64,10 +66,7 @@ def measure(step, args, reps, timed=True):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--write", action="store_true")
-    parser.add_argument("--reps", type=int, default=3)
+    parser = cli.parser(__doc__, reps=3, rounds=None)
     args = parser.parse_args()
     b, d = (2, 8) if args.quick else (16, 256)
     lengths = (16, 64) if args.quick else (512, 2048, 8192)

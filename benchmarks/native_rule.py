@@ -3,9 +3,11 @@ kernel (and PyTorch for reference), forward and training step, at the issue's fo
 shapes of the shipped models' layers.
 
     python benchmarks/native_rule.py
+    python benchmarks/native_rule.py --quick    # the smallest shape, few repetitions
 
 (B, T, D, H) per row; "train" is the gradient of the sum of squared outputs with respect to the
-parameters and the input. Best of 2 interleaved medians of 10 (benchmarks/common.py).
+parameters and the input. Best of 2 interleaved medians of 10 (`--rounds`, `--reps`;
+benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
-from common import best_medians, fwd_and_train_fns, machine  # noqa: E402
+
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import best_medians, fwd_and_train_fns, machine  # noqa: E402
 
 SHAPES = [
     (32, 100, 128, 128),  # the issue's four
@@ -65,16 +70,21 @@ def torch_fns(b, t, d, h):
 
 
 def main() -> None:
+    args = cli.parser(
+        __doc__, quick="the smallest shape, few repetitions", write=False, reps=10, rounds=2
+    ).parse_args()
+    reps, rounds = (3, 1) if args.quick else (args.reps, args.rounds)
+    shapes = SHAPES[-1:] if args.quick else SHAPES
     print(machine())
     print(
         "| (B, T, D, H) | scan fwd / train ms | native fwd / train ms | PyTorch fwd / train ms "
         "| native speed-up fwd / train |"
     )
     print("|---|---|---|---|---|")
-    for b, t, d, h in SHAPES:
+    for b, t, d, h in shapes:
         fns = {k: layer_fns(b, t, d, h, k) for k in ("scan", "native")}
         fns["torch"] = torch_fns(b, t, d, h)
-        ms = best_medians(fns, 10, 2)
+        ms = best_medians(fns, reps, rounds)
         s, n, p = ms["scan"], ms["native"], ms["torch"]
         print(
             f"| ({b}, {t}, {d}, {h}) | {s[0]:.2f} / {s[1]:.2f} | {n[0]:.2f} / {n[1]:.2f} "

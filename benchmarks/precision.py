@@ -21,18 +21,20 @@ Ratios: float32 / bfloat16 time (above 1: bfloat16 faster), and PyTorch / seqlst
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import best_medians, fwd_and_train_fns, machine, median_ms, write_section  # noqa: E402
+
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import best_medians, fwd_and_train_fns, machine, median_ms, write_section  # noqa: E402
 
 SHAPES = [(32, 100, 128), (64, 100, 256), (128, 50, 512), (16, 512, 64)]
 # (M, K, N): the recurrent product [B, H] @ [H, 4H], the all-steps input projection
@@ -147,11 +149,7 @@ def onednn_lstm_kernel() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--write", action="store_true")
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
+    parser = cli.parser(__doc__, reps=20, rounds=3)
     args = parser.parse_args()
     import torch
 

@@ -22,7 +22,6 @@ Two measurements per shape (B, T, D=H), float32:
 
 from __future__ import annotations
 
-import argparse
 import collections
 import gzip
 import json
@@ -30,13 +29,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import machine, median_ms, time_fwd_and_train, write_section  # noqa: E402
-from lstm_layer import LAYER_SHAPES, bench_torch  # noqa: E402
 
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import machine, median_ms, time_fwd_and_train, write_section  # noqa: E402
+from benchmarks.lstm_layer import LAYER_SHAPES, bench_torch  # noqa: E402
 from seqlstm.cell import init_params  # noqa: E402
 from seqlstm.scan import lstm_scan  # noqa: E402
 
@@ -130,10 +131,7 @@ def profile_train_step(b: int, t: int, d: int, reps: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one tiny shape, few repetitions")
-    parser.add_argument("--write", action="store_true", help="rewrite benchmarks/README.md")
-    parser.add_argument("--reps", type=int, default=20)
+    parser = cli.parser(__doc__, quick="one tiny shape, few repetitions", reps=20, rounds=None)
     args = parser.parse_args()
     reps = 3 if args.quick else args.reps
     shapes = [(4, 10, 8)] if args.quick else LAYER_SHAPES

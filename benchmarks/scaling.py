@@ -19,7 +19,6 @@ brings its own compute.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,8 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks import cli  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = {
     "stacked": "stacked LSTM (reverse task, `stacked_seq`, H=128, T=16, batch 256)",
     "seq2seq": "encoder-decoder (biLSTM(64) encoder, attention, T=16, batch 64)",
@@ -108,24 +111,18 @@ def run_child(workload: str, devices: int, mesh: bool, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--write", action="store_true")
+    parser = cli.parser(__doc__, reps=7, rounds=2)
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=2, help="sweeps; each cell keeps its best")
     parser.add_argument("--child", choices=sorted(WORKLOADS))
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--mesh", action="store_true")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     if args.child:
         out = child(args.child, args.devices, args.mesh, args.steps, args.reps, args.quick)
         print(json.dumps(out))
         return
 
-    sys.path.insert(0, str(HERE))
-    from common import machine, write_section
+    from benchmarks.common import machine, write_section
 
     counts = (1, 2) if args.quick else (1, 2, 4, 8)
     info = machine()

@@ -1,8 +1,8 @@
 """Every benchmark script's `--quick` run works, prints its table and leaves benchmarks/README.md
 alone (the timings themselves are never checked: speed claims come from the full runs).
 
-    python benchmarks/smoke.py                 # every script, about 6 minutes on 2 cores
-    python benchmarks/smoke.py lstm_layer      # some of them
+    python -m benchmarks.smoke                 # every script, about 6 minutes on 2 cores
+    python -m benchmarks.smoke lstm_layer      # some of them (or: python benchmarks/smoke.py)
 
 Run it after changing a benchmark or an API the benchmarks use. It is not part of the test suite,
 which must stay under 6 minutes on 2 cores; the suite runs `accelerator.py --quick` only
@@ -25,6 +25,8 @@ SCRIPTS = (
     "cpu_split",
     "lstm_layer",
     "memory",
+    "native_models",
+    "native_rule",
     "precision",
     "profile_step",
     "train_step",
@@ -33,12 +35,12 @@ SCRIPTS = (
 
 
 def run_quick(script: str) -> str | None:
-    """Runs `script --quick`; returns what went wrong, or None."""
+    """Runs `python -m benchmarks.<script> --quick`; returns what went wrong, or None."""
     readme = (HERE / "README.md").read_text()
     env = dict(os.environ, JAX_PLATFORMS="cpu", KERAS_BACKEND="jax")
     env.pop("XLA_FLAGS", None)
     proc = subprocess.run(
-        [sys.executable, str(HERE / f"{script}.py"), "--quick"],
+        [sys.executable, "-m", f"benchmarks.{script}", "--quick"],
         env=env, capture_output=True, text=True, cwd=HERE.parent, timeout=600,
     )  # fmt: skip
     if proc.returncode != 0:

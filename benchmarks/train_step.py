@@ -41,19 +41,20 @@ if CHILD_FLAG in sys.argv:
     )
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
+import importlib  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
-from common import best_median_each, machine, write_section  # noqa: E402
 
-ROOT = HERE.parent
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import best_median_each, machine, write_section  # noqa: E402
+
 MODELS = ("reverse", "seq2seq", "chars", "g2p")  # configs/<name>.py, default preset
 NUM_BATCHES = 4  # drawn before timing and fed in turn
 # PyTorch runs with 1 and with all cores' threads, and keeps its faster: on a small model one
@@ -62,15 +63,9 @@ TORCH_THREADS = tuple(dict.fromkeys((1, os.cpu_count() or 1)))
 
 
 def load_config(name: str, preset: str | None):
-    """`configs/<name>.py:get_config(preset)`, loaded by path (no flags involved)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # configs import configs.common
-    spec = importlib.util.spec_from_file_location(
-        f"configs.{name}", ROOT / "configs" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(preset)
+    """`configs/<name>.py:get_config(preset)` of this checkout (its root is the first entry of
+    `sys.path` under `python -m benchmarks.<script>` and the file form alike; no flags involved)."""
+    return importlib.import_module(f"configs.{name}").get_config(preset)
 
 
 def launcher_step(config, devices: int):
@@ -108,7 +103,8 @@ def jax_timer(step, state, batches):
 def torch_timer(config, batches, threads: int):
     """A callable running PyTorch's step on the next batch with `threads` intra-op threads."""
     import torch
-    import torch_models
+
+    from benchmarks import torch_models
 
     torch.manual_seed(0)
     model = torch_models.build_model(config.model.to_dict())
@@ -166,11 +162,7 @@ def child_measurement(names, preset, devices, reps, rounds) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=":smoke presets, few repetitions")
-    parser.add_argument("--write", action="store_true", help="rewrite benchmarks/README.md")
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
+    parser = cli.parser(__doc__, quick=":smoke presets, few repetitions", reps=20, rounds=3)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--preset", default=None, help="preset of every config (e.g. smoke)")
     parser.add_argument(CHILD_FLAG, type=int, default=0, help=argparse.SUPPRESS)
@@ -183,7 +175,7 @@ def main() -> None:
         print(json.dumps(measure_devices(names, preset, args.xla_devices, reps, rounds)))
         return
 
-    from profile_step import CATEGORIES, trace_ms_by_category
+    from benchmarks.profile_step import CATEGORIES, trace_ms_by_category
 
     info = machine()
     print(info)

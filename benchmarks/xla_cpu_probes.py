@@ -17,17 +17,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import best_medians, machine, median_ms, write_section  # noqa: E402
-from lstm_layer import LAYER_SHAPES  # noqa: E402
 
+from benchmarks import cli  # noqa: E402
+from benchmarks.common import best_medians, machine, median_ms, write_section  # noqa: E402
+from benchmarks.lstm_layer import LAYER_SHAPES  # noqa: E402
 from seqlstm import fused_backward  # noqa: E402
 from seqlstm.cell import gate_update, init_params  # noqa: E402
 
@@ -138,11 +139,7 @@ def table(title, unit, rows) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny shapes, few repetitions")
-    parser.add_argument("--write", action="store_true", help="rewrite benchmarks/README.md")
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
+    parser = cli.parser(__doc__, quick="tiny shapes, few repetitions", reps=20, rounds=3)
     args = parser.parse_args()
     reps, rounds = (3, 1) if args.quick else (args.reps, args.rounds)
     shapes = [(4, 10, 8)] if args.quick else LAYER_SHAPES

@@ -24,7 +24,6 @@ back to autodiff for the others. cuDNN serves the same two.
 
 from __future__ import annotations
 
-import functools
 from functools import partial
 from typing import Literal
 
@@ -34,91 +33,18 @@ import jax.numpy as jnp
 from seqlstm.cell import LSTMState, batch_zeros, gate_update
 from seqlstm.checks import check_float_dtype, check_rate
 from seqlstm.fused_backward import fused_lstm
+from seqlstm.kernels.backends import (  # noqa: F401 (BACKENDS, has_cudnn: re-exported)
+    BACKENDS,
+    auto_shape,
+    choose_backend,
+    choose_projection,
+    has_cudnn,
+)
 from seqlstm.variants import Rates, check_params, draw_masks, is_plain, sizes, variant_segment
 
 Projection = Literal["auto", "hoisted", "per_step"]
 PROJECTIONS = ("auto", "hoisted", "per_step")
 BACKWARDS = ("fused", "autodiff")
-BACKENDS = ("auto", "scan", "cudnn", "native")
-
-
-@functools.cache
-def has_cudnn() -> bool:
-    """True when the default backend is a CUDA GPU (where `jax.experimental.rnn` runs cuDNN).
-
-    Cached: the backend of a process does not change, and `lstm_scan` asks on every call."""
-    if jax.default_backend() != "gpu":
-        return False
-    try:
-        return "cuda" in jax.devices()[0].client.platform_version.lower()
-    except Exception:  # an unknown client: take the scan, which runs everywhere
-        return False
-
-
-def choose_backend(backend: str, dtype, shape: tuple[int, int, int, int] | None = None) -> str:
-    """Resolves `backend="auto"` and checks an explicit choice.
-
-    `"auto"`: cuDNN on a CUDA GPU in float32; on CPU the native kernel where
-    `seqlstm.kernels.rule.native_wins` says its training step is faster at `shape` (float32,
-    kernel built), returned as `"native_train"` where the scan's forward pass is the faster one
-    (`rule.native_forward_wins`): then a call that is not differentiated runs the scan;
-    otherwise the scan. `"native"` is lowered through `jax.lax.platform_dependent`: the CPU
-    lowering runs the kernel, any other platform (e.g. `jax.export(..., platforms=["cuda"])`)
-    the scan.
-
-    Args:
-      backend: one of `BACKENDS`.
-      dtype: the computation dtype.
-      shape: `(batch, time, features, hidden)` of the call, or None (auto then keeps the scan).
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    float32 = jnp.dtype(dtype) == jnp.float32
-    if backend == "auto":
-        if has_cudnn():
-            return "cudnn" if float32 else "scan"
-        if jax.default_backend() == "cpu" and float32 and shape is not None:
-            from seqlstm.kernels import native, rule
-
-            if rule.native_wins(*shape) and native.native_available():
-                return "native" if rule.native_forward_wins(*shape) else "native_train"
-        return "scan"
-    if backend == "cudnn" and not has_cudnn():
-        raise ValueError(
-            f"backend='cudnn' needs a CUDA GPU, but JAX's default backend is "
-            f"{jax.default_backend()!r}; use backend='auto' or 'scan'"
-        )
-    if backend == "native":
-        from seqlstm.kernels import native
-
-        if not native.native_available():
-            raise ValueError(
-                f"backend='native' is unavailable: {native.native_reason()}; "
-                "use backend='auto' or 'scan'"
-            )
-        if not float32:
-            raise ValueError(
-                f"backend='native' runs float32 only, got dtype {jnp.dtype(dtype).name}; "
-                "use backend='auto' or 'scan'"
-            )
-    return backend
-
-
-def _shape(params: dict, x: jax.Array) -> tuple[int, int, int, int] | None:
-    """`(batch, time, features, hidden)` for the auto rule, or None where the native kernel must
-    not be picked automatically: a batch split over devices by the partitioner (explicit or
-    automatic sharding), which a custom call would gather whole onto every device. Inside
-    `shard_map` each device sees its own rows, and the kernel runs on them."""
-    aval = jax.typeof(x)
-    spec = getattr(getattr(aval, "sharding", None), "spec", ())
-    if any(axis is not None for axis in spec):  # explicit sharding, even over one device
-        return None
-    if jax.device_count() > 1:
-        manual = getattr(aval, "manual_axis_type", None)
-        varying = manual.varying if manual is not None else getattr(aval, "vma", frozenset())
-        if not varying:
-            return None
-    return x.shape[0], x.shape[1], x.shape[2], params["recurrent_kernel"].shape[-1] // 4
 
 
 def state_dtype(dtype) -> jnp.dtype:
@@ -133,16 +59,6 @@ def state_dtype(dtype) -> jnp.dtype:
 def matmul(a: jax.Array, b: jax.Array, acc) -> jax.Array:
     """`a @ b` accumulated (and returned) in `acc`."""
     return jnp.matmul(a, b, preferred_element_type=acc)
-
-
-def choose_projection(backend: str | None = None) -> str:
-    """The step form `"auto"` resolves to on a backend.
-
-    On CPU the per-step form wins at every shape benchmarks/lstm_layer.py measures (the hoisted
-    slice is compiled to scalar gate math); on GPU and TPU the hoisted matmul is the usual choice.
-    """
-    backend = backend or jax.default_backend()
-    return "per_step" if backend == "cpu" else "hoisted"
 
 
 def lstm_scan(
@@ -244,7 +160,7 @@ def lstm_scan(
         unroll=int(unroll),
         projection=projection,
         backward=backward,
-        backend=choose_backend(backend, dtype, _shape(params, x)),
+        backend=choose_backend(backend, dtype, auto_shape(params, x)),
         remat_chunk=remat_chunk,
         dtype=dtype,
         rates=rates,

@@ -1,5 +1,6 @@
 """benchmarks/accelerator.py --quick: the GPU check's code paths on CPU, with the cuDNN rows
-skipped. Every other benchmark script's `--quick` run is checked by `python benchmarks/smoke.py`
+skipped; `benchmarks` is a package whose scripts share one command line (`benchmarks.cli`).
+Every other benchmark script's `--quick` run is checked by `python -m benchmarks.smoke`
 (outside the suite, which must stay under 6 minutes on 2 cores)."""
 
 import json
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from launcher import xla_flags
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,3 +47,40 @@ def test_accelerator_quick_runs_every_section_and_skips_cudnn_on_cpu(tmp_path):
     timing = sections["layer_timing"]["result"]
     assert {r["status"] for r in timing if r["impl"] == "cudnn"} == {"skipped"}
     assert all(r["train_ms"] > 0 for r in timing if r["impl"] != "cudnn"), timing
+
+
+def test_every_script_is_a_package_module_with_the_shared_command_line():
+    """No script edits sys.path beyond the two-line shim, none declares a common flag itself,
+    and every script with a command line builds it with `benchmarks.cli.parser`."""
+    import ast
+
+    drivers = {"__init__", "cli", "common", "cudnn_check", "run_all", "smoke", "torch_models"}
+    scripts = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p.stem not in drivers)
+    assert (ROOT / "benchmarks" / "__init__.py").exists() and len(scripts) >= 14, scripts
+    for path in (ROOT / "benchmarks").glob("*.py"):
+        text = path.read_text()
+        assert "sys.path.insert" not in text, path.name
+        for flag in ("--quick", "--write", "--reps", "--rounds"):
+            assert f'add_argument("{flag}"' not in text or path.stem == "cli", (path.name, flag)
+    for path in scripts:
+        calls = [
+            node.func
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        ]
+        names = {(f.value.id, f.attr) for f in calls if isinstance(f.value, ast.Name)}
+        assert ("cli", "parser") in names, path.name
+
+
+def test_cli_parser_declares_the_shared_flags_once():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_cli", ROOT / "benchmarks" / "cli.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    args = cli.parser(__doc__, reps=7, rounds=2).parse_args(["--quick", "--reps=3"])
+    assert vars(args) == {"quick": True, "write": False, "reps": 3, "rounds": 2}
+    bare = cli.parser(None, write=False, reps=None, rounds=None)
+    assert vars(bare.parse_args([])) == {"quick": False}
+    with pytest.raises(SystemExit):
+        bare.parse_args(["--write"])  # a flag the script did not ask for is an error

@@ -9,6 +9,7 @@ from jax.experimental import rnn
 
 import seqlstm
 import seqlstm.cudnn as cudnn
+import seqlstm.kernels.backends as backends
 import seqlstm.scan as scan
 from seqlstm.cell import LSTMState, init_params
 
@@ -92,7 +93,7 @@ def test_auto_dispatch(monkeypatch):
         calls.append(args[4])  # traced once per compiled program
         return reference_kernel(*args)
 
-    monkeypatch.setattr(scan, "has_cudnn", lambda: True)
+    monkeypatch.setattr(backends, "has_cudnn", lambda: True)
     monkeypatch.setattr(cudnn, "_kernel", spy)
     p = _params(7)
     x = jax.random.normal(jax.random.key(8), (B, T, D))

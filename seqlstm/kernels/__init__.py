@@ -1,2 +1,3 @@
-"""Backends of the LSTM recurrence beyond the scan: the native CPU kernel and the rule that
-picks it (`seqlstm.kernels.native`, `seqlstm.kernels.rule`)."""
+"""Backends of the LSTM recurrence beyond the scan and the rule that picks one: the backend
+choice (`seqlstm.kernels.backends`), the native CPU kernel (`seqlstm.kernels.native`) and its
+measured threshold (`seqlstm.kernels.rule`)."""
