@@ -114,3 +114,21 @@ def test_the_old_import_paths_reexport_the_moved_names():
     assert faults.STOP_DEADLINE_S == signals.STOP_DEADLINE_S == 60.0
     with pytest.raises(AttributeError, match="no attribute 'one_line_error'"):
         errors.one_line_error  # noqa: B018
+
+
+def test_the_old_launcher_names_say_where_they_went_outside_a_clone(monkeypatch):
+    import importlib
+
+    from seqlstm.train import errors
+
+    real = importlib.import_module
+
+    def without_experiments(name, *args):
+        if name.startswith("experiments"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_experiments)
+    with pytest.raises(ImportError, match="moved to experiments/launch.py"):
+        errors.one_line_errors  # noqa: B018
+    assert "one_line_errors" not in errors.__all__  # a star import works without a clone

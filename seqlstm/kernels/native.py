@@ -40,12 +40,35 @@ def _library_path() -> Path | None:
     return found[0] if found else None
 
 
+# x86-64-v3, what setup.py compiles for (-march=x86-64-v3): without these the library's AVX2/FMA
+# code would die with SIGILL at its first call, which no Python code can catch.
+REQUIRED_CPU_FLAGS = ("avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty where unreadable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 @functools.cache
 def _load() -> tuple[bool, str]:
     """Loads the library and registers its FFI targets once; returns `(available, reason)`."""
     machine = f"{platform.system()} {platform.machine()}"
     if (platform.system(), platform.machine()) != ("Linux", "x86_64"):
         return False, f"the native kernel is built for Linux x86_64 only, this is {machine}"
+    missing = [flag for flag in REQUIRED_CPU_FLAGS if flag not in cpu_flags()]
+    if missing:
+        return False, (
+            f"the native kernel needs an x86-64-v3 CPU (AVX2, FMA, BMI2); this one lacks "
+            f"{', '.join(missing)}"
+        )
     path = _library_path()
     if path is None:
         return False, (
@@ -57,7 +80,7 @@ def _load() -> tuple[bool, str]:
         for name, symbol in ((_FORWARD, "SeqlstmLstmForward"), (_BACKWARD, "SeqlstmLstmBackward")):
             capsule = jax.ffi.pycapsule(getattr(library, symbol))
             jax.ffi.register_ffi_target(name, capsule, platform="cpu")
-    except (OSError, AttributeError) as error:
+    except Exception as error:  # any failure to load or register: the scan runs instead
         return False, f"the native kernel {path.name} could not be loaded: {error}"
     return True, f"the native kernel {path.name} is loaded (oneDNN sgemm, float32)"
 

@@ -38,12 +38,19 @@ __all__ = [
     "quiet_logs",
     "verbose",
     "writing",
-    *_LAUNCH,
 ]
 
 
 def __getattr__(name: str) -> Any:
     # Lazily: the library does not import experiments/ (not installed with the package).
     if name in _LAUNCH:
-        return getattr(importlib.import_module("experiments.launch"), name)
+        try:
+            launch = importlib.import_module("experiments.launch")
+        except ModuleNotFoundError as error:
+            raise ImportError(
+                f"{__name__}.{name} moved to experiments/launch.py, which is part of a clone of "
+                "the repository, not of the installed package: import it from experiments.launch "
+                "with the clone's root on the path"
+            ) from error
+        return getattr(launch, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
