@@ -64,12 +64,14 @@ def _members(model) -> list:
     models = list(model)
     if not models:
         raise ValueError("model is an empty sequence; give a model or a list of models")
-    vocab = {int(m.target_vocab_size) for m in models}
-    if len(vocab) > 1:
-        raise ValueError(
-            f"the ensemble's models have target vocabularies of sizes {sorted(vocab)}; an "
-            "ensemble averages log-probabilities over one vocabulary"
-        )
+    for side in ("source", "target"):
+        vocab = {int(getattr(m, f"{side}_vocab_size")) for m in models}
+        if len(vocab) > 1:
+            raise ValueError(
+                f"the ensemble's models have {side} vocabularies of sizes {sorted(vocab)}; an "
+                "ensemble reads one source and averages log-probabilities over one target "
+                "vocabulary"
+            )
     return models
 
 

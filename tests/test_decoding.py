@@ -235,5 +235,7 @@ def test_ensemble_averages_the_members_log_probabilities():
     assert_n_best_is_brute_force(n_best([a, b], src, lens, 4, beam_size=16), brute, hyps, 4)
     with pytest.raises(ValueError, match="target vocabularies of sizes"):
         greedy_decode([a, make(seed=9)], src, lens)
+    with pytest.raises(ValueError, match="source vocabularies of sizes"):  # JAX would clamp ids
+        greedy_decode([a, make(seed=9, **{**SMALL, "source_vocab_size": 9})], src, lens)
     with pytest.raises(ValueError, match="empty sequence"):
         greedy_decode([], src, lens)
