@@ -1,6 +1,8 @@
 """Tests for seqlstm/train/averaging.py: the average of saved checkpoints is the mean of their
 parameters, loaded directly and as a run of its own; too few kept checkpoints are refused."""
 
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -70,3 +72,18 @@ def test_more_than_the_kept_checkpoints_is_refused(three_checkpoints):
         average_checkpoints(workdir, 4)
     with pytest.raises(ValueError, match="last must be"):
         average_checkpoints(workdir, 0)
+
+
+def test_a_write_cut_short_leaves_no_run_behind(three_checkpoints, tmp_path, monkeypatch):
+    # config.json used to be written first: a crash before the checkpoint left a run that the
+    # study took as done (it tests for config.json) and that no loader could read.
+    from seqlstm.train import averaging
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (test)")
+
+    monkeypatch.setattr(averaging.Checkpointer, "save", crash)
+    out = str(tmp_path / "averaged")
+    with pytest.raises(OSError, match="disk full"):
+        write_averaged(three_checkpoints[0], out, 2)
+    assert not os.path.exists(os.path.join(out, "config.json"))

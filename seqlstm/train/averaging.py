@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -122,11 +123,18 @@ def write_averaged(workdir: str, out: str, last: int, *, trust_run_code: bool = 
         raise ValueError(f"out {out!r} already holds files; name a new directory")
     config, state, meta = averaged_state(workdir, last, trust_run_code=trust_run_code)
     meta["averaged_from"] = os.path.abspath(workdir)
-    os.makedirs(out, exist_ok=True)
-    write_json(os.path.join(out, "config.json"), json.loads(config.to_json_best_effort()), True)
-    ckpt = Checkpointer(out, max_to_keep=1)
+    # Written beside `out` and renamed when complete: a crash midway never leaves a run whose
+    # config.json promises a checkpoint it lacks.
+    partial = os.path.normpath(out) + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    write_json(os.path.join(partial, "config.json"), json.loads(config.to_json_best_effort()), True)
+    ckpt = Checkpointer(partial, max_to_keep=1)
     try:
         ckpt.save(int(state.step), state, state.params, meta)
     finally:
         ckpt.close()
+    if os.path.isdir(out):
+        os.rmdir(out)  # empty, checked above
+    os.rename(partial, out)
     return meta
