@@ -15,6 +15,9 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -58,7 +61,10 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int
     if (beta == 0.0f) std::fill(c, c + m * ldc, 0.0f);
     return;
   }
-  dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  // A failed call leaves `c` as it was (in the backward pass: uninitialised scratch), so it is
+  // an error, never a number.
+  int status = dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  if (status != 0) throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(status));
 }
 
 // One step's gates for one row: z [4H] holds the pre-activations on entry and the activated
@@ -110,7 +116,6 @@ ffi::Error LstmForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   std::memcpy(c, c0.typed_data(), sizeof(float) * B * H);
   if (T == 0 || B == 0) return ffi::Error::Success();
   gemm('N', 'N', T * B, G, D, x.typed_data(), D, W, G, 0.0f, z, G);
-  std::vector<float> h_new(H);
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
     float* zt = z + t * B * G;
@@ -234,9 +239,28 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   return ffi::Error::Success();
 }
 
+// No exception may cross an FFI handler's C ABI (that is std::terminate, a SIGABRT no launcher
+// can report): out of memory becomes XLA's RESOURCE_EXHAUSTED, which seqlstm's launchers turn
+// into their one-line error, and a failed oneDNN call an internal error.
+template <auto Fn>
+struct Guarded;
+template <typename... Args, ffi::Error (*Fn)(Args...)>
+struct Guarded<Fn> {
+  static ffi::Error Call(Args... args) {
+    try {
+      return Fn(std::move(args)...);
+    } catch (const std::bad_alloc&) {
+      return ffi::Error(ffi::ErrorCode::kResourceExhausted,
+                        "Out of memory in seqlstm's native LSTM kernel");
+    } catch (const std::exception& error) {
+      return ffi::Error::Internal(std::string("seqlstm's native LSTM kernel: ") + error.what());
+    }
+  }
+};
+
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmForward, LstmForward,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmForward, Guarded<LstmForward>::Call,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()   // x
                                   .Arg<ffi::Buffer<ffi::F32>>()   // kernel
@@ -252,7 +276,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmForward, LstmForward,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // cs
                                   .Attr<bool>("reverse"));
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, LstmBackward,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()   // x
                                   .Arg<ffi::Buffer<ffi::F32>>()   // kernel
