@@ -91,11 +91,14 @@ def bench_keras(b, t, d, layers, bidirectional):
     return fwd_and_train_fns(lambda p, x: model.stateless_call(p, non_trainable, x)[0], params, x)
 
 
-def bench_torch(b, t, d, layers, bidirectional):
+def bench_torch(b, t, d, layers, bidirectional, hidden=None):
+    """PyTorch's forward and training-step functions; `hidden` defaults to the input size `d`."""
     import torch
 
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(d, d, num_layers=layers, bidirectional=bidirectional, batch_first=True)
+    lstm = torch.nn.LSTM(
+        d, hidden or d, num_layers=layers, bidirectional=bidirectional, batch_first=True
+    )
     x = torch.randn(b, t, d)
     xg = x.clone().requires_grad_(True)
 

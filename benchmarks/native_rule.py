@@ -22,6 +22,7 @@ import jax  # noqa: E402
 
 from benchmarks import cli  # noqa: E402
 from benchmarks.common import best_medians, fwd_and_train_fns, machine  # noqa: E402
+from benchmarks.lstm_layer import bench_torch  # noqa: E402
 
 SHAPES = [
     (32, 100, 128, 128),  # the four
@@ -48,27 +49,6 @@ def layer_fns(b, t, d, h, backend):
     return fwd_and_train_fns(lambda p, x: nnx.merge(graphdef, p, rest)(x), params, x)
 
 
-def torch_fns(b, t, d, h):
-    import torch
-
-    torch.manual_seed(0)
-    lstm = torch.nn.LSTM(d, h, batch_first=True)
-    x = torch.randn(b, t, d)
-    xg = x.clone().requires_grad_(True)
-
-    def fwd():
-        with torch.no_grad():
-            lstm(x)
-
-    def train():
-        lstm.zero_grad(set_to_none=True)
-        xg.grad = None
-        y, _ = lstm(xg)
-        (y * y).sum().backward()
-
-    return fwd, train
-
-
 def main() -> None:
     args = cli.parser(
         __doc__, quick="the smallest shape, few repetitions", write=False, reps=10, rounds=2
@@ -83,7 +63,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for b, t, d, h in shapes:
         fns = {k: layer_fns(b, t, d, h, k) for k in ("scan", "native")}
-        fns["torch"] = torch_fns(b, t, d, h)
+        fns["torch"] = bench_torch(b, t, d, 1, False, hidden=h)
         ms = best_medians(fns, reps, rounds)
         s, n, p = ms["scan"], ms["native"], ms["torch"]
         print(

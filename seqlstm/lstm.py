@@ -62,19 +62,6 @@ def check_state(
     return state
 
 
-def merge(fwd: jax.Array, bwd: jax.Array, merge_mode: str | None):
-    """Merges forward and backward outputs as Keras's `Bidirectional(merge_mode=)` does."""
-    if merge_mode == "concat":
-        return jnp.concatenate([fwd, bwd], axis=-1)
-    if merge_mode == "sum":
-        return fwd + bwd
-    if merge_mode == "mul":
-        return fwd * bwd
-    if merge_mode == "ave":
-        return (fwd + bwd) / 2
-    return fwd, bwd
-
-
 class LSTM(nnx.Module):
     """An LSTM layer over `[batch, time, features]`, Keras semantics, Keras parameter layout.
 

@@ -6,19 +6,12 @@ import os
 
 import pytest
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
+from smoke_runs import smoke
 
-from configs.reverse import get_config
 from seqlstm.train import Checkpointer, build, create_train_state, split_model, train_and_evaluate
 from seqlstm.train.checkpoint import CorruptCheckpointError, prepare_workdir
 from seqlstm.train.restore import load_config
 from seqlstm.train.storage import WorkdirWriteError
-
-
-def smoke(**train):
-    config = get_config("smoke")
-    config.train.progress_bar = False
-    config.train.update(train)
-    return config
 
 
 def test_config_json_states_what_the_run_did(tmp_path):

@@ -26,9 +26,8 @@ from flax import nnx
 
 from seqlstm.checks import check_int
 from seqlstm.train.checkpoint import Checkpointer
-from seqlstm.train.restore import load_config
-from seqlstm.train.run import build_model, check_config
-from seqlstm.train.state import TrainState, create_train_state, split_model
+from seqlstm.train.restore import load_config, state_template
+from seqlstm.train.state import TrainState
 from seqlstm.train.workdir import write_json
 
 
@@ -67,12 +66,16 @@ def averaged_state(
       ValueError: if the workdir holds no run, or fewer than `last` checkpoints (naming how many
         it kept and `config.train.max_to_keep`).
     """
+    config, _, state, meta = _averaged(workdir, last, trust_run_code)
+    return config, state, meta
+
+
+def _averaged(workdir: str, last: int, trust_run_code: bool):
+    """`averaged_state`, and the freshly built model its state fits: `(config, model, state,
+    meta)`."""
     check_int("last", last, 1)
     config = load_config(workdir, trust_run_code=trust_run_code)
-    check_config(config)
-    model, tx = build_model(config)
-    model_def, params = split_model(model)
-    template = create_train_state(params, tx, config.seed, model_def.carry)
+    model, params, template = state_template(config)
     ckpt = Checkpointer(workdir)
     try:
         steps = sorted(ckpt.manager.all_steps())
@@ -90,7 +93,7 @@ def averaged_state(
         ckpt.close()
     mean = average_trees([s.params for s in states])
     meta = {**meta, "averaged_steps": [int(s) for s in steps[-last:]]}
-    return config, states[-1]._replace(params=mean), meta
+    return config, model, states[-1]._replace(params=mean), meta
 
 
 def average_checkpoints(
@@ -101,8 +104,7 @@ def average_checkpoints(
     Returns:
       `(config, model, meta)`: the model in evaluation mode holding the averaged parameters.
     """
-    config, state, meta = averaged_state(workdir, last, trust_run_code=trust_run_code)
-    model, _ = build_model(config)
+    config, model, state, meta = _averaged(workdir, last, trust_run_code)
     nnx.update(model, state.params)
     model.eval()
     return config, model, meta

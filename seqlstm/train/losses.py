@@ -27,13 +27,15 @@ def smoothed_cross_entropy(logits: jax.Array, targets: jax.Array, smoothing: flo
       smoothing: the mass spread uniformly over all classes, in `[0, 1)`; 0 is the plain NLL.
 
     Returns:
-      `float32[batch, time]`; mask and sum it as the plain cross-entropy.
+      `[batch, time]`, float32 (float64 for float64 logits); mask and sum it as the plain
+      cross-entropy.
 
     Raises:
       ValueError: for a `smoothing` outside `[0, 1)`.
     """
     smoothing = check_rate("smoothing", smoothing)
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    # As the plain cross-entropy (`steps.masked_sums`): bfloat16 scored in float32, float64 kept.
+    logp = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), -1)
     nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
     if smoothing == 0.0:
         return nll

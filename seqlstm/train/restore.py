@@ -85,6 +85,15 @@ def check_run_entry(
         raise ValueError(f"{path}: {e}") from None
 
 
+def state_template(config: ml_collections.ConfigDict) -> tuple[nnx.Module, Any, Any]:
+    """`(model, params, state)`: a run's model built fresh from its config, its parameters, and
+    a training state of the checkpoints' structure, for `Checkpointer.restore` to fill."""
+    check_config(config)
+    model, tx = build_model(config)
+    model_def, params = split_model(model)
+    return model, params, create_train_state(params, tx, config.seed, model_def.carry)
+
+
 def load_model(
     workdir: str, example: str = "configs/chars.py", *, trust_run_code: bool = False
 ) -> tuple[ml_collections.ConfigDict, nnx.Module, dict]:
@@ -109,10 +118,7 @@ def load_model(
     config = load_config(workdir, example, trust_run_code=trust_run_code)
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise ValueError(f"workdir {workdir!r} has no checkpoints/ to load")
-    check_config(config)
-    model, tx = build_model(config)
-    model_def, params = split_model(model)
-    state = create_train_state(params, tx, config.seed, model_def.carry)
+    model, params, state = state_template(config)
     ckpt = Checkpointer(workdir)
     try:
         if ckpt.latest_step() is None:
