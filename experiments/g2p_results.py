@@ -89,12 +89,34 @@ RECIPE_ROWS = [
         average=5, what="default, label smoothing 0.1",
     ),
     dict(
+        name="ls_seed1", preset="label_smoothing=0.1,seed=1,average=5", steps=NUM_STEPS,
+        average=5, what="default, label smoothing 0.1, seed 1",
+    ),
+    dict(
+        name="ls_seed2", preset="label_smoothing=0.1,seed=2,average=5", steps=NUM_STEPS,
+        average=5, what="default, label smoothing 0.1, seed 2",
+    ),
+    dict(
         name="dropout_long", preset="dropout=0.3,average=5", steps=LONG_STEPS, average=5,
         what=f"default, dropout 0.3 between encoder layers, {LONG_STEPS:,} steps",
     ),
     dict(
         name="ensemble2", preset="", steps=2 * NUM_STEPS, members=["default", "seed1"],
         what="ensemble of default and seed 1 (last checkpoints)",
+    ),
+    dict(
+        name="ensemble_ls2", preset="", steps=2 * NUM_STEPS, averaged=True,
+        members=["label_smoothing", "ls_seed1"],
+        what="ensemble of label smoothing seeds 0, 1 (each the mean of its last 5 checkpoints)",
+    ),
+    dict(
+        name="ensemble_ls3", preset="", steps=3 * NUM_STEPS, averaged=True,
+        members=["label_smoothing", "ls_seed1", "ls_seed2"],
+        what="ensemble of label smoothing seeds 0, 1, 2 (each the mean of its last 5 checkpoints)",
+    ),
+    dict(
+        name="rescore_ls3", preset="", steps=3 * NUM_STEPS, rescore="ensemble_ls3",
+        what="ensemble_ls3's 4-best rescored with Phonetisaurus's 8-best (weight on validation)",
     ),
     # Issue 21's stress item: the default with stress kept (69 symbols, scored with stress),
     # beside Phonetisaurus's 33.62% (experiments/g2p_baseline.py); 44 minutes.
@@ -178,6 +200,8 @@ def run_row(row: dict, workdir: str) -> dict:
     checkpoints (module docstring)."""
     if "members" in row:
         return run_ensemble(row, workdir)
+    if "rescore" in row:
+        return run_rescore(row, workdir)
     config = get_config(row["preset"])
     config.train.num_steps = row["steps"]
     res, seconds = study.train(config, workdir)
@@ -208,27 +232,24 @@ def run_row(row: dict, workdir: str) -> dict:
 
 def run_ensemble(row: dict, workdir: str) -> dict:
     """Decodes the validation and test words with the ensemble of the finished runs of
-    `row["members"]` (sibling workdirs of `workdir`); writes the test TSV into `workdir`.
+    `row["members"]` (sibling workdirs of `workdir`; with `row["averaged"]`, their averaged
+    checkpoints), writes `workdir` as its ensemble folder (`seqlstm.train.ensembles`: what
+    `experiments.pronounce --workdir` serves) and the test TSV there.
 
     Raises:
       ValueError: naming a member that has not run yet.
     """
-    from seqlstm.train.restore import load_run
+    from seqlstm.tasks.registry import get_task
+    from seqlstm.train.ensembles import load_ensemble, write_ensemble
 
     root = os.path.dirname(workdir)
-    records, models = [], []
+    records, paths = [], []
     for name in row["members"]:
-        path = os.path.join(root, name, study.RECORD)
-        if not os.path.exists(path):
-            raise ValueError(
-                f"ensemble {row['name']!r} needs the finished run {name!r} ({path}); run it "
-                f"first (--only={name})"
-            )
-        with open(path) as f:
-            records.append(json.load(f))
-        config, data, model, _ = load_run(os.path.join(root, name))
-        models.append(model)
-    os.makedirs(workdir, exist_ok=True)
+        records.append(_finished(row, name, root))
+        paths.append(os.path.join(root, name, "averaged" if row.get("averaged") else ""))
+    write_ensemble(workdir, paths)
+    config, models = load_ensemble(workdir)
+    data = get_task(**config.data.to_dict())
     tsv = os.path.join(workdir, PREDICTIONS)
     seconds = sum(r["seconds"] for r in records)
     return {
@@ -242,9 +263,48 @@ def run_ensemble(row: dict, workdir: str) -> dict:
     }
 
 
+def _finished(row: dict, name: str, root: str) -> dict:
+    """The record of the finished row `name` beside `row` (ValueError naming it if none)."""
+    path = os.path.join(root, name, study.RECORD)
+    if not os.path.exists(path):
+        raise ValueError(
+            f"row {row['name']!r} needs the finished run {name!r} ({path}); run it first "
+            f"(--only={name})"
+        )
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_rescore(row: dict, workdir: str) -> dict:
+    """N-best rescoring of the finished ensemble row `row["rescore"]` with the joint-sequence
+    model (`experiments.g2p_rescoring`), its weight chosen on validation; writes the test TSV."""
+    from experiments.g2p_rescoring import rescore
+    from seqlstm.tasks.registry import get_task
+    from seqlstm.train.ensembles import load_ensemble
+
+    root = os.path.dirname(workdir)
+    record = _finished(row, row["rescore"], root)
+    config, models = load_ensemble(os.path.join(root, row["rescore"]))
+    data = get_task(**config.data.to_dict())
+    out = rescore(models, data, bool(config.data.stress), workdir)
+    write_predictions(os.path.join(workdir, PREDICTIONS), prediction_rows(*out.pop("test_rows")))
+    test, val = out.pop("test"), out.pop("val")
+    return {
+        **row,
+        **out,
+        "seconds": record["seconds"] + out["joint_train_seconds"],
+        "train_words_per_sec": None,
+        "val_greedy_wer": None,
+        "decoded": {"beam4": test, "words": test["words"]},
+        "val_decoded": {"beam4": val, "words": val["words"]},
+        "curve": [],
+    }
+
+
 def progress(r: dict) -> str:
     d = r["decoded"]
-    return f"test WER greedy {d['beam1']['wer']:.3f} beam4 {d['beam4']['wer']:.3f}"
+    greedy = f"greedy {d['beam1']['wer']:.3f} " if "beam1" in d else ""
+    return f"test WER {greedy}beam4 {d['beam4']['wer']:.3f}"
 
 
 def _pct(x) -> str:
@@ -267,12 +327,13 @@ def _lines(r: dict) -> list[str]:
     lines = []
     for what, d, val in versions:
         val4 = val["beam4"]["wer"] if val else None
+        beam1, beam8 = d.get("beam1", {}), d.get("beam8", {})
         lines.append(
             f"| {what} | {r['steps']} | {r['seconds'] / 60:.0f} min "
-            f"| {_pct(d['beam1']['wer'])} | {_pct(d['beam4']['wer'])} | {_pct(d['beam4']['per'])} "
-            f"| {_pct(d['beam8']['wer'])} | {_pct(r['val_greedy_wer'])} | {_pct(val4)} "
+            f"| {_pct(beam1.get('wer'))} | {_pct(d['beam4']['wer'])} | {_pct(d['beam4']['per'])} "
+            f"| {_pct(beam8.get('wer'))} | {_pct(r['val_greedy_wer'])} | {_pct(val4)} "
             f"| {_speed(r['train_words_per_sec'])} "
-            f"| {d['beam1']['words_per_sec']:.0f}, {d['beam4']['words_per_sec']:.0f} |"
+            f"| {_speed(beam1.get('words_per_sec'))}, {d['beam4']['words_per_sec']:.0f} |"
         )
     return lines
 

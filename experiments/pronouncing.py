@@ -16,7 +16,7 @@ from seqlstm.checks import check_int
 from seqlstm.decoding import beam_search
 from seqlstm.tasks.g2p import decode_phones, encode_word
 from seqlstm.tokens import BOS, PAD, pad_batch, strip
-from seqlstm.train.restore import load_model
+from seqlstm.train.ensembles import ensemble_members, load_ensemble
 
 
 def default_output(words_file: str) -> str:
@@ -55,31 +55,38 @@ def encode_all(words: list[str], where: Callable[[int], str]) -> list[list[int]]
     return out
 
 
-def decode(model, ids: list[list[int]], batch_size: int, beam: int, penalty: float):
-    """Beam search over all words in fixed-shape batches: `(beams [n, k, T], scores [n, k])`."""
+def decode(models, ids: list[list[int]], batch_size: int, beam: int, penalty: float):
+    """Beam search over all words in fixed-shape batches: `(beams [n, k, T], scores [n, k])`.
+    `models`: a list of one model, or of an ensemble's members."""
+    first = models[0]
+    model = first if len(models) == 1 else models
     beams, scores = [], []
     for i in range(0, len(ids), batch_size):
         chunk = ids[i : i + batch_size]
         padded = chunk + [chunk[0]] * (batch_size - len(chunk))  # one shape, one compile
-        src, lengths = pad_batch(padded, model.max_source_len, vocab_size=model.source_vocab_size)
+        src, lengths = pad_batch(padded, first.max_source_len, vocab_size=first.source_vocab_size)
         out = beam_search(model, src, lengths, beam_size=beam, length_penalty=penalty)
         beams.append(np.asarray(out.beams)[: len(chunk)])
         scores.append(np.asarray(out.beam_scores)[: len(chunk)])
     return np.concatenate(beams), np.concatenate(scores)
 
 
-def plot_attention(path: str, model, words: list[str], ids, best, stress: bool) -> None:
+def plot_attention(path: str, models, words: list[str], ids, best, stress: bool) -> None:
     """The attention of each output phone over the letters, one panel per word (a teacher-forced
-    pass over the decoded phones)."""
+    pass over the decoded phones; an ensemble's weights are its members' mean, as
+    `seqlstm.decoding` averages them)."""
+    model = models[0]
     src, lengths = pad_batch(ids, max(map(len, ids)), vocab_size=model.source_vocab_size)
     target_in = np.full((len(ids), model.max_target_len), PAD, np.int32)
     target_in[:, 0] = BOS
     for i, row in enumerate(best):
         out = strip(row)[: model.max_target_len - 1]
         target_in[i, 1 : len(out) + 1] = out
-    _, weights = model(src, lengths, target_in, return_attention=True)
+    weights = sum(
+        np.asarray(m(src, lengths, target_in, return_attention=True)[1]) for m in models
+    ) / len(models)
     plots.plot_attention(
-        np.asarray(weights),
+        weights,
         [list(word) for word in words],
         [[*decode_phones(row, stress), "<eos>"] for row in best],
         path,
@@ -110,7 +117,8 @@ def pronounce(
     the words file, and the output paths (their folders exist; none is an input).
 
     Args:
-      workdir: a run of `configs/g2p.py`.
+      workdir: a run of `configs/g2p.py`, or an ensemble folder of such runs
+        (`seqlstm.train.ensembles`), decoded as one model.
       words: words to pronounce (printed as given).
       words_file: a UTF-8 file of words, one a line.
       output: the lexicon's path (default `default_output(words_file)`).
@@ -140,11 +148,12 @@ def pronounce(
         check_output(output, "--output", [("--words_file", words_file)])
     if plot:
         check_output(plot, "--plot", [("--words_file", words_file)] if words_file else [])
-    config = load_run_config(workdir, "pronounce", trust_run_code=trust_run_code)
+    for member in ensemble_members(workdir):
+        load_run_config(member, "pronounce", trust_run_code=trust_run_code)
+    config, models = load_ensemble(workdir, trust_run_code=trust_run_code)
     stress = bool(config.data.stress)
-    _, model, _ = load_model(workdir, trust_run_code=trust_run_code)
     if words:
-        beams, scores = decode(model, ids, batch_size, nbest, length_penalty)
+        beams, scores = decode(models, ids, batch_size, nbest, length_penalty)
         for word, word_beams, word_scores in zip(words, beams, scores):
             print(word)
             for rank, (row, s) in enumerate(zip(word_beams, word_scores), 1):
@@ -154,13 +163,13 @@ def pronounce(
         if plot:
 
             def draw(path):
-                plot_attention(path, model, words, ids, beams[:, 0], stress)
+                plot_attention(path, models, words, ids, beams[:, 0], stress)
 
             if save_plot(draw, plot, "attention plot"):
                 print(f"attention: {plot}")
     if file_words:
         start = time.perf_counter()
-        beams, _ = decode(model, file_ids, batch_size, nbest, length_penalty)
+        beams, _ = decode(models, file_ids, batch_size, nbest, length_penalty)
         seconds = time.perf_counter() - start
         with open(output, "w", encoding="utf-8") as f:
             for word, row in zip(file_words, beams[:, 0]):

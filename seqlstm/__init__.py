@@ -3,7 +3,13 @@
 from seqlstm import interop, tokens
 from seqlstm.attention import Attention
 from seqlstm.cell import LSTMState, gate_update, init_params, lstm_cell, zeros_state
-from seqlstm.decoding import DecodeResult, beam_search, greedy_decode, n_best
+from seqlstm.decoding import (
+    DecodeResult,
+    beam_search,
+    greedy_decode,
+    n_best,
+    sequence_log_probs,
+)
 from seqlstm.kernels.native import native_available, native_reason
 from seqlstm.layers import LSTM, Bidirectional, RepeatVector, StackedLSTM
 from seqlstm.masking import lengths_from_ids, lengths_from_mask
@@ -36,6 +42,7 @@ __all__ = [
     "lstm_cell",
     "lstm_scan",
     "n_best",
+    "sequence_log_probs",
     "native_available",
     "native_reason",
     "summary",

@@ -323,6 +323,64 @@ def n_best(
     ]
 
 
+def sequence_log_probs(
+    model,
+    source: jax.Array,
+    source_lengths: jax.Array,
+    targets: Sequence[Sequence[int]],
+) -> np.ndarray:
+    """The log-probability of given outputs (n-best rescoring, forced decoding): per row, the sum
+    of the per-step log-probabilities of its tokens and of EOS after them, teacher-forced (a row
+    of `max_target_len` tokens is a hypothesis cut at the limit: no EOS). For a hypothesis beam
+    search finds, it is the search's score with `length_penalty=0`; an ensemble scores the mean of
+    its members' per-step log-probabilities, as the search does.
+
+    Args:
+      model: an `EncoderDecoder`, or a sequence of them (an ensemble).
+      source: `int[batch, S]`, right-padded.
+      source_lengths: `int[batch]`.
+      targets: per row, its data tokens (no BOS or EOS; `n_best` gives them so), at most
+        `max_target_len` of them.
+
+    Returns:
+      `float32[batch]`; `-inf` for a row holding a reserved id (PAD or BOS, never an output).
+
+    Raises:
+      ValueError: a `targets` of another batch size, a row too long, or bad inputs.
+    """
+    graphdefs, states, source, lengths, max_len = _prepare(model, source, source_lengths, None)
+    if len(targets) != source.shape[0]:
+        raise ValueError(
+            f"targets holds {len(targets)} rows for a source batch of {source.shape[0]}"
+        )
+    target_in = np.full((len(targets), max_len), PAD, np.int32)
+    target_out = np.full((len(targets), max_len), PAD, np.int32)
+    target_in[:, 0] = BOS
+    for i, row in enumerate(targets):
+        row = [int(t) for t in row]
+        if len(row) > max_len:
+            raise ValueError(
+                f"targets[{i}] has {len(row)} tokens; the model decodes at most "
+                f"max_target_len = {max_len}"
+            )
+        target_in[i, 1 : len(row) + 1] = row[: max_len - 1]
+        target_out[i, : len(row) + 1] = [*row, EOS][:max_len]
+    steps = np.array([min(len(row) + 1, max_len) for row in targets], np.int32)
+    return np.asarray(
+        _forced(graphdefs, states, source, lengths, jnp.asarray(target_in),
+                jnp.asarray(target_out), jnp.asarray(steps))
+    )  # fmt: skip
+
+
+@partial(jax.jit, static_argnames=("graphdefs",))
+def _forced(graphdefs, states, source, lengths, target_in, target_out, steps):
+    models = [nnx.merge(g, s) for g, s in zip(graphdefs, states)]
+    logp = sum(_log_probs(m(source, lengths, target_in)) for m in models) / len(models)
+    picked = jnp.take_along_axis(logp, target_out[..., None], axis=-1)[..., 0]
+    mask = jnp.arange(target_out.shape[1])[None, :] < steps[:, None]
+    return jnp.sum(jnp.where(mask, picked, 0.0), axis=1)
+
+
 def evaluate_decoding(
     model,
     split: dict,

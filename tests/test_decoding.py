@@ -239,3 +239,24 @@ def test_ensemble_averages_the_members_log_probabilities():
         greedy_decode([a, make(seed=9, **{**SMALL, "source_vocab_size": 9})], src, lens)
     with pytest.raises(ValueError, match="empty sequence"):
         greedy_decode([], src, lens)
+
+
+def test_sequence_log_probs_scores_what_beam_search_finds():
+    """Forced decoding (one teacher-forced pass) gives every n-best hypothesis its search score
+    (length_penalty 0), for one model and for an ensemble, and a row with a reserved id -inf."""
+    from seqlstm.decoding import sequence_log_probs as forced
+
+    a, b = make(seed=7, **SMALL), make(seed=8, **SMALL)
+    src, lens = source_batch()
+    for model in (a, [a, b]):
+        lists = n_best(model, src, lens, 4, beam_size=16)
+        for rank in range(4):
+            targets = [row[rank][0] for row in lists]
+            np.testing.assert_allclose(
+                forced(model, src, lens, targets), [row[rank][1] for row in lists], rtol=1e-5
+            )
+    assert forced(a, src, lens, [[3], [BOS], [], [4, 3]])[1] == -np.inf
+    with pytest.raises(ValueError, match="targets holds 2 rows for a source batch of 4"):
+        forced(a, src, lens, [[3], [4]])
+    with pytest.raises(ValueError, match=r"targets\[3\] has 4 tokens; .* max_target_len = 3"):
+        forced(a, src, lens, [[3], [4], [], [3, 4, 3, 4]])

@@ -84,7 +84,7 @@ def test_pronounce_plot_is_the_shared_plot_with_letters_and_phones(tmp_path, dra
     best = np.array(
         [[*encode_phones(["HH", "AY"]), EOS, PAD], [*encode_phones(["AH"]), EOS, PAD, PAD]]
     )
-    pronouncing.plot_attention(str(path), ToyG2P(), words, list(map(encode_word, words)), best,
+    pronouncing.plot_attention(str(path), [ToyG2P()], words, list(map(encode_word, words)), best,
                                stress=False)  # fmt: skip
     assert path.read_bytes().startswith(PNG) and not plt.get_fignums()
     hi, a = drawn[0].axes

@@ -2,6 +2,7 @@
 (experiments/pronounce.py, experiments/g2p_study.py) on tiny slices of the dictionary."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -157,7 +158,7 @@ def test_task_slice_groups_words():
     assert set(np.unique(task["train"]["word_id"])) == set(range(40))
 
 
-def test_smoke_run_hook_predictions_and_pronounce(tmp_path):
+def test_smoke_run_hook_predictions_and_pronounce(tmp_path, capsys):
     from configs.g2p import get_config
     from experiments.g2p_results import PREDICTIONS, learning_curve, write_test_predictions
     from seqlstm.train import train_and_evaluate
@@ -194,6 +195,47 @@ def test_smoke_run_hook_predictions_and_pronounce(tmp_path):
     assert [line.split("\t")[0] for line in lexicon] == ["hello", "O'Neil"]  # as given
     bad = subprocess.run([*cmd, "caf\u00e9"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "character '\u00e9'" in bad.stderr
+    # An ensemble folder of two copies of the run decodes as the run itself (the mean of equal
+    # log-probabilities), its attention plot included.
+    from experiments.pronouncing import pronounce
+    from seqlstm.train.ensembles import write_ensemble
+
+    shutil.copytree(workdir, tmp_path / "copy")
+    write_ensemble(str(tmp_path / "ens"), [workdir, str(tmp_path / "copy")])
+    capsys.readouterr()
+    outputs = []
+    for path in (workdir, str(tmp_path / "ens")):
+        png = tmp_path / f"{os.path.basename(path)}.png"
+        pronounce(path, ["zyzzyva", "hello"], nbest=2, batch_size=16, plot=str(png))
+        outputs.append(capsys.readouterr().out.replace(str(png), "PNG"))
+        assert png.stat().st_size > 0
+    assert outputs[0] == outputs[1] and outputs[0].startswith("zyzzyva\n  1. ")
+    # N-best rescoring (experiments/g2p_rescoring.py) without a joint model: the forced scores
+    # of the LSTM's own candidates are its beam scores, and with the joint lists empty the
+    # rescored predictions are beam search's (the 4-beam test predictions above).
+    from experiments import g2p_rescoring as gr
+    from seqlstm.train.restore import load_run
+
+    _, data, model, _ = load_run(workdir)
+    words, refs, lists = gr.lstm_lists([model], data["test"], stress=False, batch_size=16)
+    cands = gr.candidates(words, lists, {})
+    beam = [p for p, (lstm, joint) in cands[words[0]].items()][0]
+    cands[words[0]][beam][0] = None  # forced decoding fills it in again
+    gr.force_missing([model], cands, stress=False, batch_size=8)
+    assert cands[words[0]][beam][0] == pytest.approx(lists[words[0]][0][1], rel=1e-5)
+    _, beam4, _ = g2p.predict_split(model, data["test"], 16, stress=False, beam_size=4,
+                                    length_penalty=0.0)  # fmt: skip
+    assert gr.combine(words, cands, 0.3) == beam4
+    # A joint candidate outside the LSTM's list is forced-scored; outside the joint list, a
+    # candidate gets the joint list's worst score.
+    other = ["AA"] * 3
+    joint = {words[0]: [(other, 1.5), (list(beam), 4.0)]}
+    cands = gr.candidates(words[:1], lists, joint)
+    assert cands[words[0]][beam][1] == -4.0 and cands[words[0]][tuple(other)] == [None, -1.5]
+    assert all(j == -4.0 for p, (_, j) in cands[words[0]].items() if p not in (beam, tuple(other)))
+    gr.force_missing([model], cands, stress=False, batch_size=8)
+    assert cands[words[0]][tuple(other)][0] < 0
+    assert gr.combine(words[:1], cands, 1000.0) == [other]  # the joint model decides
 
 
 def test_hook_reads_the_split_name():
