@@ -94,7 +94,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         t.batch_size = int(presets.get("batch", 256))
         t.num_steps = int(presets.get("steps", 40000))
         config.eval.every_steps = 5000
-    t.label_smoothing = float(presets.get("label_smoothing", 0.0))
+    t.label_smoothing = float(presets.get("label_smoothing", 0.1))
     if "average" in presets:
         t.max_to_keep = int(presets["average"])
         t.checkpoint_every_steps = AVERAGE_EVERY

@@ -17,8 +17,6 @@ import os
 import time
 from collections.abc import Sequence
 
-import numpy as np
-
 from experiments import joint_sequence
 from seqlstm.decoding import n_best, sequence_log_probs
 from seqlstm.tasks.g2p import (
@@ -30,6 +28,7 @@ from seqlstm.tasks.g2p import (
     split_references,
 )
 from seqlstm.tokens import FIRST_ID, pad_batch
+from seqlstm.train.workdir import read_json, write_json
 
 LSTM_BEAMS = 4
 JOINT_NBEST = 8
@@ -55,21 +54,23 @@ def joint_model(workdir: str, stress: bool) -> tuple[str, float]:
     return path, seconds
 
 
-def lstm_lists(models, split: dict, stress: bool, batch_size: int = 500):
-    """`(words, references, {word: [(phones, log p), ...]})`: each word's 4-best list."""
-    first, words, refs = split_references(split, stress)
+def lstm_lists(models, words: Sequence[str], stress: bool, batch_size: int = 500) -> dict:
+    """`{word: [(phones, log p), ...]}`: each word's 4-best list from beam search, in
+    fixed-shape batches (one compilation)."""
     symbols = phone_set(stress)
-    source, lengths = split["source"][first], split["source_lengths"][first]
     lists = {}
     for i in range(0, len(words), batch_size):
-        rows = np.arange(i, min(i + batch_size, len(words)))
-        index = np.concatenate([rows, np.zeros(batch_size - len(rows), np.int64)])
-        found = n_best(models, source[index], lengths[index], LSTM_BEAMS)
-        for r, hyps in zip(rows, found):
-            lists[words[r]] = [
+        chunk = list(words[i : i + batch_size])
+        padded = chunk + [chunk[0]] * (batch_size - len(chunk))
+        src, lens = pad_batch(
+            [encode_word(w) for w in padded], MAX_LETTERS, vocab_size=models[0].source_vocab_size
+        )
+        found = n_best(models, src, lens, LSTM_BEAMS)
+        for word, hyps in zip(chunk, found):
+            lists[word] = [
                 (tuple(symbols[t - FIRST_ID] for t in tokens), logp) for tokens, logp in hyps
             ]
-    return words, refs, lists
+    return lists
 
 
 def candidates(words: Sequence[str], lstm: dict, joint: dict) -> Candidates:
@@ -112,13 +113,19 @@ def combine(words: Sequence[str], cands: Candidates, weight: float) -> list[list
     return out
 
 
-def rescored_split(models, split, stress, model_path, workdir) -> tuple[list, list, Candidates]:
-    """`(words, references, candidates)` of a split, both models' scores filled in."""
-    words, refs, lstm = lstm_lists(models, split, stress)
+def scored_candidates(models, words, stress, model_path, workdir) -> Candidates:
+    """Both lists of every word, both models' scores filled in."""
+    lstm = lstm_lists(models, words, stress)
     joint = joint_sequence.apply_nbest(model_path, words, workdir, JOINT_NBEST)
     cands = candidates(words, lstm, joint)
     force_missing(models, cands, stress)
-    return words, refs, cands
+    return cands
+
+
+def rescored_split(models, split, stress, model_path, workdir) -> tuple[list, list, Candidates]:
+    """`(words, references, candidates)` of a split (`scored_candidates`)."""
+    _, words, refs = split_references(split, stress)
+    return words, refs, scored_candidates(models, words, stress, model_path, workdir)
 
 
 def rescore(models, data, stress: bool, workdir: str) -> dict:
@@ -127,7 +134,8 @@ def rescore(models, data, stress: bool, workdir: str) -> dict:
     Returns:
       `weight`, `val_by_weight` (validation WER per weight), `val` and `test` (`score`'s fields,
       `words_per_sec` of the whole rescoring: both lists, forced decoding, the choice),
-      `joint_train_seconds`, and `test_rows` (`(words, predictions, references)` for the TSV).
+      `joint_train_seconds`, `joint_model` (its path), and `test_rows` (`(words, predictions,
+      references)` for the TSV).
     """
     model_path, train_seconds = joint_model(os.path.join(workdir, "joint"), stress)
     val_words, val_refs, val_cands = rescored_split(
@@ -146,5 +154,52 @@ def rescore(models, data, stress: bool, workdir: str) -> dict:
         "val": score(val_preds, val_refs),
         "test": {**score(preds, refs), "words_per_sec": len(words) / seconds},
         "joint_train_seconds": train_seconds,
+        "joint_model": model_path,
         "test_rows": (words, preds, refs),
     }
+
+
+# --- a rescoring folder: what `experiments.pronounce --workdir` serves -------------------------
+
+RESCORING = "rescoring.json"
+
+
+def write_rescoring(workdir: str, ensemble: str, joint_model: str, weight: float) -> None:
+    """Writes `<workdir>/rescoring.json`: the LSTM run or ensemble folder, the joint model and
+    the chosen weight, paths relative to `workdir`."""
+    os.makedirs(workdir, exist_ok=True)
+    rel = lambda p: os.path.relpath(os.path.realpath(p), os.path.realpath(workdir))  # noqa: E731
+    write_json(
+        os.path.join(workdir, RESCORING),
+        {"ensemble": rel(ensemble), "joint_model": rel(joint_model), "weight": float(weight)},
+    )
+
+
+def read_rescoring(workdir: str) -> dict | None:
+    """`{"ensemble", "joint_model", "weight"}` (paths resolved) of a rescoring folder, else None.
+
+    Raises:
+      ValueError: a `rescoring.json` without those keys, or naming a joint model that is gone.
+    """
+    path = os.path.join(workdir, RESCORING)
+    if not os.path.isfile(path):
+        return None
+    spec = read_json(path)
+    if not isinstance(spec, dict) or set(spec) != {"ensemble", "joint_model", "weight"}:
+        raise ValueError(f"{path} must hold exactly 'ensemble', 'joint_model' and 'weight'")
+    out = {k: os.path.normpath(os.path.join(workdir, spec[k])) for k in ("ensemble", "joint_model")}
+    if not os.path.isfile(out["joint_model"]):
+        raise ValueError(f"{path}: the joint model {out['joint_model']!r} does not exist")
+    return {**out, "weight": float(spec["weight"])}
+
+
+def rescore_words(
+    models, words: Sequence[str], stress: bool, joint_model: str, weight: float, workdir: str
+) -> list[list[tuple[list[str], float]]]:
+    """Every word's candidates ranked by `lstm + weight * joint`, best first:
+    `[[(phones, combined score), ...], ...]`. `words` must be lowercase, without repeats."""
+    cands = scored_candidates(models, words, stress, joint_model, workdir)
+    return [
+        sorted(((list(p), s[0] + weight * s[1]) for p, s in cands[w].items()), key=lambda c: -c[1])
+        for w in words
+    ]

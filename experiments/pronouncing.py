@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from experiments import plots
+from experiments import joint_sequence, plots
 from experiments.commands import check_output, load_run_config, save_plot
+from experiments.g2p_rescoring import read_rescoring
 from seqlstm.checks import check_int
 from seqlstm.decoding import beam_search
-from seqlstm.tasks.g2p import decode_phones, encode_word
-from seqlstm.tokens import BOS, PAD, pad_batch, strip
+from seqlstm.tasks.g2p import decode_phones, encode_phones, encode_word
+from seqlstm.tokens import BOS, EOS, PAD, pad_batch, strip
 from seqlstm.train.ensembles import ensemble_members, load_ensemble
 
 
@@ -71,6 +72,29 @@ def decode(models, ids: list[list[int]], batch_size: int, beam: int, penalty: fl
     return np.concatenate(beams), np.concatenate(scores)
 
 
+def pronunciations(models, words, ids, stress, nbest, penalty, batch_size, rescoring):
+    """Each word's ranked pronunciations, `[[(phones, score), ...], ...]`, at most `nbest`: beam
+    search's (the score a log-probability), or with `rescoring` (`g2p_rescoring.read_rescoring`)
+    the rescored candidates (the score `lstm + weight * joint`)."""
+    if rescoring is None:
+        beams, scores = decode(models, ids, batch_size, nbest, penalty)
+        return [
+            [(decode_phones(row, stress), float(s)) for row, s in zip(b, c) if math.isfinite(s)]
+            for b, c in zip(beams, scores)
+        ]
+    import tempfile
+
+    from experiments.g2p_rescoring import rescore_words
+
+    unique = sorted({w.lower() for w in words})
+    with tempfile.TemporaryDirectory() as tmp:
+        ranked = rescore_words(
+            models, unique, stress, rescoring["joint_model"], rescoring["weight"], tmp
+        )
+    by_word = dict(zip(unique, ranked))
+    return [by_word[w.lower()][:nbest] for w in words]
+
+
 def plot_attention(path: str, models, words: list[str], ids, best, stress: bool) -> None:
     """The attention of each output phone over the letters, one panel per word (a teacher-forced
     pass over the decoded phones; an ensemble's weights are its members' mean, as
@@ -117,8 +141,10 @@ def pronounce(
     the words file, and the output paths (their folders exist; none is an input).
 
     Args:
-      workdir: a run of `configs/g2p.py`, or an ensemble folder of such runs
-        (`seqlstm.train.ensembles`), decoded as one model.
+      workdir: a run of `configs/g2p.py`, an ensemble folder of such runs
+        (`seqlstm.train.ensembles`, decoded as one model), or a rescoring folder
+        (`experiments.g2p_rescoring`: the ensemble's candidates and the joint-sequence model's,
+        rescored; needs the `g2p-baseline` extra).
       words: words to pronounce (printed as given).
       words_file: a UTF-8 file of words, one a line.
       output: the lexicon's path (default `default_output(words_file)`).
@@ -148,33 +174,42 @@ def pronounce(
         check_output(output, "--output", [("--words_file", words_file)])
     if plot:
         check_output(plot, "--plot", [("--words_file", words_file)] if words_file else [])
-    for member in ensemble_members(workdir):
+    rescoring = read_rescoring(workdir)
+    if rescoring is not None:
+        joint_sequence.environment()  # Phonetisaurus is installed, or one line naming the extra
+    lstm = workdir if rescoring is None else rescoring["ensemble"]
+    for member in ensemble_members(lstm):
         load_run_config(member, "pronounce", trust_run_code=trust_run_code)
-    config, models = load_ensemble(workdir, trust_run_code=trust_run_code)
+    config, models = load_ensemble(lstm, trust_run_code=trust_run_code)
     stress = bool(config.data.stress)
+    kw = dict(stress=stress, nbest=nbest, penalty=length_penalty, batch_size=batch_size)
     if words:
-        beams, scores = decode(models, ids, batch_size, nbest, length_penalty)
-        for word, word_beams, word_scores in zip(words, beams, scores):
+        ranked = pronunciations(models, words, ids, rescoring=rescoring, **kw)
+        for word, hyps in zip(words, ranked):
             print(word)
-            for rank, (row, s) in enumerate(zip(word_beams, word_scores), 1):
-                if math.isfinite(float(s)):
-                    phones = " ".join(decode_phones(row, stress))
+            for rank, (phones, s) in enumerate(hyps, 1):
+                phones = " ".join(phones)
+                if rescoring is None:
                     print(f"  {rank}. {phones:<40s} log p {s:8.3f}  (p {math.exp(s):.3f})")
+                else:
+                    print(f"  {rank}. {phones:<40s} score {s:8.3f}  (LSTM + joint model)")
         if plot:
+            best = [[*encode_phones(hyps[0][0], stress), EOS] for hyps in ranked]
 
             def draw(path):
-                plot_attention(path, models, words, ids, beams[:, 0], stress)
+                plot_attention(path, models, words, ids, best, stress)
 
             if save_plot(draw, plot, "attention plot"):
                 print(f"attention: {plot}")
     if file_words:
         start = time.perf_counter()
-        beams, _ = decode(models, file_ids, batch_size, nbest, length_penalty)
+        ranked = pronunciations(models, file_words, file_ids, rescoring=rescoring, **kw)
         seconds = time.perf_counter() - start
         with open(output, "w", encoding="utf-8") as f:
-            for word, row in zip(file_words, beams[:, 0]):
-                f.write(f"{word}\t{' '.join(decode_phones(row, stress))}\n")
+            for word, hyps in zip(file_words, ranked):
+                f.write(f"{word}\t{' '.join(hyps[0][0]) if hyps else ''}\n")
+        how = f"beam {nbest}" if rescoring is None else "rescored with the joint model"
         print(
             f"{len(file_words)} words -> {output} in {seconds:.2f} s "
-            f"({len(file_words) / seconds:.0f} words/s, beam {nbest}, compile included)"
+            f"({len(file_words) / seconds:.0f} words/s, {how}, compile included)"
         )

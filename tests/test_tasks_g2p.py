@@ -158,7 +158,7 @@ def test_task_slice_groups_words():
     assert set(np.unique(task["train"]["word_id"])) == set(range(40))
 
 
-def test_smoke_run_hook_predictions_and_pronounce(tmp_path, capsys):
+def test_smoke_run_hook_predictions_and_pronounce(tmp_path, capsys, monkeypatch):
     from configs.g2p import get_config
     from experiments.g2p_results import PREDICTIONS, learning_curve, write_test_predictions
     from seqlstm.train import train_and_evaluate
@@ -217,7 +217,8 @@ def test_smoke_run_hook_predictions_and_pronounce(tmp_path, capsys):
     from seqlstm.train.restore import load_run
 
     _, data, model, _ = load_run(workdir)
-    words, refs, lists = gr.lstm_lists([model], data["test"], stress=False, batch_size=16)
+    _, words, refs = g2p.split_references(data["test"])
+    lists = gr.lstm_lists([model], words, stress=False, batch_size=16)
     cands = gr.candidates(words, lists, {})
     beam = [p for p, (lstm, joint) in cands[words[0]].items()][0]
     cands[words[0]][beam][0] = None  # forced decoding fills it in again
@@ -236,6 +237,24 @@ def test_smoke_run_hook_predictions_and_pronounce(tmp_path, capsys):
     gr.force_missing([model], cands, stress=False, batch_size=8)
     assert cands[words[0]][tuple(other)][0] < 0
     assert gr.combine(words[:1], cands, 1000.0) == [other]  # the joint model decides
+    # A rescoring folder served by pronounce, the joint model faked (Phonetisaurus is an extra):
+    # with a large weight the joint model's best comes first, scored lstm + weight * joint.
+    from experiments import joint_sequence
+
+    fake = {"hello": [(["HH", "AH", "L", "OW"], 0.5), (["AA"], 3.0)]}
+    monkeypatch.setattr(joint_sequence, "environment", lambda: {})
+    monkeypatch.setattr(joint_sequence, "apply_nbest", lambda model, ws, wd, n: fake)
+    joint_file = tmp_path / "model.fst"
+    joint_file.write_text("fake")
+    gr.write_rescoring(str(tmp_path / "rescored"), str(tmp_path / "ens"), str(joint_file), 50.0)
+    assert gr.read_rescoring(str(tmp_path / "rescored"))["weight"] == 50.0
+    pronounce(str(tmp_path / "rescored"), ["Hello"], nbest=2, batch_size=16)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Hello" and lines[1].startswith("  1. HH AH L OW ")
+    assert lines[2].startswith("  2. AA ") and lines[2].endswith("(LSTM + joint model)")
+    joint_file.unlink()
+    with pytest.raises(ValueError, match="the joint model .* does not exist"):
+        pronounce(str(tmp_path / "rescored"), ["hello"])
 
 
 def test_hook_reads_the_split_name():
@@ -249,7 +268,7 @@ def test_recipe_rows_table_and_missing_ensemble_member(tmp_path):
     validation WER; an ensemble shows its members' summed training time; an ensemble whose
     member has not run is refused, naming it."""
     from configs.g2p import get_config
-    from experiments.g2p_results import RECIPE_ROWS, estimated_minutes, markdown_table, run_row
+    from experiments.g2p_results import RECIPE_ROWS, markdown_table, run_row
 
     def decoded(wer):
         beams = {
@@ -274,7 +293,9 @@ def test_recipe_rows_table_and_missing_ensemble_member(tmp_path):
         if row.get("average"):
             assert config.train.max_to_keep == row["average"]
             assert row["steps"] // config.train.checkpoint_every_steps >= row["average"]
-    ens = next(r for r in RECIPE_ROWS if "members" in r)
-    assert estimated_minutes(ens) == pytest.approx(2 * 2661 / 60)
-    with pytest.raises(ValueError, match=r"needs the finished run 'default'"):
-        run_row(ens, str(tmp_path / ens["name"]))
+    for row in (r for r in RECIPE_ROWS if "members" in r or "rescore" in r):
+        first = row["members"][0] if "members" in row else row["rescore"]
+        with pytest.raises(
+            ValueError, match=f"row {row['name']!r} needs the finished run {first!r}"
+        ):
+            run_row(row, str(tmp_path / row["name"]))
