@@ -239,15 +239,21 @@ def to_torch_batch(batch: dict, device: str = "cpu") -> dict:
     return out
 
 
-def masked_cross_entropy(logits, targets, mask) -> torch.Tensor:
-    """`seqlstm.train.masked_cross_entropy`: mean cross-entropy over the valid steps."""
-    ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
+def masked_cross_entropy(logits, targets, mask, label_smoothing: float = 0.0) -> torch.Tensor:
+    """`seqlstm.train.masked_cross_entropy`: mean cross-entropy over the valid steps, against
+    label-smoothed targets with `label_smoothing` (`seqlstm.train.losses`' definition, which is
+    PyTorch's: `smoothing / K` on every class)."""
+    ce = F.cross_entropy(
+        logits.flatten(0, 1).float(), targets.flatten(), reduction="none",
+        label_smoothing=label_smoothing,
+    )  # fmt: skip
     w = mask.flatten().float()
     return (ce * w).sum() / w.sum().clamp(min=1.0)
 
 
-def make_train_step(model: nn.Module, optim_config):
-    """`step(batch) -> loss`: forward, masked cross-entropy, backward, clipping, Adam, schedule.
+def make_train_step(model: nn.Module, optim_config, label_smoothing: float = 0.0):
+    """`step(batch) -> loss`: forward, masked cross-entropy (label-smoothed with
+    `label_smoothing`, as `config.train.label_smoothing`), backward, clipping, Adam, schedule.
 
     `optim_config` is `config.optim` (a mapping): Adam's `learning_rate`, `b1`, `b2`, `eps`
     (Keras defaults where missing, as `seqlstm.train.make_optimizer`), `grad_clip_norm` (0: off)
@@ -270,7 +276,7 @@ def make_train_step(model: nn.Module, optim_config):
 
     def step(batch: dict) -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        loss = masked_cross_entropy(model(batch), batch["targets"], batch["mask"])
+        loss = masked_cross_entropy(model(batch), batch["targets"], batch["mask"], label_smoothing)
         loss.backward()
         if clip and clip > 0:
             nn.utils.clip_grad_norm_(params, clip)

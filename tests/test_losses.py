@@ -29,6 +29,25 @@ def test_smoothed_cross_entropy_equals_optax(smoothing):
         np.testing.assert_allclose(got, nll, rtol=1e-6)
 
 
+def test_benchmark_torch_loss_is_the_same_objective():
+    """benchmarks/torch_models.py's loss (PyTorch's `label_smoothing`) is ours, masked alike."""
+    torch = pytest.importorskip("torch")
+    from benchmarks.torch_models import masked_cross_entropy
+
+    logits = jax.random.normal(jax.random.key(1), (3, 4, 5)) * 3.0
+    targets = jnp.array([[0, 1, 2, 4], [4, 3, 2, 1], [1, 1, 0, 0]])
+    mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]], bool)
+    ours = smoothed_cross_entropy(logits, targets, 0.1)
+    want = float(np.sum(np.asarray(ours) * mask) / mask.sum())
+    got = masked_cross_entropy(
+        torch.tensor(np.asarray(logits)),
+        torch.tensor(np.asarray(targets), dtype=torch.long),
+        torch.tensor(mask),
+        0.1,
+    )
+    assert float(got) == pytest.approx(want, rel=1e-6)
+
+
 def test_smoothed_cross_entropy_by_hand():
     # Two classes, logits (0, 0): log p = log 1/2 for both, so the loss is log 2 at any smoothing.
     # Logits (0, log 3): p = (1/4, 3/4); target 1 with smoothing 0.5: q = (1/4, 3/4).
