@@ -119,6 +119,11 @@ RECIPE_ROWS = [
 ]  # fmt: skip
 
 
+# The recipe: the row of the lowest validation WER with 4 beams whose models train within 2
+# hours; its test predictions are experiments/results/g2p/test_predictions.tsv.
+RECIPE = "rescore_ls3"
+
+
 def learning_curve(workdir: str) -> list[list[float]]:
     """`[[step, validation greedy WER], ...]` from the run's metrics.jsonl."""
     curve = []

@@ -10,15 +10,14 @@ training, each row decodes the test words greedily and with beams of 1, 4 and 8 
 `seqlstm.tasks.g2p.score_tsv` re-scores it). Writes `results.json`, `table.md`,
 `learning_curve.png` and the default row's `test_predictions.tsv` to `--results_dir`.
 
-Issue 21's candidates (`g2p_results.RECIPE_ROWS`: a second seed, label smoothing, dropout with
-longer training, each also averaged over its last 5 checkpoints, and the ensemble of two seeds)
-have not run yet; they take about 3 hours on 2 quiet cores (2.7 of training), one at a time:
+Issue 21's recipe rows (`g2p_results.RECIPE_ROWS`): the default model (label smoothing 0.1)
+with seeds 0, 1 and 2, each also averaged over its last 5 checkpoints; their ensembles of 2 and 3
+(`ensemble_ls2`, `ensemble_ls3`: ensemble folders that `experiments.pronounce` serves); the
+3-model ensemble's n-best lists rescored with Phonetisaurus's (`rescore_ls3`, the recipe,
+`g2p_results.RECIPE`: 20.66% test WER, its weight chosen on validation; needs the g2p-baseline
+extra); and the stress row. The recipe in one command (about 1.5 hours on 2 quiet cores):
 
-    python -m experiments.g2p_study --only=seed1,label_smoothing,dropout_long,ensemble2
-
-(and `--only=stress`, 44 minutes more: the default with stress kept, issue 21's stress item),
-and the recipe is the row with the lowest validation WER with 4 beams (`val WER beam 4`) whose
-training fits 2 hours.
+  python -m experiments.g2p_study --only=label_smoothing,ls_seed1,ls_seed2,ensemble_ls3,rescore_ls3
 """
 
 from __future__ import annotations
@@ -29,7 +28,15 @@ import shutil
 from absl import app
 
 from experiments import study
-from experiments.g2p_results import PREDICTIONS, grid, markdown_table, plot, progress, run_row
+from experiments.g2p_results import (
+    PREDICTIONS,
+    RECIPE,
+    grid,
+    markdown_table,
+    plot,
+    progress,
+    run_row,
+)
 from experiments.launch import one_line_errors
 from experiments.study_flags import define_flags
 
@@ -43,7 +50,7 @@ def main(argv: list[str]) -> None:
         table=markdown_table, plot=plot,
     )  # fmt: skip
     STUDY.run(g2p)
-    tsv = os.path.join(STUDY.workdir, "default", PREDICTIONS)
+    tsv = os.path.join(STUDY.workdir, RECIPE, PREDICTIONS)
     if not STUDY.replot and os.path.exists(tsv):
         shutil.copy(tsv, os.path.join(STUDY.results_dir, PREDICTIONS))
 

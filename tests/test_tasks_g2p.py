@@ -95,9 +95,11 @@ def test_committed_predictions_are_the_test_split_and_rescore_to_the_report():
     import csv
     import json
 
+    from experiments.g2p_results import RECIPE
+
     results_dir = os.path.join(ROOT, "experiments", "results", "g2p")
     with open(os.path.join(results_dir, "results.json")) as f:
-        default = next(r for r in json.load(f)["runs"] if r["name"] == "default")
+        default = next(r for r in json.load(f)["runs"] if r["name"] == RECIPE)
     path = os.path.join(results_dir, "test_predictions.tsv")
     lexicon = g2p.load_lexicon()
     with open(path, newline="") as f:
