@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 
 from experiments import joint_sequence
+from seqlstm.data.batching import fixed_batches
 from seqlstm.decoding import n_best, sequence_log_probs
 from seqlstm.tasks.g2p import (
     MAX_LETTERS,
@@ -54,19 +55,22 @@ def joint_model(workdir: str, stress: bool) -> tuple[str, float]:
     return path, seconds
 
 
+def _encode_words(models, words: Sequence[str]):
+    """`(source, lengths)` of words, padded to the longest word the task keeps."""
+    return pad_batch(
+        [encode_word(w) for w in words], MAX_LETTERS, vocab_size=models[0].source_vocab_size
+    )
+
+
 def lstm_lists(models, words: Sequence[str], stress: bool, batch_size: int = 500) -> dict:
     """`{word: [(phones, log p), ...]}`: each word's 4-best list from beam search, in
     fixed-shape batches (one compilation)."""
     symbols = phone_set(stress)
     lists = {}
-    for i in range(0, len(words), batch_size):
-        chunk = list(words[i : i + batch_size])
-        padded = chunk + [chunk[0]] * (batch_size - len(chunk))
-        src, lens = pad_batch(
-            [encode_word(w) for w in padded], MAX_LETTERS, vocab_size=models[0].source_vocab_size
-        )
+    for rows, index in fixed_batches(len(words), batch_size):
+        src, lens = _encode_words(models, [words[j] for j in index])
         found = n_best(models, src, lens, LSTM_BEAMS)
-        for word, hyps in zip(chunk, found):
+        for word, hyps in zip([words[j] for j in rows], found):
             lists[word] = [
                 (tuple(symbols[t - FIRST_ID] for t in tokens), logp) for tokens, logp in hyps
             ]
@@ -92,15 +96,11 @@ def force_missing(models, cands: Candidates, stress: bool, batch_size: int = 500
     """Fills in the LSTM's log-probability of the joint model's candidates it did not find, by
     forced decoding, in fixed-shape batches (one compilation)."""
     todo = [(w, p) for w, c in cands.items() for p, s in c.items() if s[0] is None]
-    for i in range(0, len(todo), batch_size):
-        chunk = todo[i : i + batch_size]
-        padded = chunk + [chunk[0]] * (batch_size - len(chunk))
-        src, lens = pad_batch(
-            [encode_word(w) for w, _ in padded], MAX_LETTERS, vocab_size=models[0].source_vocab_size
-        )
-        targets = [encode_phones(p, stress) for _, p in padded]
-        logp = sequence_log_probs(models, src, lens, targets)
-        for (w, p), s in zip(chunk, logp[: len(chunk)].tolist()):
+    for rows, index in fixed_batches(len(todo), batch_size):
+        padded = [todo[j] for j in index]
+        src, lens = _encode_words(models, [w for w, _ in padded])
+        logp = sequence_log_probs(models, src, lens, [encode_phones(p, stress) for _, p in padded])
+        for (w, p), s in zip([todo[j] for j in rows], logp[: len(rows)].tolist()):
             cands[w][p][0] = s
 
 
@@ -141,17 +141,17 @@ def rescore(models, data, stress: bool, workdir: str) -> dict:
     val_words, val_refs, val_cands = rescored_split(
         models, data["val"], stress, model_path, workdir
     )
-    by_weight = {w: score(combine(val_words, val_cands, w), val_refs)["wer"] for w in WEIGHTS}
-    weight = min(WEIGHTS, key=lambda w: (by_weight[w], w))
+    val_preds = {w: combine(val_words, val_cands, w) for w in WEIGHTS}
+    val_scores = {w: score(preds, val_refs) for w, preds in val_preds.items()}
+    weight = min(WEIGHTS, key=lambda w: (val_scores[w]["wer"], w))
     start = time.perf_counter()
     words, refs, cands = rescored_split(models, data["test"], stress, model_path, workdir)
     preds = combine(words, cands, weight)
     seconds = time.perf_counter() - start
-    val_preds = combine(val_words, val_cands, weight)
     return {
         "weight": weight,
-        "val_by_weight": {str(w): v for w, v in by_weight.items()},
-        "val": score(val_preds, val_refs),
+        "val_by_weight": {str(w): s["wer"] for w, s in val_scores.items()},
+        "val": val_scores[weight],
         "test": {**score(preds, refs), "words_per_sec": len(words) / seconds},
         "joint_train_seconds": train_seconds,
         "joint_model": model_path,

@@ -14,6 +14,7 @@ from experiments import joint_sequence, plots
 from experiments.commands import check_output, load_run_config, save_plot
 from experiments.g2p_rescoring import read_rescoring
 from seqlstm.checks import check_int
+from seqlstm.data.batching import fixed_batches
 from seqlstm.decoding import beam_search
 from seqlstm.tasks.g2p import decode_phones, encode_phones, encode_word
 from seqlstm.tokens import BOS, EOS, PAD, pad_batch, strip
@@ -60,15 +61,13 @@ def decode(models, ids: list[list[int]], batch_size: int, beam: int, penalty: fl
     """Beam search over all words in fixed-shape batches: `(beams [n, k, T], scores [n, k])`.
     `models`: a list of one model, or of an ensemble's members."""
     first = models[0]
-    model = first if len(models) == 1 else models
     beams, scores = [], []
-    for i in range(0, len(ids), batch_size):
-        chunk = ids[i : i + batch_size]
-        padded = chunk + [chunk[0]] * (batch_size - len(chunk))  # one shape, one compile
+    for rows, index in fixed_batches(len(ids), batch_size):
+        padded = [ids[j] for j in index]
         src, lengths = pad_batch(padded, first.max_source_len, vocab_size=first.source_vocab_size)
-        out = beam_search(model, src, lengths, beam_size=beam, length_penalty=penalty)
-        beams.append(np.asarray(out.beams)[: len(chunk)])
-        scores.append(np.asarray(out.beam_scores)[: len(chunk)])
+        out = beam_search(models, src, lengths, beam_size=beam, length_penalty=penalty)
+        beams.append(np.asarray(out.beams)[: len(rows)])
+        scores.append(np.asarray(out.beam_scores)[: len(rows)])
     return np.concatenate(beams), np.concatenate(scores)
 
 

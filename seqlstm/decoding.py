@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from seqlstm.data.batching import fixed_batches
 from seqlstm.tokens import BOS, EOS, FIRST_ID, PAD, strip
 
 
@@ -409,9 +410,7 @@ def evaluate_decoding(
     """
     n = int(split["targets"].shape[0])
     seq_ok = tok_ok = tokens = 0
-    for i in range(0, n, batch_size):
-        rows = np.arange(i, min(i + batch_size, n))
-        index = np.concatenate([rows, np.zeros(batch_size - len(rows), np.int64)])
+    for rows, index in fixed_batches(n, batch_size):
         src, lens = split["source"][index], split["source_lengths"][index]
         if beam_size == 1:
             out = greedy_decode(model, src, lens, max_len=max_len)

@@ -39,3 +39,11 @@ def test_eval_batches_are_in_order_and_padded():
     valid = np.concatenate([b["targets"][b["mask"][:, 0]] for b in batches])
     np.testing.assert_array_equal(valid, split["targets"])
     assert batches[-1]["mask"].sum() == 5 * 2
+
+
+def test_fixed_batches_by_hand():
+    from seqlstm.data.batching import fixed_batches
+
+    got = [(r.tolist(), i.tolist()) for r, i in fixed_batches(5, 2)]
+    assert got == [([0, 1], [0, 1]), ([2, 3], [2, 3]), ([4], [4, 0])]
+    assert list(fixed_batches(0, 3)) == []

@@ -42,6 +42,16 @@ def take(split: Split, index: np.ndarray, batch_size: int) -> Split:
     return batch
 
 
+def fixed_batches(n: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`(rows, index)` over `n` rows in order, `batch_size` at a time, for decoding in one shape
+    (one compilation): `rows` are the batch's rows, `index` the same padded to `batch_size` with
+    row 0 (whose outputs the caller drops: keep the first `len(rows)`)."""
+    check_positive("batch_size", batch_size)
+    for i in range(0, n, batch_size):
+        rows = np.arange(i, min(i + batch_size, n))
+        yield rows, np.concatenate([rows, np.zeros(batch_size - len(rows), np.int64)])
+
+
 def train_batches(
     split: Split, batch_size: int, *, seed: int, epoch: int, start: int = 0
 ) -> Iterator[tuple[int, Split]]:

@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from seqlstm.checks import check_int
+from seqlstm.data.batching import fixed_batches
 from seqlstm.decoding import beam_search, greedy_decode
 from seqlstm.task import EvalContext, Task
 from seqlstm.tokens import FIRST_ID, seq2seq_arrays, strip
@@ -267,10 +268,7 @@ def decode_rows(
 ) -> list[list[int]]:
     """The best decoded token ids of every row (greedy when `beam_size == 1`), EOS stripped."""
     out = []
-    n = len(source)
-    for i in range(0, n, batch_size):
-        rows = np.arange(i, min(i + batch_size, n))
-        index = np.concatenate([rows, np.zeros(batch_size - len(rows), np.int64)])
+    for rows, index in fixed_batches(len(source), batch_size):
         src, lens = source[index], source_lengths[index]
         if beam_size == 1:
             result = greedy_decode(model, src, lens)
