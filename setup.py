@@ -30,6 +30,7 @@ int dnnl_sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, c
 }
 """
 FLAGS = ["-O3", "-march=x86-64-v3", "-fno-trapping-math", "-fno-math-errno", "-std=c++17"]
+FLAGS += ["-ffp-contract=fast", "-pthread"]
 FLAGS += ["-fPIC", "-Wno-attributes", "-Wno-return-type"]
 
 

@@ -255,10 +255,18 @@ def _lstm_scan(
 
     segment = scan_segment_of(params)
     if backend in ("native", "native_train"):
-        inference = backend == "native_train"
-        segment = partial(
-            _native_segment, params, scan_segment_of, dtype, reverse=reverse, inference=inference
+        native = partial(
+            _native_segment,
+            params,
+            scan_segment_of,
+            dtype,
+            reverse=reverse,
+            inference=backend == "native_train",
         )
+        if remat_chunk is None or remat_chunk >= time:  # the kernel reads and writes [B, T, .]
+            ys, h_t, c_t = native(x, initial_state.h, initial_state.c, valid, batch_major=True)
+            return ys, LSTMState(h_t, c_t)
+        segment = partial(native, batch_major=False)
     x_tm = jnp.swapaxes(x, 0, 1)  # [T, B, D]
     if remat_chunk is None or remat_chunk >= time:
         ys, h_t, c_t = segment(x_tm, initial_state.h, initial_state.c, valid)
@@ -267,30 +275,43 @@ def _lstm_scan(
     return jnp.swapaxes(ys, 0, 1), LSTMState(h_t, c_t)
 
 
-def _native_segment(params, scan_segment_of, dtype, x_tm, h0, c0, valid, *, reverse, inference):
+def _native_segment(
+    params, scan_segment_of, dtype, x, h0, c0, valid, *, reverse, inference, batch_major
+):
     """The native CPU kernel where the program is lowered for CPU, the scan on any other
     platform: the choice follows the platform of the lowering, not `jax.default_backend()`.
 
     With `inference=True` the kernel runs on CPU only when the call is differentiated, and a
     forward-only call (evaluation, decoding) runs the scan, where its forward pass is the faster
-    (`seqlstm.kernels.rule`). `scan_segment_of(params)` builds the scan's segment.
+    (`seqlstm.kernels.rule`). `scan_segment_of(params)` builds the scan's segment, which is
+    time-major; with `batch_major`, `x` and the outputs are `[B, T, .]` (the kernel's own
+    layout then; the scan transposes).
     """
     from seqlstm.kernels.native import native_lstm
 
-    def scan_forward(kernel, recurrent, bias, x_tm, h0, c0, valid):
+    def scan_of(p):
+        segment = scan_segment_of(p)
+        if not batch_major:
+            return segment
+
+        def transposed(x, h0, c0, valid):
+            ys, h_t, c_t = segment(jnp.swapaxes(x, 0, 1), h0, c0, valid)
+            return jnp.swapaxes(ys, 0, 1), h_t, c_t
+
+        return transposed
+
+    def scan_forward(kernel, recurrent, bias, x, h0, c0, valid):
         p = {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias}
-        return scan_segment_of(p)(x_tm, h0, c0, valid)
+        return scan_of(p)(x, h0, c0, valid)
 
     forward_only = scan_forward if inference else None
 
-    def native(x_tm, h0, c0, valid):
+    def native(x, h0, c0, valid):
         weights = params["kernel"], params["recurrent_kernel"], params["bias"]
-        ys, h_t, c_t = native_lstm(*weights, x_tm, h0, c0, valid, reverse, forward_only)
+        ys, h_t, c_t = native_lstm(*weights, x, h0, c0, valid, reverse, forward_only, batch_major)
         return ys.astype(dtype), h_t, c_t
 
-    return jax.lax.platform_dependent(
-        x_tm, h0, c0, valid, cpu=native, default=scan_segment_of(params)
-    )
+    return jax.lax.platform_dependent(x, h0, c0, valid, cpu=native, default=scan_of(params))
 
 
 def _rematerialised(segment, x_tm, initial_state, valid, chunk, reverse):

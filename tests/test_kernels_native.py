@@ -1,6 +1,11 @@
 """seqlstm.kernels.native: the native CPU kernel against the scan and PyTorch's nn.LSTM, its
 fallback when the extension is absent, and the rule that picks it (seqlstm.kernels.rule)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,6 +96,53 @@ def _layers(module, backend):
     return module
 
 
+def _check_wide_shapes(threads: int) -> None:
+    """Both directions at a shape with tails everywhere: 13 rows (tiles of 6 and 8 rows), 20
+    units (blocks of 16 and 8 lanes), lengths from 0 to T, random initial states, on `threads`
+    threads; outputs, final state and every gradient against the scan."""
+    b, t, d, h = 13, 6, 9, 20
+    keys = jax.random.split(jax.random.key(7), 6)
+    params = {
+        "kernel": 0.4 * jax.random.normal(keys[0], (d, 4 * h)),
+        "recurrent_kernel": 0.4 * jax.random.normal(keys[1], (h, 4 * h)),
+        "bias": 0.4 * jax.random.normal(keys[2], (4 * h,)),
+    }
+    x = jax.random.normal(keys[3], (b, t, d))
+    state = LSTMState(jax.random.normal(keys[4], (b, h)), jax.random.normal(keys[5], (b, h)))
+    lengths = jnp.array([0, t, 3, 1, 5, t, 2, 0, 4, t, 1, 6, 3], jnp.int32)
+    for reverse in (False, True):
+        kw = dict(reverse=reverse, seq_lengths=lengths)
+        ours = _value_and_grads("native", params, x, state, **kw)
+        _assert_trees_close(ours, _value_and_grads("scan", params, x, state, **kw))
+    # The forward pass alone runs its own target (no residuals written).
+    y, s = jax.jit(lambda x: scan.lstm_scan(params, x, state, backend="native"))(x)
+    y_scan, s_scan = scan.lstm_scan(params, x, state, backend="scan")
+    _assert_trees_close((y, s), (y_scan, s_scan))
+    assert os.environ.get("SEQLSTM_NATIVE_THREADS") == str(threads)
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2])
+def test_native_at_shapes_with_partial_tiles_on_one_and_two_threads(threads, monkeypatch):
+    monkeypatch.setenv("SEQLSTM_NATIVE_THREADS", str(threads))
+    _check_wide_shapes(threads)
+
+
+@needs_kernel
+def test_the_avx2_tiles_match_the_scan_too():
+    # This CPU may run the AVX-512 tiles; a process with SEQLSTM_NATIVE_ISA=avx2 runs the AVX2 ones.
+    env = dict(os.environ, SEQLSTM_NATIVE_ISA="avx2", SEQLSTM_NATIVE_THREADS="2")
+    code = (
+        "import test_kernels_native as t; from seqlstm.kernels import native; "
+        "assert 'AVX2' in native.native_reason(), native.native_reason(); t._check_wide_shapes(2)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).parent, env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 @needs_kernel
 def test_native_two_layer_bidirectional_stack_matches_the_scan():
     """A 2-layer `StackedLSTM` of `Bidirectional` layers, forward lengths from 0 to T."""
@@ -142,7 +194,7 @@ def test_native_matches_torch_lstm_with_the_same_weights():
 
 
 def test_without_the_extension_auto_takes_the_scan_and_native_is_refused(monkeypatch):
-    monkeypatch.setattr(native, "_load", lambda: (False, "the native kernel is not built (test)"))
+    monkeypatch.setattr(native, "_load", lambda: (False, "the native kernel is not built (test)", 0))
     monkeypatch.setattr(rule, "native_wins", lambda *shape: True)
     assert not native.native_available()
     assert scan.choose_backend("auto", jnp.float32, (32, 100, 128, 128)) == "scan"
@@ -264,7 +316,7 @@ def test_a_cpu_without_avx2_takes_the_scan_instead_of_dying_with_sigill(monkeypa
     try:
         with monkeypatch.context() as m:
             m.setattr(native, "cpu_flags", lambda: frozenset({"sse4_2", "avx"}))
-            available, reason = native._load()
+            available, reason, _ = native._load()
         assert not available
         assert "x86-64-v3" in reason and "avx2" in reason and "fma" in reason
     finally:

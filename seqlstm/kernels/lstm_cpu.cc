@@ -5,19 +5,27 @@
 //   valid [T, B] (bool: the step advances the state; elsewhere the state is carried and the
 //   output is zero; each row's valid steps are a prefix, as seqlstm builds them from lengths).
 //
-// The matmuls go to oneDNN's `dnnl_sgemm` (multi-threaded): the input projection of all steps is
-// ONE [T*B, D] @ [D, 4H] product before the loop, each step adds h @ R ([B, H] @ [H, 4H]), and the
-// backward pass collects every step's gate gradient dz [T, B, 4H] and forms the weight and input
-// gradients as one product each (as cuDNN and seqlstm/fused_backward.py do). The gate math is one
-// fused loop over a row that the compiler vectorises (exp written out, no library call).
+// Forward: the weights are packed once per call into panels (lstm_cpu_loops.inc), then each step
+// is one pass of register-blocked tiles that accumulate x_t @ W + h_{t-1} @ R and apply the gate
+// math in registers, split over the machine's cores with a barrier per step (the panels a thread
+// uses stay in its cache across steps). Backward: one reverse pass of tiles that form
+// dz_{t+1} @ R^T and the gate derivatives of step t, then the weight, input and bias gradients as
+// one oneDNN `dnnl_sgemm` each over all T*B rows (as cuDNN and seqlstm/fused_backward.py do).
+// The tiles are compiled twice, for AVX-512 (16 lanes) and AVX2 (8 lanes), and the CPU picks.
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -32,63 +40,334 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-// tanh(x) as a rational function of x (Eigen's and XLA:CPU's approximation, a few ulp over the
-// float range): one division and a dozen FMAs, plain arithmetic so that the gate loops vectorise.
-inline float tanh_(float x) {
-  x = std::min(std::max(x, -7.90531110763549805f), 7.90531110763549805f);
-  const float x2 = x * x;
-  float p = -2.76076847742355e-16f;
-  p = p * x2 + 2.00018790482477e-13f;
-  p = p * x2 + -8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  p = p * x;
-  float q = 1.19825839466702e-06f;
-  q = q * x2 + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
-  return p / q;
+// A barrier for the threads of one call: spins (the steps are microseconds apart), and yields
+// the core after a while so that more threads than cores (several calls at once) still progress.
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void Wait() {
+    const int phase = phase_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      phase_.store(phase + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; phase_.load(std::memory_order_acquire) == phase; ++spins) {
+      if (spins < 4000) {
+        __builtin_ia32_pause();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  const int n_;
+  std::atomic<int> count_{0};
+  std::atomic<int> phase_{0};
+};
+
+// The row of step t of sequence r in x, y and the residuals: [T, B, ...] (time-major) or
+// [B, T, ...] (batch-major, seqlstm's layers' own layout: no transposes around the call). The
+// mask `valid` is [T, B] either way.
+struct Layout {
+  int64_t T, B;
+  bool batch_major;
+  int64_t Row(int64_t t, int64_t r) const { return batch_major ? r * T + t : t * B + r; }
+};
+
+struct ForwardArgs : Layout {
+  int64_t D, H, Hp;
+  bool reverse;
+  const float* x;      // [T, B, D] or [B, T, D]
+  const float* w;      // packed W: [Hp / L][D][4L]
+  const float* r;      // packed R: [Hp / L][H][4L]
+  const float* bias;   // [4Hp], panel order
+  const bool* valid;   // [T, B]
+  float* y;            // [T, B, H]
+  float* gates;        // [T, B, 4Hp] activated gates, panel order (training), or null
+  float* cs;           // [T, B, Hp] cell states (training)
+  float* c;            // [B, Hp] the running cell state
+  float* h[2];         // [B, Hp] each: h_{t-1} and h_t, in turn
+};
+
+struct BackwardArgs : Layout {
+  int64_t H, Hp;
+  bool reverse;
+  const float* rt;     // packed R^T: [Hp / L][4Hp][L]
+  const bool* valid;   // [T, B]
+  const float* gates;  // [T, B, 4Hp]
+  const float* cs;     // [T, B, Hp]
+  const float* c0;     // [B, Hp]
+  const float* dy;     // [T, B, H]
+  float* dz;           // [T, B, 4Hp] the gate pre-activations' gradient
+  float* dh;           // [B, Hp] the running dh
+  float* dc;           // [B, Hp] the running dc
+};
+
+namespace avx2 {
+constexpr int L = 8;
+constexpr int kFwdRows = 2;  // 8 accumulators of the 16 ymm registers
+constexpr int kBwdRows = 4;
+#include "lstm_cpu_loops.inc"
+}  // namespace avx2
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq")
+namespace avx512 {
+constexpr int L = 16;
+constexpr int kFwdRows = 6;  // 24 accumulators of the 32 zmm registers
+constexpr int kBwdRows = 8;  // 16 accumulators (two unit blocks)
+#include "lstm_cpu_loops.inc"
+}  // namespace avx512
+#pragma GCC pop_options
+
+// AVX-512 where the CPU has it, unless SEQLSTM_NATIVE_ISA=avx2 (read once, as seqlstm's Python
+// side reads the lane count once: the tests run the AVX2 tiles that way).
+bool HasAvx512() {
+  static const bool has = [] {
+    const char* isa = std::getenv("SEQLSTM_NATIVE_ISA");
+    if (isa != nullptr && std::string(isa) == "avx2") return false;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  }();
+  return has;
 }
 
-inline float sigmoid(float x) { return 0.5f + 0.5f * tanh_(0.5f * x); }
+int Lanes() { return HasAvx512() ? 16 : 8; }
 
-void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    if (beta == 0.0f) std::fill(c, c + m * ldc, 0.0f);
+// Threads for one call: every core this process may run on, fewer where a step is too small to
+// share (a barrier costs about a microsecond, starting a thread tens), one where the whole call
+// is. SEQLSTM_NATIVE_THREADS overrides.
+int Threads(int64_t step_flops, int64_t steps, int64_t tiles) {
+  if (const char* env = std::getenv("SEQLSTM_NATIVE_THREADS")) {
+    const int n = std::atoi(env);
+    if (n >= 1) return static_cast<int>(std::min<int64_t>(n, std::max<int64_t>(tiles, 1)));
+  }
+  cpu_set_t set;
+  int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  cores = std::max(cores, 1);
+  if (step_flops < (1 << 18) || step_flops * steps < (int64_t{1} << 23)) return 1;
+  const int64_t by_work = step_flops >> 17;
+  return static_cast<int>(std::max<int64_t>(1, std::min({int64_t{cores}, by_work, tiles})));
+}
+
+// Runs f(id, n) on n threads (this one and n - 1 new ones); fewer when a thread cannot start.
+template <typename F>
+void Parallel(int n, F&& f) {
+  if (n <= 1) {
+    Barrier none(1);
+    f(0, 1, none);
     return;
   }
-  // A failed call leaves `c` as it was (in the backward pass: uninitialised scratch), so it is
-  // an error, never a number.
-  int status = dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  std::atomic<int> go{0};  // 0: wait, 1: run
+  std::unique_ptr<Barrier> barrier;
+  int count = n;
+  // Each new thread is pinned to a core of this process's set other than the caller's: a new
+  // thread otherwise starts on its creator's core, and two threads taking turns on one core
+  // through the barrier make every step a context switch (measured: 10x slower).
+  cpu_set_t allowed;
+  std::vector<int> cores;
+  const int mine = sched_getcpu();
+  if (mine >= 0 && sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+      if (CPU_ISSET(cpu, &allowed) && cpu != mine) cores.push_back(cpu);
+  }
+  std::vector<std::thread> threads;
+  threads.reserve(n - 1);
+  for (int id = 1; id < n; ++id) {
+    try {
+      threads.emplace_back([&, id] {
+        while (go.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+        if (id < count) f(id, count, *barrier);
+      });
+    } catch (const std::system_error&) {
+      count = id;
+      break;
+    }
+    if (!cores.empty()) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cores[(id - 1) % cores.size()], &one);
+      pthread_setaffinity_np(threads.back().native_handle(), sizeof(one), &one);
+    }
+  }
+  // The caller stays on its core for the call, too (a migration onto a worker's core would
+  // cost the same context switches), and gets its own affinity back after.
+  bool pinned = !cores.empty() && count > 1;
+  if (pinned) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(mine, &one);
+    pinned = pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0;
+  }
+  barrier = std::make_unique<Barrier>(count);
+  go.store(1, std::memory_order_release);
+  f(0, count, *barrier);
+  for (auto& thread : threads) thread.join();
+  if (pinned) pthread_setaffinity_np(pthread_self(), sizeof(allowed), &allowed);
+}
+
+// Scratch memory for one call. A fresh allocation of a few hundred KB or more is mmap'ed by
+// malloc and pays a page fault per 4 KB page on first touch (the weight panels of H = 128 took
+// 80 us of a 2 ms call that way), so each thread keeps its slots' buffers from call to call and
+// grows them as needed; buffers above kKeep bytes are allocated for the call alone.
+class Scratch {
+ public:
+  Scratch(int slot, int64_t n) {
+    constexpr int64_t kKeep = int64_t{64} << 20;
+    thread_local std::unique_ptr<float[]> kept[kSlots];
+    thread_local int64_t sizes[kSlots] = {};
+    if (n * int64_t{sizeof(float)} > kKeep) {
+      owned_.reset(new float[n]);
+      data_ = owned_.get();
+      return;
+    }
+    if (sizes[slot] < n) {
+      kept[slot].reset();
+      kept[slot].reset(new float[n]);
+      sizes[slot] = n;
+    }
+    data_ = kept[slot].get();
+  }
+  float* get() const { return data_; }
+  float& operator[](int64_t i) const { return data_[i]; }
+  static constexpr int kSlots = 12;
+
+ private:
+  float* data_;
+  std::unique_ptr<float[]> owned_;
+};
+
+void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    return;
+  }
+  // A failed call leaves `c` as it was (uninitialised scratch), so it is an error, never a number.
+  int status = dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
   if (status != 0) throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(status));
 }
 
-// One step's gates for one row: z [4H] holds the pre-activations on entry and the activated
-// gates on exit; c is updated in place; h_out receives the new h.
-inline void gate_row(float* __restrict z, const float* __restrict bias, float* __restrict c,
-                     float* __restrict h_out, int64_t H) {
-  float* zi = z;
-  float* zf = z + H;
-  float* zg = z + 2 * H;
-  float* zo = z + 3 * H;
-#pragma GCC ivdep
-  for (int64_t j = 0; j < H; ++j) {
-    float i = sigmoid(zi[j] + bias[j]);
-    float f = sigmoid(zf[j] + bias[H + j]);
-    float g = tanh_(zg[j] + bias[2 * H + j]);
-    float o = sigmoid(zo[j] + bias[3 * H + j]);
-    float cn = f * c[j] + i * g;
-    c[j] = cn;
-    h_out[j] = o * tanh_(cn);
-    zi[j] = i;
-    zf[j] = f;
-    zg[j] = g;
-    zo[j] = o;
+// The packing below runs once per call on every weight matrix: it copies runs of L contiguous
+// floats (no per-element index arithmetic; 250 us -> ~15 us at H = 128).
+
+// W [K, 4H] -> [Hp / L][K][4L] (forward tiles).
+Scratch PackPanels(int slot, const float* w, int64_t K, int64_t H, int64_t Hp, int64_t L) {
+  Scratch out(slot, K * 4 * Hp);
+  for (int64_t u = 0; u < Hp / L; ++u) {
+    const int64_t n = std::min(L, H - u * L);
+    for (int64_t k = 0; k < K; ++k) {
+      float* panel = out.get() + (u * K + k) * 4 * L;
+      for (int64_t g = 0; g < 4; ++g) {
+        std::memcpy(panel + g * L, w + k * 4 * H + g * H + u * L, sizeof(float) * n);
+        std::fill(panel + g * L + n, panel + (g + 1) * L, 0.0f);
+      }
+    }
   }
+  return out;
+}
+
+// [K, 4H] -> [K, 4Hp] in panel order (column u*4L + g*L + l holds column g*H + u*L + l).
+void ToPanelColumns(const float* in, int64_t K, int64_t H, int64_t Hp, int64_t L, float* out) {
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t u = 0; u < Hp / L; ++u) {
+      const int64_t n = std::min(L, H - u * L);
+      for (int64_t g = 0; g < 4; ++g) {
+        float* to = out + k * 4 * Hp + u * 4 * L + g * L;
+        std::memcpy(to, in + k * 4 * H + g * H + u * L, sizeof(float) * n);
+        std::fill(to + n, to + L, 0.0f);
+      }
+    }
+}
+
+// And back: [K, 4Hp] in panel order -> [K, 4H].
+void UnpackColumns(const float* in, int64_t K, int64_t H, int64_t Hp, int64_t L, float* out) {
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t u = 0; u < Hp / L; ++u) {
+      const int64_t n = std::min(L, H - u * L);
+      for (int64_t g = 0; g < 4; ++g)
+        std::memcpy(out + k * 4 * H + g * H + u * L, in + k * 4 * Hp + u * 4 * L + g * L,
+                    sizeof(float) * n);
+    }
+}
+
+// Transposes [rows, cols] -> [cols, rows] in 16 x 16 blocks.
+void Transpose(const float* in, int64_t rows, int64_t cols, float* out) {
+  constexpr int64_t kBlock = 16;
+  for (int64_t i0 = 0; i0 < rows; i0 += kBlock)
+    for (int64_t j0 = 0; j0 < cols; j0 += kBlock)
+      for (int64_t i = i0; i < std::min(rows, i0 + kBlock); ++i)
+        for (int64_t j = j0; j < std::min(cols, j0 + kBlock); ++j) out[j * rows + i] = in[i * cols + j];
+}
+
+// R [H, 4H] -> R^T in [Hp / L][4Hp][L] (backward tiles: row u*L + l of R is lane l of block u).
+Scratch PackTransposed(int slot, int scratch_slot, const float* r, int64_t H, int64_t Hp,
+                       int64_t L) {
+  const int64_t G = 4 * Hp;
+  Scratch cols(scratch_slot, Hp * G);  // R in panel columns, padded rows zero
+  ToPanelColumns(r, H, H, Hp, L, cols.get());
+  std::fill(cols.get() + H * G, cols.get() + Hp * G, 0.0f);
+  Scratch out(slot, Hp * G);
+  for (int64_t u = 0; u < Hp / L; ++u) {  // block u: rows u*L .. u*L + L of R, transposed
+    Transpose(cols.get() + u * L * G, L, G, out.get() + u * G * L);
+  }
+  return out;
+}
+
+// [B, H] -> [B, Hp] (zeros in the padding) and back.
+void Pad(const float* in, int64_t B, int64_t H, int64_t Hp, float* out) {
+  for (int64_t b = 0; b < B; ++b) {
+    std::memcpy(out + b * Hp, in + b * H, sizeof(float) * H);
+    std::fill(out + b * Hp + H, out + (b + 1) * Hp, 0.0f);
+  }
+}
+
+void Unpad(const float* in, int64_t B, int64_t H, int64_t Hp, float* out) {
+  for (int64_t b = 0; b < B; ++b) std::memcpy(out + b * H, in + b * Hp, sizeof(float) * H);
+}
+
+ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
+                   ffi::Buffer<ffi::F32> recurrent, ffi::Buffer<ffi::F32> bias,
+                   ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
+                   ffi::Buffer<ffi::PRED> valid, float* y, float* h_t, float* c_t, float* gates,
+                   float* cs, bool reverse, bool batch_major) {
+  auto xd = x.dimensions();
+  if (xd.size() != 3) return ffi::Error::InvalidArgument("x must be [T, B, D] or [B, T, D]");
+  const int64_t T = xd[batch_major ? 1 : 0], B = xd[batch_major ? 0 : 1], D = xd[2];
+  const int64_t H = h0.dimensions()[1];
+  const int64_t L = Lanes();
+  const int64_t Hp = (H + L - 1) / L * L;
+  if (T == 0 || B == 0 || H == 0) {
+    std::memcpy(h_t, h0.typed_data(), sizeof(float) * B * H);
+    std::memcpy(c_t, c0.typed_data(), sizeof(float) * B * H);
+    return ffi::Error::Success();
+  }
+  Scratch w = PackPanels(0, kernel.typed_data(), D, H, Hp, L);
+  Scratch r = PackPanels(1, recurrent.typed_data(), H, H, Hp, L);
+  Scratch b = PackPanels(2, bias.typed_data(), 1, H, Hp, L);
+  Scratch state(3, 3 * B * Hp);
+  float* c = state.get();
+  float* h = c + B * Hp;
+  Pad(c0.typed_data(), B, H, Hp, c);
+  Pad(h0.typed_data(), B, H, Hp, h);
+  ForwardArgs a{{T, B, batch_major}, D, H, Hp, reverse, x.typed_data(), w.get(), r.get(), b.get(),
+                valid.typed_data(), y, gates, cs, c, {h, h + B * Hp}};
+  const int64_t rows = L == 16 ? avx512::kFwdRows : avx2::kFwdRows;
+  const int64_t tiles = (B + rows - 1) / rows * (Hp / L);
+  const int n = Threads(2 * B * (D + H) * 4 * Hp, T, tiles);
+  Parallel(n, [&](int id, int count, Barrier& barrier) {
+    if (L == 16) {
+      avx512::forward_worker(a, id, count, barrier);
+    } else {
+      avx2::forward_worker(a, id, count, barrier);
+    }
+  });
+  Unpad(a.h[T % 2], B, H, Hp, h_t);
+  Unpad(c, B, H, Hp, c_t);
+  return ffi::Error::Success();
 }
 
 ffi::Error LstmForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
@@ -97,43 +376,20 @@ ffi::Error LstmForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                        ffi::Buffer<ffi::PRED> valid, ffi::ResultBuffer<ffi::F32> ys,
                        ffi::ResultBuffer<ffi::F32> h_t, ffi::ResultBuffer<ffi::F32> c_t,
                        ffi::ResultBuffer<ffi::F32> gates, ffi::ResultBuffer<ffi::F32> cs,
-                       bool reverse) {
-  auto xd = x.dimensions();
-  if (xd.size() != 3) return ffi::Error::InvalidArgument("x must be [T, B, D]");
-  const int64_t T = xd[0], B = xd[1], D = xd[2];
-  const int64_t H = h0.dimensions()[1];
-  const int64_t G = 4 * H;
-  const float* W = kernel.typed_data();
-  const float* R = recurrent.typed_data();
-  const float* b = bias.typed_data();
-  const bool* v = valid.typed_data();
-  float* y = ys->typed_data();
-  float* z = gates->typed_data();
-  float* cseq = cs->typed_data();
-  float* h = h_t->typed_data();
-  float* c = c_t->typed_data();
-  std::memcpy(h, h0.typed_data(), sizeof(float) * B * H);
-  std::memcpy(c, c0.typed_data(), sizeof(float) * B * H);
-  if (T == 0 || B == 0) return ffi::Error::Success();
-  gemm('N', 'N', T * B, G, D, x.typed_data(), D, W, G, 0.0f, z, G);
-  for (int64_t s = 0; s < T; ++s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    float* zt = z + t * B * G;
-    gemm('N', 'N', B, G, H, h, H, R, G, 1.0f, zt, G);
-    for (int64_t r = 0; r < B; ++r) {
-      float* yr = y + (t * B + r) * H;
-      float* cr = c + r * H;
-      if (v[t * B + r]) {
-        gate_row(zt + r * G, b, cr, yr, H);
-        std::memcpy(h + r * H, yr, sizeof(float) * H);
-      } else {
-        std::fill(yr, yr + H, 0.0f);
-        std::fill(zt + r * G, zt + (r + 1) * G, 0.0f);
-      }
-      std::memcpy(cseq + (t * B + r) * H, cr, sizeof(float) * H);
-    }
-  }
-  return ffi::Error::Success();
+                       bool reverse, bool batch_major) {
+  return Forward(x, kernel, recurrent, bias, h0, c0, valid, ys->typed_data(), h_t->typed_data(),
+                 c_t->typed_data(), gates->typed_data(), cs->typed_data(), reverse, batch_major);
+}
+
+// The forward pass alone (nothing differentiated): no residuals are written.
+ffi::Error LstmInference(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
+                         ffi::Buffer<ffi::F32> recurrent, ffi::Buffer<ffi::F32> bias,
+                         ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
+                         ffi::Buffer<ffi::PRED> valid, ffi::ResultBuffer<ffi::F32> ys,
+                         ffi::ResultBuffer<ffi::F32> h_t, ffi::ResultBuffer<ffi::F32> c_t,
+                         bool reverse, bool batch_major) {
+  return Forward(x, kernel, recurrent, bias, h0, c0, valid, ys->typed_data(), h_t->typed_data(),
+                 c_t->typed_data(), nullptr, nullptr, reverse, batch_major);
 }
 
 ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
@@ -146,96 +402,93 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                         ffi::ResultBuffer<ffi::F32> d_recurrent,
                         ffi::ResultBuffer<ffi::F32> d_bias, ffi::ResultBuffer<ffi::F32> d_x,
                         ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0,
-                        bool reverse) {
+                        bool reverse, bool batch_major) {
   auto xd = x.dimensions();
-  const int64_t T = xd[0], B = xd[1], D = xd[2];
+  const int64_t T = xd[batch_major ? 1 : 0], B = xd[batch_major ? 0 : 1], D = xd[2];
+  const Layout layout{T, B, batch_major};
   const int64_t H = h0.dimensions()[1];
-  const int64_t G = 4 * H;
-  const float* W = kernel.typed_data();
-  const float* R = recurrent.typed_data();
-  const float* hinit = h0.typed_data();
-  const float* cinit = c0.typed_data();
-  const bool* v = valid.typed_data();
-  const float* y = ys.typed_data();
-  const float* act = gates.typed_data();
-  const float* cseq = cs.typed_data();
-  const float* dy = dys.typed_data();
-  float* dh = dh0->typed_data();
-  float* dc = dc0->typed_data();
-  std::memcpy(dh, dh_t.typed_data(), sizeof(float) * B * H);
-  std::memcpy(dc, dc_t.typed_data(), sizeof(float) * B * H);
+  const int64_t L = Lanes();
+  const int64_t Hp = (H + L - 1) / L * L;
+  const int64_t G = 4 * Hp;
   float* dW = d_kernel->typed_data();
   float* dR = d_recurrent->typed_data();
   float* db = d_bias->typed_data();
   float* dx = d_x->typed_data();
-  std::fill(db, db + G, 0.0f);
-  if (T == 0 || B == 0) {
-    std::fill(dW, dW + D * G, 0.0f);
-    std::fill(dR, dR + H * G, 0.0f);
+  if (T == 0 || B == 0 || H == 0) {
+    std::fill(dW, dW + D * 4 * H, 0.0f);
+    std::fill(dR, dR + H * 4 * H, 0.0f);
+    std::fill(db, db + 4 * H, 0.0f);
     std::fill(dx, dx + T * B * D, 0.0f);
+    std::memcpy(dh0->typed_data(), dh_t.typed_data(), sizeof(float) * B * H);
+    std::memcpy(dc0->typed_data(), dc_t.typed_data(), sizeof(float) * B * H);
     return ffi::Error::Success();
   }
-  // Uninitialised buffers (every element is written before it is read), and R^T, W^T laid out
-  // row-major once per call: dnnl_sgemm runs a transposed operand about 2x slower.
-  std::unique_ptr<float[]> dz(new float[T * B * G]);
-  std::unique_ptr<float[]> h_prev(new float[T * B * H]);
-  std::unique_ptr<float[]> dh_back(new float[B * H]);
-  std::unique_ptr<float[]> r_t(new float[G * H]);
-  std::unique_ptr<float[]> w_t(new float[G * D]);
-  for (int64_t k = 0; k < H; ++k)
-    for (int64_t j = 0; j < G; ++j) r_t[j * H + k] = R[k * G + j];
-  for (int64_t k = 0; k < D; ++k)
-    for (int64_t j = 0; j < G; ++j) w_t[j * D + k] = W[k * G + j];
-  // Walk the steps in the opposite order to the forward pass.
-  for (int64_t s = T - 1; s >= 0; --s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    const int64_t pred = reverse ? t + 1 : t - 1;  // the step processed just before t
-    float* dzt = dz.get() + t * B * G;
-    for (int64_t r = 0; r < B; ++r) {
-      float* dzr = dzt + r * G;
-      float* hp_out = h_prev.get() + (t * B + r) * H;
-      if (!v[t * B + r]) {
-        std::fill(dzr, dzr + G, 0.0f);
-        std::fill(hp_out, hp_out + H, 0.0f);
-        continue;
-      }
-      // With right padding, a valid step's predecessor is valid unless t is the row's first.
-      const bool first = s == 0 || !v[pred * B + r];
-      const float* hp = first ? hinit + r * H : y + (pred * B + r) * H;
-      const float* cp = s == 0 ? cinit + r * H : cseq + (pred * B + r) * H;
-      const float* a = act + (t * B + r) * G;
-      const float* cr = cseq + (t * B + r) * H;
-      const float* dyr = dy + (t * B + r) * H;
-      float* dhr = dh + r * H;
-      float* dcr = dc + r * H;
-      std::memcpy(hp_out, hp, sizeof(float) * H);
-#pragma GCC ivdep
-      for (int64_t j = 0; j < H; ++j) {
-        float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
-        float dh_total = dhr[j] + dyr[j];
-        float tc = tanh_(cr[j]);
-        float dc_total = dcr[j] + dh_total * o * (1.0f - tc * tc);
-        dzr[j] = dc_total * g * i * (1.0f - i);
-        dzr[H + j] = dc_total * cp[j] * f * (1.0f - f);
-        dzr[2 * H + j] = dc_total * i * (1.0f - g * g);
-        dzr[3 * H + j] = dh_total * tc * o * (1.0f - o);
-        dcr[j] = dc_total * f;
-      }
-    }
-    gemm('N', 'N', B, H, G, dzt, G, r_t.get(), H, 0.0f, dh_back.get(), H);
-    for (int64_t r = 0; r < B; ++r) {
-      if (v[t * B + r]) std::memcpy(dh + r * H, dh_back.get() + r * H, sizeof(float) * H);
-    }
-  }
   const int64_t rows = T * B;
-  gemm('T', 'N', D, G, rows, x.typed_data(), D, dz.get(), G, 0.0f, dW, G);
-  gemm('T', 'N', H, G, rows, h_prev.get(), H, dz.get(), G, 0.0f, dR, G);
-  gemm('N', 'N', rows, D, G, dz.get(), G, w_t.get(), D, 0.0f, dx, D);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* dzr = dz.get() + r * G;
-#pragma GCC ivdep
-    for (int64_t j = 0; j < G; ++j) db[j] += dzr[j];
+  Scratch rt = PackTransposed(4, 5, recurrent.typed_data(), H, Hp, L);
+  Scratch dz(6, rows * G);
+  Scratch state(7, 3 * B * Hp);
+  float* dh = state.get();
+  float* dc = dh + B * Hp;
+  float* c0p = dc + B * Hp;
+  Pad(dh_t.typed_data(), B, H, Hp, dh);
+  Pad(dc_t.typed_data(), B, H, Hp, dc);
+  Pad(c0.typed_data(), B, H, Hp, c0p);
+  const bool* v = valid.typed_data();
+  BackwardArgs a{layout, H, Hp, reverse, rt.get(), v, gates.typed_data(), cs.typed_data(), c0p,
+                 dys.typed_data(), dz.get(), dh, dc};
+  const int64_t row_block = L == 16 ? avx512::kBwdRows : avx2::kBwdRows;
+  const int64_t tiles = (B + row_block - 1) / row_block * ((Hp / L + 1) / 2);
+  const int n = Threads(2 * B * H * G, T, tiles);
+  Parallel(n, [&](int id, int count, Barrier& barrier) {
+    if (L == 16) {
+      avx512::backward_worker(a, id, count, barrier);
+    } else {
+      avx2::backward_worker(a, id, count, barrier);
+    }
+  });
+  Unpad(dh, B, H, Hp, dh0->typed_data());
+  Unpad(dc, B, H, Hp, dc0->typed_data());
+
+  // Every step's h_{t-1} (the initial state at a row's first valid step, zeros at padding),
+  // for dR = h_prev^T dz.
+  const float* y = ys.typed_data();
+  const float* hinit = h0.typed_data();
+  Scratch h_prev(8, rows * H);
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    const int64_t pred = reverse ? t + 1 : t - 1;
+    for (int64_t r = 0; r < B; ++r) {
+      float* out = h_prev.get() + layout.Row(t, r) * H;
+      if (!v[t * B + r]) {
+        std::fill(out, out + H, 0.0f);
+      } else {
+        const bool first = s == 0 || !v[pred * B + r];
+        std::memcpy(out, first ? hinit + r * H : y + layout.Row(pred, r) * H, sizeof(float) * H);
+      }
+    }
   }
+  // W^T in panel order, [4Hp, D], so that dx = dz @ W^T takes no transposed operand (dnnl_sgemm
+  // runs one about 2x slower).
+  const float* W = kernel.typed_data();
+  Scratch w_t(9, G * D);
+  {
+    Scratch w_cols(10, D * G);
+    ToPanelColumns(W, D, H, Hp, L, w_cols.get());
+    Transpose(w_cols.get(), D, G, w_t.get());
+  }
+  gemm('N', 'N', rows, D, G, dz.get(), G, w_t.get(), D, dx, D);
+  Scratch packed(11, std::max(D, H) * G);
+  gemm('T', 'N', D, G, rows, x.typed_data(), D, dz.get(), G, packed.get(), G);
+  UnpackColumns(packed.get(), D, H, Hp, L, dW);
+  gemm('T', 'N', H, G, rows, h_prev.get(), H, dz.get(), G, packed.get(), G);
+  UnpackColumns(packed.get(), H, H, Hp, L, dR);
+  std::fill(packed.get(), packed.get() + G, 0.0f);
+  for (int64_t k = 0; k < rows; ++k) {
+    const float* dzr = dz.get() + k * G;
+#pragma GCC ivdep
+    for (int64_t j = 0; j < G; ++j) packed[j] += dzr[j];
+  }
+  UnpackColumns(packed.get(), 1, H, Hp, L, db);
   return ffi::Error::Success();
 }
 
@@ -272,9 +525,25 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmForward, Guarded<LstmForward>::Call,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // ys
                                   .Ret<ffi::Buffer<ffi::F32>>()   // h_T
                                   .Ret<ffi::Buffer<ffi::F32>>()   // c_T
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // gates
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // cs
-                                  .Attr<bool>("reverse"));
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // gates [T, B, 4Hp]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // cs [T, B, Hp]
+                                  .Attr<bool>("reverse")
+                                  .Attr<bool>("batch_major"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmInference, Guarded<LstmInference>::Call,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // x
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // kernel
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // recurrent
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // bias
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // h0
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // c0
+                                  .Arg<ffi::Buffer<ffi::PRED>>()  // valid
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // ys
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // h_T
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // c_T
+                                  .Attr<bool>("reverse")
+                                  .Attr<bool>("batch_major"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
                               ffi::Ffi::Bind()
@@ -296,4 +565,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // d x
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dh0
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dc0
-                                  .Attr<bool>("reverse"));
+                                  .Attr<bool>("reverse")
+                                  .Attr<bool>("batch_major"));
+
+// The vector width of the tiles this CPU runs (16 with AVX-512, else 8): the hidden size is padded
+// to a multiple of it in the residuals (gates [T, B, 4Hp], cell states [T, B, Hp]).
+extern "C" int SeqlstmLanes() { return Lanes(); }

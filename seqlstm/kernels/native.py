@@ -31,7 +31,13 @@ from seqlstm.fused_backward import _summed_like
 
 _HERE = Path(__file__).parent
 _FORWARD = "seqlstm_lstm_forward"
+_INFERENCE = "seqlstm_lstm_inference"
 _BACKWARD = "seqlstm_lstm_backward"
+_TARGETS = (
+    (_FORWARD, "SeqlstmLstmForward"),
+    (_INFERENCE, "SeqlstmLstmInference"),
+    (_BACKWARD, "SeqlstmLstmBackward"),
+)
 
 
 def _library_path() -> Path | None:
@@ -58,31 +64,35 @@ def cpu_flags() -> frozenset[str]:
 
 
 @functools.cache
-def _load() -> tuple[bool, str]:
-    """Loads the library and registers its FFI targets once; returns `(available, reason)`."""
+def _load() -> tuple[bool, str, int]:
+    """Loads the library and registers its FFI targets once; returns `(available, reason,
+    lanes)`: the vector width of its tiles on this CPU (16 with AVX-512, else 8), to which the
+    residuals' hidden size is padded."""
     machine = f"{platform.system()} {platform.machine()}"
     if (platform.system(), platform.machine()) != ("Linux", "x86_64"):
-        return False, f"the native kernel is built for Linux x86_64 only, this is {machine}"
+        return False, f"the native kernel is built for Linux x86_64 only, this is {machine}", 0
     missing = [flag for flag in REQUIRED_CPU_FLAGS if flag not in cpu_flags()]
     if missing:
         return False, (
             f"the native kernel needs an x86-64-v3 CPU (AVX2, FMA, BMI2); this one lacks "
             f"{', '.join(missing)}"
-        )
+        ), 0
     path = _library_path()
     if path is None:
         return False, (
             f"the native kernel is not built (no _lstm_cpu*.so in {_HERE}); "
-            "`pip install -e .` builds it when g++ and the onednn-devel headers are available"
-        )
+            "`pip install -e .` builds it when g++ is available"
+        ), 0
     try:
         library = ctypes.CDLL(str(path))
-        for name, symbol in ((_FORWARD, "SeqlstmLstmForward"), (_BACKWARD, "SeqlstmLstmBackward")):
+        lanes = int(library.SeqlstmLanes())
+        for name, symbol in _TARGETS:
             capsule = jax.ffi.pycapsule(getattr(library, symbol))
             jax.ffi.register_ffi_target(name, capsule, platform="cpu")
     except Exception as error:  # any failure to load or register: the scan runs instead
-        return False, f"the native kernel {path.name} could not be loaded: {error}"
-    return True, f"the native kernel {path.name} is loaded (oneDNN sgemm, float32)"
+        return False, f"the native kernel {path.name} could not be loaded: {error}", 0
+    isa = "AVX-512" if lanes == 16 else "AVX2"
+    return True, f"the native kernel {path.name} is loaded ({isa} tiles, float32)", lanes
 
 
 def native_available() -> bool:
@@ -97,7 +107,7 @@ def native_reason() -> str:
 
 def _require() -> None:
     """Loads and registers the kernel before a call to it is traced (or says why it cannot)."""
-    available, reason = _load()
+    available, reason, _ = _load()
     if not available:
         raise ValueError(f"the native LSTM kernel is unavailable: {reason}")
 
@@ -112,10 +122,11 @@ def _varying(*arrays) -> tuple[str, ...]:
     return tuple(sorted(axes))
 
 
-def _call(name, outputs, *args, reverse):
+def _call(name, outputs, *args, reverse, batch_major):
     """`ffi_call` of the kernel; inside `shard_map` its results vary along the axes its
     arguments do (each device runs the kernel on its own rows), which XLA cannot infer."""
-    results = jax.ffi.ffi_call(name, outputs, vmap_method="sequential")(*args, reverse=reverse)
+    call = jax.ffi.ffi_call(name, outputs, vmap_method="sequential")
+    results = call(*args, reverse=bool(reverse), batch_major=bool(batch_major))
     axes = _varying(*args)
     if axes:
         results = tuple(jax.lax.pcast(r, axes, to="varying") for r in results)
@@ -126,22 +137,23 @@ def _f32(shape) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, jnp.float32)
 
 
-def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse):
+def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, batch_major, residuals=True):
+    """`(ys, h_T, c_T, gates, cs)`, or `(ys, h_T, c_T)` without the residuals of the backward
+    pass (the activated gates and cell states, hidden size padded to the kernel's lanes)."""
     _require()
-    time, batch, _ = x_tm.shape
+    time, batch = x_tm.shape[:2][::-1] if batch_major else x_tm.shape[:2]
+    lead = x_tm.shape[:2]
     hidden = recurrent.shape[0]
+    lanes = _load()[2]
+    padded = -(-hidden // lanes) * lanes
     if valid is None:
         valid = jnp.ones((time, batch), bool)
-    outputs = (
-        _f32((time, batch, hidden)),
-        _f32((batch, hidden)),
-        _f32((batch, hidden)),
-        _f32((time, batch, 4 * hidden)),
-        _f32((time, batch, hidden)),
-    )
+    outputs = (_f32((*lead, hidden)), _f32((batch, hidden)), _f32((batch, hidden)))
+    if residuals:
+        outputs += (_f32((*lead, 4 * padded)), _f32((*lead, padded)))
     f32 = jnp.float32
     return _call(
-        _FORWARD,
+        _FORWARD if residuals else _INFERENCE,
         outputs,
         x_tm.astype(f32),
         kernel.astype(f32),
@@ -150,17 +162,22 @@ def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse):
         h0.astype(f32),
         c0.astype(f32),
         valid,
-        reverse=bool(reverse),
+        reverse=reverse,
+        batch_major=batch_major,
     )
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(7, 8))
-def native_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference=None):
-    """LSTM over time-major inputs on the native CPU kernel (float32).
+@partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
+def native_lstm(
+    kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference=None, batch_major=False
+):
+    """LSTM on the native CPU kernel (float32).
 
     Args:
       kernel: `[D, 4H]`; recurrent: `[H, 4H]`; bias: `[4H]`.
-      x_tm: inputs, time-major `[T, B, D]`.
+      x_tm: inputs, time-major `[T, B, D]`, or `[B, T, D]` with `batch_major` (then the outputs
+        are `[B, T, H]`: the kernel reads and writes either layout, sparing the layers two
+        transposes, which cost XLA:CPU about as much as 20 steps of a small LSTM).
       h0, c0: initial state, `[B, H]` each.
       valid: None, or boolean `[T, B]`: steps where the state advances (elsewhere it is carried
         and the output is zero); each row's valid steps must be a prefix (right padding).
@@ -170,34 +187,39 @@ def native_lstm(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference
         forward-only call): the scan, where it is the faster forward pass. Under differentiation
         the kernel's forward runs, since the kernel's backward reads its residuals.
 
+      batch_major: the layout of `x_tm` and `ys`.
+
     Returns:
-      `(ys [T, B, H], h_T [B, H], c_T [B, H])`, float32.
+      `(ys [T, B, H] (or [B, T, H]), h_T [B, H], c_T [B, H])`, float32.
     """
     if inference is not None:
         return inference(kernel, recurrent, bias, x_tm, h0, c0, valid)
-    ys, h_t, c_t, _, _ = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse)
-    return ys, h_t, c_t
+    return _forward(
+        kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, batch_major, residuals=False
+    )
 
 
-def _native_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference):
+def _native_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference, batch_major):
     del inference  # the backward pass needs the kernel's residuals
-    ys, h_t, c_t, gates, cs = _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse)
+    ys, h_t, c_t, gates, cs = _forward(
+        kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, batch_major
+    )
     saved = (kernel, recurrent, bias, x_tm, h0, c0, valid, ys, gates, cs)
     return (ys, h_t, c_t), saved
 
 
-def _native_bwd(reverse, inference, saved, cotangents):
+def _native_bwd(reverse, inference, batch_major, saved, cotangents):
     kernel, recurrent, bias, x_tm, h0, c0, valid, ys, gates, cs = saved
     dys, dh_t, dc_t = cotangents
     _require()
-    time, batch, features = x_tm.shape
+    time, batch = x_tm.shape[:2][::-1] if batch_major else x_tm.shape[:2]
     hidden = recurrent.shape[0]
     mask = jnp.ones((time, batch), bool) if valid is None else valid
     outputs = (
         _f32(kernel.shape),
         _f32(recurrent.shape),
         _f32(bias.shape),
-        _f32((time, batch, features)),
+        _f32(x_tm.shape),
         _f32((batch, hidden)),
         _f32((batch, hidden)),
     )
@@ -217,7 +239,8 @@ def _native_bwd(reverse, inference, saved, cotangents):
         dys.astype(f32),
         dh_t.astype(f32),
         dc_t.astype(f32),
-        reverse=bool(reverse),
+        reverse=reverse,
+        batch_major=batch_major,
     )
     return (
         _summed_like(d_kernel.astype(kernel.dtype), kernel),
