@@ -194,7 +194,8 @@ def test_native_matches_torch_lstm_with_the_same_weights():
 
 
 def test_without_the_extension_auto_takes_the_scan_and_native_is_refused(monkeypatch):
-    monkeypatch.setattr(native, "_load", lambda: (False, "the native kernel is not built (test)", 0))
+    unbuilt = (False, "the native kernel is not built (test)", 0)
+    monkeypatch.setattr(native, "_load", lambda: unbuilt)
     monkeypatch.setattr(rule, "native_wins", lambda *shape: True)
     assert not native.native_available()
     assert scan.choose_backend("auto", jnp.float32, (32, 100, 128, 128)) == "scan"
