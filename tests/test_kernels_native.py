@@ -122,10 +122,10 @@ def _check_wide_shapes(threads: int) -> None:
 
 
 @needs_kernel
-@pytest.mark.parametrize("threads", [1, 2])
-def test_native_at_shapes_with_partial_tiles_on_one_and_two_threads(threads, monkeypatch):
-    monkeypatch.setenv("SEQLSTM_NATIVE_THREADS", str(threads))
-    _check_wide_shapes(threads)
+def test_native_at_shapes_with_partial_tiles_on_two_threads(monkeypatch):
+    # One thread is what every small shape above runs (the kernel does not split tiny steps).
+    monkeypatch.setenv("SEQLSTM_NATIVE_THREADS", "2")
+    _check_wide_shapes(2)
 
 
 @needs_kernel
@@ -226,13 +226,14 @@ def test_auto_rule_takes_native_where_it_wins_only_in_float32(monkeypatch):
 
 
 def test_the_measured_rule():
-    """benchmarks/native_rule.py and the G2P step: training faster up to H = 128; the forward
-    pass where the rows and steps are few enough, and H is at most 128 or the sequence short."""
-    assert rule.native_wins(32, 100, 128, 128) and rule.native_wins(128, 512, 16, 32)
-    assert not rule.native_wins(64, 16, 512, 256) and not rule.native_wins(128, 50, 512, 512)
-    assert rule.native_forward_wins(16, 512, 64, 64) and rule.native_forward_wins(64, 16, 256, 256)
-    assert not rule.native_forward_wins(128, 512, 16, 32)
-    assert not rule.native_forward_wins(64, 100, 256, 256)
+    """benchmarks/native_rule.py: since the kernel's own tiles, it trains and runs the forward
+    pass faster than the scan at every shape measured there (the issue's four, the G2P encoder's,
+    the character model's, the reversal task's), so auto takes it for all of them."""
+    from benchmarks.native_rule import SHAPES
+
+    assert len(SHAPES) == 9
+    for shape in SHAPES:
+        assert rule.native_wins(*shape) and rule.native_forward_wins(*shape), shape
 
 
 @needs_kernel

@@ -138,8 +138,10 @@ int Lanes() { return HasAvx512() ? 16 : 8; }
 
 // Threads for one call: every core this process may run on, fewer where a step is too small to
 // share (a barrier costs about a microsecond, starting a thread tens), one where the whole call
-// is. SEQLSTM_NATIVE_THREADS overrides.
-int Threads(int64_t step_flops, int64_t steps, int64_t tiles) {
+// is; at most `cap` when it is not 0 (seqlstm passes 1 in a process with several CPU devices,
+// whose calls run at once). SEQLSTM_NATIVE_THREADS overrides (except a cap of 1).
+int Threads(int64_t step_flops, int64_t steps, int64_t tiles, int64_t cap) {
+  if (cap == 1) return 1;
   if (const char* env = std::getenv("SEQLSTM_NATIVE_THREADS")) {
     const int n = std::atoi(env);
     if (n >= 1) return static_cast<int>(std::min<int64_t>(n, std::max<int64_t>(tiles, 1)));
@@ -149,12 +151,27 @@ int Threads(int64_t step_flops, int64_t steps, int64_t tiles) {
   cores = std::max(cores, 1);
   if (step_flops < (1 << 18) || step_flops * steps < (int64_t{1} << 23)) return 1;
   const int64_t by_work = step_flops >> 17;
-  return static_cast<int>(std::max<int64_t>(1, std::min({int64_t{cores}, by_work, tiles})));
+  int64_t n = std::min({int64_t{cores}, by_work, tiles});
+  if (cap > 1) n = std::min(n, cap);
+  return static_cast<int>(std::max<int64_t>(1, n));
 }
 
 // Runs f(id, n) on n threads (this one and n - 1 new ones); fewer when a thread cannot start.
 template <typename F>
 void Parallel(int n, F&& f) {
+  // One call at a time spreads over the cores: a second call running meanwhile (another device
+  // of the process, or XLA running two independent calls at once) stays on its own thread.
+  static std::atomic<int> spread{0};
+  if (n > 1 && spread.fetch_add(1, std::memory_order_acq_rel) != 0) {
+    spread.fetch_sub(1, std::memory_order_acq_rel);
+    n = 1;
+  }
+  struct Release {
+    bool held;
+    ~Release() {
+      if (held) spread.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  } release{n > 1};
   if (n <= 1) {
     Barrier none(1);
     f(0, 1, none);
@@ -333,7 +350,7 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                    ffi::Buffer<ffi::F32> recurrent, ffi::Buffer<ffi::F32> bias,
                    ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
                    ffi::Buffer<ffi::PRED> valid, float* y, float* h_t, float* c_t, float* gates,
-                   float* cs, bool reverse, bool batch_major) {
+                   float* cs, bool reverse, bool batch_major, int64_t threads) {
   auto xd = x.dimensions();
   if (xd.size() != 3) return ffi::Error::InvalidArgument("x must be [T, B, D] or [B, T, D]");
   const int64_t T = xd[batch_major ? 1 : 0], B = xd[batch_major ? 0 : 1], D = xd[2];
@@ -357,7 +374,7 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                 valid.typed_data(), y, gates, cs, c, {h, h + B * Hp}};
   const int64_t rows = L == 16 ? avx512::kFwdRows : avx2::kFwdRows;
   const int64_t tiles = (B + rows - 1) / rows * (Hp / L);
-  const int n = Threads(2 * B * (D + H) * 4 * Hp, T, tiles);
+  const int n = Threads(2 * B * (D + H) * 4 * Hp, T, tiles, threads);
   Parallel(n, [&](int id, int count, Barrier& barrier) {
     if (L == 16) {
       avx512::forward_worker(a, id, count, barrier);
@@ -376,9 +393,10 @@ ffi::Error LstmForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                        ffi::Buffer<ffi::PRED> valid, ffi::ResultBuffer<ffi::F32> ys,
                        ffi::ResultBuffer<ffi::F32> h_t, ffi::ResultBuffer<ffi::F32> c_t,
                        ffi::ResultBuffer<ffi::F32> gates, ffi::ResultBuffer<ffi::F32> cs,
-                       bool reverse, bool batch_major) {
+                       bool reverse, bool batch_major, int64_t threads) {
   return Forward(x, kernel, recurrent, bias, h0, c0, valid, ys->typed_data(), h_t->typed_data(),
-                 c_t->typed_data(), gates->typed_data(), cs->typed_data(), reverse, batch_major);
+                 c_t->typed_data(), gates->typed_data(), cs->typed_data(), reverse, batch_major,
+                 threads);
 }
 
 // The forward pass alone (nothing differentiated): no residuals are written.
@@ -387,9 +405,9 @@ ffi::Error LstmInference(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                          ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
                          ffi::Buffer<ffi::PRED> valid, ffi::ResultBuffer<ffi::F32> ys,
                          ffi::ResultBuffer<ffi::F32> h_t, ffi::ResultBuffer<ffi::F32> c_t,
-                         bool reverse, bool batch_major) {
+                         bool reverse, bool batch_major, int64_t threads) {
   return Forward(x, kernel, recurrent, bias, h0, c0, valid, ys->typed_data(), h_t->typed_data(),
-                 c_t->typed_data(), nullptr, nullptr, reverse, batch_major);
+                 c_t->typed_data(), nullptr, nullptr, reverse, batch_major, threads);
 }
 
 ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
@@ -402,7 +420,7 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                         ffi::ResultBuffer<ffi::F32> d_recurrent,
                         ffi::ResultBuffer<ffi::F32> d_bias, ffi::ResultBuffer<ffi::F32> d_x,
                         ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0,
-                        bool reverse, bool batch_major) {
+                        bool reverse, bool batch_major, int64_t threads) {
   auto xd = x.dimensions();
   const int64_t T = xd[batch_major ? 1 : 0], B = xd[batch_major ? 0 : 1], D = xd[2];
   const Layout layout{T, B, batch_major};
@@ -438,7 +456,7 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                  dys.typed_data(), dz.get(), dh, dc};
   const int64_t row_block = L == 16 ? avx512::kBwdRows : avx2::kBwdRows;
   const int64_t tiles = (B + row_block - 1) / row_block * ((Hp / L + 1) / 2);
-  const int n = Threads(2 * B * H * G, T, tiles);
+  const int n = Threads(2 * B * H * G, T, tiles, threads);
   Parallel(n, [&](int id, int count, Barrier& barrier) {
     if (L == 16) {
       avx512::backward_worker(a, id, count, barrier);
@@ -528,7 +546,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmForward, Guarded<LstmForward>::Call,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // gates [T, B, 4Hp]
                                   .Ret<ffi::Buffer<ffi::F32>>()   // cs [T, B, Hp]
                                   .Attr<bool>("reverse")
-                                  .Attr<bool>("batch_major"));
+                                  .Attr<bool>("batch_major")
+                                  .Attr<int64_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmInference, Guarded<LstmInference>::Call,
                               ffi::Ffi::Bind()
@@ -543,7 +562,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmInference, Guarded<LstmInference>::Call
                                   .Ret<ffi::Buffer<ffi::F32>>()   // h_T
                                   .Ret<ffi::Buffer<ffi::F32>>()   // c_T
                                   .Attr<bool>("reverse")
-                                  .Attr<bool>("batch_major"));
+                                  .Attr<bool>("batch_major")
+                                  .Attr<int64_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
                               ffi::Ffi::Bind()
@@ -566,7 +586,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dh0
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dc0
                                   .Attr<bool>("reverse")
-                                  .Attr<bool>("batch_major"));
+                                  .Attr<bool>("batch_major")
+                                  .Attr<int64_t>("threads"));
 
 // The vector width of the tiles this CPU runs (16 with AVX-512, else 8): the hidden size is padded
 // to a multiple of it in the residuals (gates [T, B, 4Hp], cell states [T, B, Hp]).

@@ -1,19 +1,26 @@
 """The native CPU kernel of the LSTM recurrence (`lstm_cpu.cc`), called through `jax.ffi`.
 
 The shared library `_lstm_cpu*.so` beside this file is built by `pip install -e .` on Linux
-x86_64 (see setup.py) and links oneDNN's `dnnl_sgemm` (pip package `onednn`). It holds two
-typed XLA FFI handlers, registered here for the CPU platform only:
+x86_64 (see setup.py); it links oneDNN's `dnnl_sgemm` (pip package `onednn`) for the backward
+pass's whole-sequence products. It holds three typed XLA FFI handlers, registered here for the
+CPU platform only:
 
-* `seqlstm_lstm_forward`: the input projection of all steps as ONE matmul, then per step
-  `h @ recurrent_kernel` and one fused, vectorised gate loop; it also returns the activated gates
-  and the cell states, which the backward pass reads.
-* `seqlstm_lstm_backward`: the reverse loop (`dz_t @ recurrent_kernel^T` and the gate
-  derivatives), then the weight, bias and input gradients as one matmul each over all T*B rows.
+* `seqlstm_lstm_forward`: the weights packed once per call, then every step one pass of
+  register-blocked tiles (AVX-512, or AVX2 on CPUs without it) that accumulate `x_t @ W` and
+  `h_{t-1} @ R` and apply the gate math in registers, spread over the cores with a barrier per
+  step; it also returns the activated gates and cell states, which the backward pass reads.
+* `seqlstm_lstm_inference`: the same forward pass without those residuals (nothing is
+  differentiated: evaluation, decoding).
+* `seqlstm_lstm_backward`: the reverse pass, tiles forming `dz_{t+1} @ R^T` and the gate
+  derivatives of step t together, then the weight, bias and input gradients as one matmul each
+  over all T*B rows.
 
-`native_lstm` puts them together as a `jax.custom_vjp` with the signature of
-`seqlstm.fused_backward.fused_lstm`'s segment. It runs float32 only; the layer (`seqlstm.scan`)
-wraps it in `jax.lax.platform_dependent`, so that a program lowered for an accelerator never
-contains this CPU custom call.
+All three read and write the layers' batch-major `[B, T, .]` layout (or time-major inside
+rematerialised chunks). `native_lstm` puts them together as a `jax.custom_vjp` with the
+signature of `seqlstm.fused_backward.fused_lstm`'s segment. It runs float32 only; the layer
+(`seqlstm.scan`) wraps it in `jax.lax.platform_dependent`, so that a program lowered for an
+accelerator never contains this CPU custom call. A call uses every core the process may run on
+(`SEQLSTM_NATIVE_THREADS` caps it), one in a process with several CPU devices.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from seqlstm.fused_backward import _summed_like
 
@@ -134,7 +142,10 @@ def _call(name, outputs, *args, reverse, batch_major):
     """`ffi_call` of the kernel; inside `shard_map` its results vary along the axes its
     arguments do (each device runs the kernel on its own rows), which XLA cannot infer."""
     call = jax.ffi.ffi_call(name, outputs, vmap_method="sequential")
-    results = call(*args, reverse=bool(reverse), batch_major=bool(batch_major))
+    # The kernel spreads a call over every core; with several CPU devices in the process their
+    # calls run at once, one core each is all there is.
+    threads = np.int64(1 if len(jax.devices("cpu")) > 1 else 0)
+    results = call(*args, reverse=bool(reverse), batch_major=bool(batch_major), threads=threads)
     axes = _varying(*args)
     if axes:
         results = tuple(jax.lax.pcast(r, axes, to="varying") for r in results)
