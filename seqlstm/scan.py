@@ -102,8 +102,8 @@ def lstm_scan(
         (`seqlstm.kernels.native`, the CPU kernel through `jax.ffi`, float32; other platforms
         lowering the same program run the scan), or `"auto"`: cuDNN on a CUDA GPU when the
         computation is float32, on CPU the native kernel where `seqlstm.kernels.rule` measured
-        it faster (one device, or inside `shard_map`), otherwise the scan. cuDNN and the native
-        kernel take the plain cell (with input `dropout`) only.
+        it faster (every shape so far; one device, or inside `shard_map`), otherwise the scan.
+        cuDNN and the native kernel take the plain cell (with input `dropout`) only.
       remat_chunk: if set, rematerialise the forward in chunks of this many steps: training
         memory grows with T / remat_chunk instead of T, for about one extra forward pass.
       dtype: matmul input dtype; None promotes the input and parameter dtypes. Gate math and

@@ -18,7 +18,26 @@ from seqlstm.train import cpu_devices
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_rule_splits_long_recurrences_with_enough_rows_per_device():
+def test_with_the_native_kernel_one_device_takes_every_core(monkeypatch):
+    # benchmarks/cpu_split.py: one device with the kernel beat the split for every config.
+    from seqlstm.kernels import native
+
+    monkeypatch.setattr(native, "native_available", lambda: True)
+    for config in (chars_config(), g2p_config(), reverse_config()):
+        assert cpu_devices.choose(config, 2) == (
+            1,
+            "the native LSTM kernel spreads each layer over every core already",
+        )
+    mixed = chars_config()
+    mixed.model.dtype = "bfloat16"  # the kernel runs float32 only: the scan's rule decides
+    assert cpu_devices.choose(mixed, 2)[0] == 2
+
+
+def test_rule_splits_long_recurrences_with_enough_rows_per_device(monkeypatch):
+    # Without the kernel (not built, or bfloat16): the scan's rule.
+    from seqlstm.kernels import native
+
+    monkeypatch.setattr(native, "native_available", lambda: False)
     assert cpu_devices.choose(chars_config(), 2)[0] == 2  # 64 rows, 512 steps per device
     assert cpu_devices.choose(reverse_config(), 2) == (
         1,

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -136,6 +137,24 @@ bool HasAvx512() {
 
 int Lanes() { return HasAvx512() ? 16 : 8; }
 
+// The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota
+// (/sys/fs/cgroup/cpu.max, "quota period"), as a container limited to 2 CPUs of 64 reports.
+int Cores() {
+  cpu_set_t set;
+  int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  if (FILE* f = std::fopen("/sys/fs/cgroup/cpu.max", "r")) {
+    char quota[32] = {};
+    long long period = 0;
+    if (std::fscanf(f, "%31s %lld", quota, &period) == 2 && period > 0 &&
+        std::string(quota) != "max") {
+      const long long limit = (std::atoll(quota) + period - 1) / period;
+      if (limit >= 1) cores = static_cast<int>(std::min<long long>(cores, limit));
+    }
+    std::fclose(f);
+  }
+  return std::max(cores, 1);
+}
+
 // Threads for one call: every core this process may run on, fewer where a step is too small to
 // share (a barrier costs about a microsecond, starting a thread tens), one where the whole call
 // is; at most `cap` when it is not 0 (seqlstm passes 1 in a process with several CPU devices,
@@ -146,11 +165,9 @@ int Threads(int64_t step_flops, int64_t steps, int64_t tiles, int64_t cap) {
     const int n = std::atoi(env);
     if (n >= 1) return static_cast<int>(std::min<int64_t>(n, std::max<int64_t>(tiles, 1)));
   }
-  cpu_set_t set;
-  int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-  cores = std::max(cores, 1);
+  static const int cores = Cores();
   if (step_flops < (1 << 18) || step_flops * steps < (int64_t{1} << 23)) return 1;
-  const int64_t by_work = step_flops >> 17;
+  const int64_t by_work = step_flops >> 18;  // at least ~1 us of a step's work per thread
   int64_t n = std::min({int64_t{cores}, by_work, tiles});
   if (cap > 1) n = std::min(n, cap);
   return static_cast<int>(std::max<int64_t>(1, n));
