@@ -308,7 +308,10 @@ def _native_segment(
 
     def native(x, h0, c0, valid):
         weights = params["kernel"], params["recurrent_kernel"], params["bias"]
-        ys, h_t, c_t = native_lstm(*weights, x, h0, c0, valid, reverse, forward_only, batch_major)
+        bf16 = jnp.dtype(dtype) == jnp.bfloat16
+        ys, h_t, c_t = native_lstm(
+            *weights, x, h0, c0, valid, reverse, forward_only, batch_major, bf16
+        )
         return ys.astype(dtype), h_t, c_t
 
     return jax.lax.platform_dependent(x, h0, c0, valid, cpu=native, default=scan_of(params))

@@ -28,9 +28,9 @@ def test_with_the_native_kernel_one_device_takes_every_core(monkeypatch):
             1,
             "the native LSTM kernel spreads each layer over every core already",
         )
-    mixed = chars_config()
-    mixed.model.dtype = "bfloat16"  # the kernel runs float32 only: the scan's rule decides
-    assert cpu_devices.choose(mixed, 2)[0] == 2
+    half = chars_config()
+    half.model.dtype = "float16"  # the kernel runs float32 and bfloat16: the scan's rule decides
+    assert cpu_devices.choose(half, 2)[0] == 2
 
 
 def test_rule_splits_long_recurrences_with_enough_rows_per_device(monkeypatch):

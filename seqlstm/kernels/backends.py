@@ -50,14 +50,16 @@ def choose_backend(backend: str, dtype, shape: tuple[int, int, int, int] | None 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     float32 = jnp.dtype(dtype) == jnp.float32
+    native_dtype = jnp.dtype(dtype) in (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
     if backend == "auto":
         if has_cudnn():
             return "cudnn" if float32 else "scan"
-        if jax.default_backend() == "cpu" and float32 and shape is not None:
+        if jax.default_backend() == "cpu" and native_dtype and shape is not None:
             from seqlstm.kernels import native, rule
 
-            if rule.native_wins(*shape) and native.native_available():
-                return "native" if rule.native_forward_wins(*shape) else "native_train"
+            bf16 = not float32
+            if rule.native_wins(*shape, bf16) and native.native_available():
+                return "native" if rule.native_forward_wins(*shape, bf16) else "native_train"
         return "scan"
     if backend == "cudnn" and not has_cudnn():
         raise ValueError(
@@ -72,10 +74,10 @@ def choose_backend(backend: str, dtype, shape: tuple[int, int, int, int] | None 
                 f"backend='native' is unavailable: {native.native_reason()}; "
                 "use backend='auto' or 'scan'"
             )
-        if not float32:
+        if not native_dtype:
             raise ValueError(
-                f"backend='native' runs float32 only, got dtype {jnp.dtype(dtype).name}; "
-                "use backend='auto' or 'scan'"
+                f"backend='native' runs float32 and bfloat16 only, got dtype "
+                f"{jnp.dtype(dtype).name}; use backend='auto' or 'scan'"
             )
     return backend
 

@@ -80,6 +80,7 @@ struct Layout {
 struct ForwardArgs : Layout {
   int64_t D, H, Hp;
   bool reverse;
+  bool round;          // bfloat16 products: h rounded to bfloat16 before each step's product
   const float* x;      // [T, B, D] or [B, T, D]
   const float* w;      // packed W: [Hp / L][D][4L]
   const float* r;      // packed R: [Hp / L][H][4L]
@@ -90,11 +91,13 @@ struct ForwardArgs : Layout {
   float* cs;           // [T, B, Hp] cell states (training)
   float* c;            // [B, Hp] the running cell state
   float* h[2];         // [B, Hp] each: h_{t-1} and h_t, in turn
+  float* m[2];         // the same as the products' operand: h, or h rounded (`round`)
 };
 
 struct BackwardArgs : Layout {
   int64_t H, Hp;
   bool reverse;
+  bool round;          // bfloat16 products: dz rounded to bfloat16 as their operand
   const float* rt;     // packed R^T: [Hp / L][4Hp][L]
   const bool* valid;   // [T, B]
   const float* gates;  // [T, B, 4Hp]
@@ -102,6 +105,7 @@ struct BackwardArgs : Layout {
   const float* c0;     // [B, Hp]
   const float* dy;     // [T, B, H]
   float* dz;           // [T, B, 4Hp] the gate pre-activations' gradient
+  float* dzm;          // dz as the products' operand: dz, or dz rounded (`round`)
   float* dh;           // [B, Hp] the running dh
   float* dc;           // [B, Hp] the running dc
 };
@@ -266,7 +270,7 @@ class Scratch {
   }
   float* get() const { return data_; }
   float& operator[](int64_t i) const { return data_[i]; }
-  static constexpr int kSlots = 12;
+  static constexpr int kSlots = 13;
 
  private:
   float* data_;
@@ -283,6 +287,19 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int
   // A failed call leaves `c` as it was (uninitialised scratch), so it is an error, never a number.
   int status = dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
   if (status != 0) throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(status));
+}
+
+// x rounded to the nearest bfloat16 (ties to even), kept in float32 (the tiles' round_bf16).
+float RoundBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) {
+    u = (u | 0x00400000u) & 0xFFFF0000u;  // NaN stays NaN
+  } else {
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  }
+  std::memcpy(&x, &u, sizeof(u));
+  return x;
 }
 
 // The packing below runs once per call on every weight matrix: it copies runs of L contiguous
@@ -367,7 +384,7 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                    ffi::Buffer<ffi::F32> recurrent, ffi::Buffer<ffi::F32> bias,
                    ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
                    ffi::Buffer<ffi::PRED> valid, float* y, float* h_t, float* c_t, float* gates,
-                   float* cs, bool reverse, bool batch_major, int64_t threads) {
+                   float* cs, bool reverse, bool batch_major, int64_t threads, bool round_bf16) {
   auto xd = x.dimensions();
   if (xd.size() != 3) return ffi::Error::InvalidArgument("x must be [T, B, D] or [B, T, D]");
   const int64_t T = xd[batch_major ? 1 : 0], B = xd[batch_major ? 0 : 1], D = xd[2];
@@ -382,13 +399,18 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   Scratch w = PackPanels(0, kernel.typed_data(), D, H, Hp, L);
   Scratch r = PackPanels(1, recurrent.typed_data(), H, H, Hp, L);
   Scratch b = PackPanels(2, bias.typed_data(), 1, H, Hp, L);
-  Scratch state(3, 3 * B * Hp);
+  Scratch state(3, 5 * B * Hp);
   float* c = state.get();
   float* h = c + B * Hp;
+  float* m = round_bf16 ? h + 2 * B * Hp : h;
   Pad(c0.typed_data(), B, H, Hp, c);
   Pad(h0.typed_data(), B, H, Hp, h);
-  ForwardArgs a{{T, B, batch_major}, D, H, Hp, reverse, x.typed_data(), w.get(), r.get(), b.get(),
-                valid.typed_data(), y, gates, cs, c, {h, h + B * Hp}};
+  if (round_bf16) {
+    for (int64_t i = 0; i < B * Hp; ++i) m[i] = RoundBf16(h[i]);
+  }
+  ForwardArgs a{{T, B, batch_major}, D, H, Hp, reverse, round_bf16, x.typed_data(), w.get(),
+                r.get(), b.get(), valid.typed_data(), y, gates, cs, c, {h, h + B * Hp},
+                {m, m + B * Hp}};
   const int64_t rows = L == 16 ? avx512::kFwdRows : avx2::kFwdRows;
   const int64_t tiles = (B + rows - 1) / rows * (Hp / L);
   const int n = Threads(2 * B * (D + H) * 4 * Hp, T, tiles, threads);
@@ -410,10 +432,10 @@ ffi::Error LstmForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                        ffi::Buffer<ffi::PRED> valid, ffi::ResultBuffer<ffi::F32> ys,
                        ffi::ResultBuffer<ffi::F32> h_t, ffi::ResultBuffer<ffi::F32> c_t,
                        ffi::ResultBuffer<ffi::F32> gates, ffi::ResultBuffer<ffi::F32> cs,
-                       bool reverse, bool batch_major, int64_t threads) {
+                       bool reverse, bool batch_major, int64_t threads, bool round_bf16) {
   return Forward(x, kernel, recurrent, bias, h0, c0, valid, ys->typed_data(), h_t->typed_data(),
                  c_t->typed_data(), gates->typed_data(), cs->typed_data(), reverse, batch_major,
-                 threads);
+                 threads, round_bf16);
 }
 
 // The forward pass alone (nothing differentiated): no residuals are written.
@@ -422,9 +444,9 @@ ffi::Error LstmInference(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                          ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
                          ffi::Buffer<ffi::PRED> valid, ffi::ResultBuffer<ffi::F32> ys,
                          ffi::ResultBuffer<ffi::F32> h_t, ffi::ResultBuffer<ffi::F32> c_t,
-                         bool reverse, bool batch_major, int64_t threads) {
+                         bool reverse, bool batch_major, int64_t threads, bool round_bf16) {
   return Forward(x, kernel, recurrent, bias, h0, c0, valid, ys->typed_data(), h_t->typed_data(),
-                 c_t->typed_data(), nullptr, nullptr, reverse, batch_major, threads);
+                 c_t->typed_data(), nullptr, nullptr, reverse, batch_major, threads, round_bf16);
 }
 
 ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
@@ -437,7 +459,7 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                         ffi::ResultBuffer<ffi::F32> d_recurrent,
                         ffi::ResultBuffer<ffi::F32> d_bias, ffi::ResultBuffer<ffi::F32> d_x,
                         ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0,
-                        bool reverse, bool batch_major, int64_t threads) {
+                        bool reverse, bool batch_major, int64_t threads, bool round_bf16) {
   auto xd = x.dimensions();
   const int64_t T = xd[batch_major ? 1 : 0], B = xd[batch_major ? 0 : 1], D = xd[2];
   const Layout layout{T, B, batch_major};
@@ -461,6 +483,8 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   const int64_t rows = T * B;
   Scratch rt = PackTransposed(4, 5, recurrent.typed_data(), H, Hp, L);
   Scratch dz(6, rows * G);
+  Scratch dz_rounded(12, round_bf16 ? rows * G : 0);
+  float* dzm = round_bf16 ? dz_rounded.get() : dz.get();
   Scratch state(7, 3 * B * Hp);
   float* dh = state.get();
   float* dc = dh + B * Hp;
@@ -469,8 +493,8 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   Pad(dc_t.typed_data(), B, H, Hp, dc);
   Pad(c0.typed_data(), B, H, Hp, c0p);
   const bool* v = valid.typed_data();
-  BackwardArgs a{layout, H, Hp, reverse, rt.get(), v, gates.typed_data(), cs.typed_data(), c0p,
-                 dys.typed_data(), dz.get(), dh, dc};
+  BackwardArgs a{layout, H, Hp, reverse, round_bf16, rt.get(), v, gates.typed_data(),
+                 cs.typed_data(), c0p, dys.typed_data(), dz.get(), dzm, dh, dc};
   const int64_t row_block = L == 16 ? avx512::kBwdRows : avx2::kBwdRows;
   const int64_t tiles = (B + row_block - 1) / row_block * ((Hp / L + 1) / 2);
   const int n = Threads(2 * B * H * G, T, tiles, threads);
@@ -511,11 +535,11 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
     ToPanelColumns(W, D, H, Hp, L, w_cols.get());
     Transpose(w_cols.get(), D, G, w_t.get());
   }
-  gemm('N', 'N', rows, D, G, dz.get(), G, w_t.get(), D, dx, D);
+  gemm('N', 'N', rows, D, G, dzm, G, w_t.get(), D, dx, D);
   Scratch packed(11, std::max(D, H) * G);
-  gemm('T', 'N', D, G, rows, x.typed_data(), D, dz.get(), G, packed.get(), G);
+  gemm('T', 'N', D, G, rows, x.typed_data(), D, dzm, G, packed.get(), G);
   UnpackColumns(packed.get(), D, H, Hp, L, dW);
-  gemm('T', 'N', H, G, rows, h_prev.get(), H, dz.get(), G, packed.get(), G);
+  gemm('T', 'N', H, G, rows, h_prev.get(), H, dzm, G, packed.get(), G);
   UnpackColumns(packed.get(), H, H, Hp, L, dR);
   std::fill(packed.get(), packed.get() + G, 0.0f);
   for (int64_t k = 0; k < rows; ++k) {
@@ -564,7 +588,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmForward, Guarded<LstmForward>::Call,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // cs [T, B, Hp]
                                   .Attr<bool>("reverse")
                                   .Attr<bool>("batch_major")
-                                  .Attr<int64_t>("threads"));
+                                  .Attr<int64_t>("threads")
+                                  .Attr<bool>("round_bf16"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmInference, Guarded<LstmInference>::Call,
                               ffi::Ffi::Bind()
@@ -580,7 +605,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmInference, Guarded<LstmInference>::Call
                                   .Ret<ffi::Buffer<ffi::F32>>()   // c_T
                                   .Attr<bool>("reverse")
                                   .Attr<bool>("batch_major")
-                                  .Attr<int64_t>("threads"));
+                                  .Attr<int64_t>("threads")
+                                  .Attr<bool>("round_bf16"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
                               ffi::Ffi::Bind()
@@ -604,7 +630,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // dc0
                                   .Attr<bool>("reverse")
                                   .Attr<bool>("batch_major")
-                                  .Attr<int64_t>("threads"));
+                                  .Attr<int64_t>("threads")
+                                  .Attr<bool>("round_bf16"));
 
 // The vector width of the tiles this CPU runs (16 with AVX-512, else 8): the hidden size is padded
 // to a multiple of it in the residuals (gates [T, B, 4Hp], cell states [T, B, Hp]).

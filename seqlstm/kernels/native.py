@@ -17,7 +17,8 @@ CPU platform only:
 
 All three read and write the layers' batch-major `[B, T, .]` layout (or time-major inside
 rematerialised chunks). `native_lstm` puts them together as a `jax.custom_vjp` with the
-signature of `seqlstm.fused_backward.fused_lstm`'s segment. It runs float32 only; the layer
+signature of `seqlstm.fused_backward.fused_lstm`'s segment. It runs float32, and bfloat16 as the
+scan does (bfloat16 products accumulated in float32, see `native_lstm`); the layer
 (`seqlstm.scan`) wraps it in `jax.lax.platform_dependent`, so that a program lowered for an
 accelerator never contains this CPU custom call. A call uses every core the process may run on
 (`SEQLSTM_NATIVE_THREADS` caps it), one in a process with several CPU devices.
@@ -138,14 +139,20 @@ def _varying(*arrays) -> tuple[str, ...]:
     return tuple(sorted(axes))
 
 
-def _call(name, outputs, *args, reverse, batch_major):
+def _call(name, outputs, *args, reverse, batch_major, bf16):
     """`ffi_call` of the kernel; inside `shard_map` its results vary along the axes its
     arguments do (each device runs the kernel on its own rows), which XLA cannot infer."""
     call = jax.ffi.ffi_call(name, outputs, vmap_method="sequential")
     # The kernel spreads a call over every core; with several CPU devices in the process their
     # calls run at once, one core each is all there is.
     threads = np.int64(1 if len(jax.devices("cpu")) > 1 else 0)
-    results = call(*args, reverse=bool(reverse), batch_major=bool(batch_major), threads=threads)
+    results = call(
+        *args,
+        reverse=bool(reverse),
+        batch_major=bool(batch_major),
+        threads=threads,
+        round_bf16=bool(bf16),
+    )
     axes = _varying(*args)
     if axes:
         results = tuple(jax.lax.pcast(r, axes, to="varying") for r in results)
@@ -156,7 +163,15 @@ def _f32(shape) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, jnp.float32)
 
 
-def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, batch_major, residuals=True):
+def _operand(a, bf16):
+    """`a` as a product's float32 operand: rounded to bfloat16 first with `bf16` (exact in
+    float32, so the kernel's float32 products equal bfloat16 ones accumulated in float32)."""
+    return (a.astype(jnp.bfloat16) if bf16 else a).astype(jnp.float32)
+
+
+def _forward(
+    kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, batch_major, bf16, residuals=True
+):
     """`(ys, h_T, c_T, gates, cs)`, or `(ys, h_T, c_T)` without the residuals of the backward
     pass (the activated gates and cell states, hidden size padded to the kernel's lanes)."""
     _require()
@@ -174,21 +189,32 @@ def _forward(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, batch_major,
     return _call(
         _FORWARD if residuals else _INFERENCE,
         outputs,
-        x_tm.astype(f32),
-        kernel.astype(f32),
-        recurrent.astype(f32),
+        _operand(x_tm, bf16),
+        _operand(kernel, bf16),
+        _operand(recurrent, bf16),
         bias.astype(f32),
         h0.astype(f32),
         c0.astype(f32),
         valid,
         reverse=reverse,
         batch_major=batch_major,
+        bf16=bf16,
     )
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
+@partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9, 10))
 def native_lstm(
-    kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference=None, batch_major=False
+    kernel,
+    recurrent,
+    bias,
+    x_tm,
+    h0,
+    c0,
+    valid,
+    reverse,
+    inference=None,
+    batch_major=False,
+    bf16=False,
 ):
     """LSTM on the native CPU kernel (float32).
 
@@ -207,6 +233,10 @@ def native_lstm(
         the kernel's forward runs, since the kernel's backward reads its residuals.
 
       batch_major: the layout of `x_tm` and `ys`.
+      bf16: bfloat16 products with float32 accumulation, as the scan runs `dtype=bfloat16`
+        (mixed precision: gate math and state in float32): `x`, the kernels, h and dz enter the
+        products rounded to bfloat16. The tiles run float32 arithmetic on the rounded values,
+        which is exact, not this CPU's bfloat16 units.
 
     Returns:
       `(ys [T, B, H] (or [B, T, H]), h_T [B, H], c_T [B, H])`, float32.
@@ -214,20 +244,22 @@ def native_lstm(
     if inference is not None:
         return inference(kernel, recurrent, bias, x_tm, h0, c0, valid)
     return _forward(
-        kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, batch_major, residuals=False
+        kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, batch_major, bf16, residuals=False
     )
 
 
-def _native_fwd(kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference, batch_major):
+def _native_fwd(
+    kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, inference, batch_major, bf16
+):
     del inference  # the backward pass needs the kernel's residuals
     ys, h_t, c_t, gates, cs = _forward(
-        kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, batch_major
+        kernel, recurrent, bias, x_tm, h0, c0, valid, reverse, batch_major, bf16
     )
     saved = (kernel, recurrent, bias, x_tm, h0, c0, valid, ys, gates, cs)
     return (ys, h_t, c_t), saved
 
 
-def _native_bwd(reverse, inference, batch_major, saved, cotangents):
+def _native_bwd(reverse, inference, batch_major, bf16, saved, cotangents):
     kernel, recurrent, bias, x_tm, h0, c0, valid, ys, gates, cs = saved
     dys, dh_t, dc_t = cotangents
     _require()
@@ -246,13 +278,13 @@ def _native_bwd(reverse, inference, batch_major, saved, cotangents):
     d_kernel, d_recurrent, d_bias, d_x, dh0, dc0 = _call(
         _BACKWARD,
         outputs,
-        x_tm.astype(f32),
-        kernel.astype(f32),
-        recurrent.astype(f32),
-        h0.astype(f32),
+        _operand(x_tm, bf16),
+        _operand(kernel, bf16),
+        _operand(recurrent, bf16),
+        _operand(h0, bf16),  # read only as h_{t-1} of dR = h_prev^T dz, like `ys`
         c0.astype(f32),
         mask,
-        ys,
+        _operand(ys, bf16),
         gates,
         cs,
         dys.astype(f32),
@@ -260,6 +292,7 @@ def _native_bwd(reverse, inference, batch_major, saved, cotangents):
         dc_t.astype(f32),
         reverse=reverse,
         batch_major=batch_major,
+        bf16=bf16,
     )
     return (
         _summed_like(d_kernel.astype(kernel.dtype), kernel),

@@ -9,13 +9,13 @@ dispatch of several devices; for short steps it costs more than it gains.
 
 `choose(config, cores)` is that decision, a rule from the timings of `benchmarks/cpu_split.py`
 (benchmarks/README.md, "Every core"). Where seqlstm's native CPU kernel runs the LSTM layers
-(float32, the extension built) it never splits: the kernel spreads each layer over every core
-itself, and one device trained every shipped config faster than two (0.33-0.90x for the split).
-Without the kernel: split when every device gets at least `MIN_ROWS` rows and the model's
-recurrence is long enough (`MIN_STEPS` time steps a row) that the step is recurrence-bound.
-`configure(config, requested)` applies it in a launcher, before JAX starts. The split changes
-results by float rounding only (losses and parameters within 1e-5 of one device, tested), and a
-run may resume with another device count.
+(float32 or bfloat16, the extension built) it never splits: the kernel spreads each layer over every
+core itself, and one device trained every shipped config faster than two (0.33-0.90x for the split).
+Without the kernel: split when every device gets at least `MIN_ROWS` rows and the model's recurrence
+is long enough (`MIN_STEPS` time steps a row) that the step is recurrence-bound. `configure(config,
+requested)` applies it in a launcher, before JAX starts. The split changes results by float rounding
+only (losses and parameters within 1e-5 of one device, tested), and a run may resume with another
+device count.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def choose(config: ml_collections.ConfigDict, cores: int) -> tuple[int, str]:
     batch = config.train.batch_size
     if cores < 2:
         return 1, "one core"
-    if config.model.get("dtype", "float32") == "float32":
+    if config.model.get("dtype", "float32") in ("float32", "bfloat16"):
         from seqlstm.kernels.native import native_available
 
         if native_available():
