@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -178,21 +179,18 @@ int Threads(int64_t step_flops, int64_t steps, int64_t tiles, int64_t cap) {
 }
 
 // Runs f(id, n) on n threads (this one and n - 1 new ones); fewer when a thread cannot start.
+//
+// With `exclusive`, one call at a time runs its loop: XLA runs independent operations at once
+// (the two directions of a bidirectional layer inside a larger program do), and two calls side
+// by side put three or four busy threads on two cores, pinned, where each barrier then waits for
+// the scheduler (measured: the G2P step lost its whole encoder gain). Taking turns, each call
+// gets every core. seqlstm passes `exclusive` unless the process has several CPU devices, whose
+// calls run on one thread each and should overlap.
 template <typename F>
-void Parallel(int n, F&& f) {
-  // One call at a time spreads over the cores: a second call running meanwhile (another device
-  // of the process, or XLA running two independent calls at once) stays on its own thread.
-  static std::atomic<int> spread{0};
-  if (n > 1 && spread.fetch_add(1, std::memory_order_acq_rel) != 0) {
-    spread.fetch_sub(1, std::memory_order_acq_rel);
-    n = 1;
-  }
-  struct Release {
-    bool held;
-    ~Release() {
-      if (held) spread.fetch_sub(1, std::memory_order_acq_rel);
-    }
-  } release{n > 1};
+void Parallel(int n, bool exclusive, F&& f) {
+  static std::mutex turn;
+  std::unique_lock<std::mutex> lock(turn, std::defer_lock);
+  if (exclusive) lock.lock();
   if (n <= 1) {
     Barrier none(1);
     f(0, 1, none);
@@ -414,7 +412,7 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   const int64_t rows = L == 16 ? avx512::kFwdRows : avx2::kFwdRows;
   const int64_t tiles = (B + rows - 1) / rows * (Hp / L);
   const int n = Threads(2 * B * (D + H) * 4 * Hp, T, tiles, threads);
-  Parallel(n, [&](int id, int count, Barrier& barrier) {
+  Parallel(n, threads != 1, [&](int id, int count, Barrier& barrier) {
     if (L == 16) {
       avx512::forward_worker(a, id, count, barrier);
     } else {
@@ -498,7 +496,7 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   const int64_t row_block = L == 16 ? avx512::kBwdRows : avx2::kBwdRows;
   const int64_t tiles = (B + row_block - 1) / row_block * ((Hp / L + 1) / 2);
   const int n = Threads(2 * B * H * G, T, tiles, threads);
-  Parallel(n, [&](int id, int count, Barrier& barrier) {
+  Parallel(n, threads != 1, [&](int id, int count, Barrier& barrier) {
     if (L == 16) {
       avx512::backward_worker(a, id, count, barrier);
     } else {
