@@ -109,7 +109,8 @@ def _load() -> tuple[bool, str, int]:
     except Exception as error:  # any failure to load or register: the scan runs instead
         return False, f"the native kernel {path.name} could not be loaded: {error}", 0
     isa = "AVX-512" if lanes == 16 else "AVX2"
-    return True, f"the native kernel {path.name} is loaded ({isa} tiles; float32 and bfloat16)", lanes
+    loaded = f"the native kernel {path.name} is loaded ({isa} tiles; float32 and bfloat16)"
+    return True, loaded, lanes
 
 
 def native_available() -> bool:
