@@ -4,6 +4,7 @@ shapes of the shipped models' layers.
 
     python benchmarks/native_rule.py
     python benchmarks/native_rule.py --quick    # the smallest shape, few repetitions
+    python benchmarks/native_rule.py --dtype=bfloat16   # mixed precision (rule.BF16_MAX_HIDDEN)
 
 (B, T, D, H) per row; "train" is the gradient of the sum of squared outputs with respect to the
 parameters and the input. Best of 2 interleaved medians of 10 (`--rounds`, `--reps`;
@@ -37,12 +38,14 @@ SHAPES = [
 ]
 
 
-def layer_fns(b, t, d, h, backend):
+def layer_fns(b, t, d, h, backend, dtype=None):
     from flax import nnx
 
     import seqlstm
 
-    layer = seqlstm.LSTM(d, h, return_sequences=True, backend=backend, rngs=nnx.Rngs(0))
+    layer = seqlstm.LSTM(
+        d, h, return_sequences=True, backend=backend, dtype=dtype, rngs=nnx.Rngs(0)
+    )
     layer.eval()
     graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
     x = jax.random.normal(jax.random.key(1), (b, t, d))
@@ -50,19 +53,24 @@ def layer_fns(b, t, d, h, backend):
 
 
 def main() -> None:
-    args = cli.parser(
+    parser = cli.parser(
         __doc__, quick="the smallest shape, few repetitions", write=False, reps=10, rounds=2
-    ).parse_args()
+    )
+    parser.add_argument(
+        "--dtype", default="float32", choices=("float32", "bfloat16"),
+        help="seqlstm's computation dtype (PyTorch runs float32 either way)",
+    )  # fmt: skip
+    args = parser.parse_args()
     reps, rounds = (3, 1) if args.quick else (args.reps, args.rounds)
     shapes = SHAPES[-1:] if args.quick else SHAPES
-    print(machine())
+    print(machine(), f"; seqlstm in {args.dtype}")
     print(
         "| (B, T, D, H) | scan fwd / train ms | native fwd / train ms | PyTorch fwd / train ms "
         "| native speed-up fwd / train |"
     )
     print("|---|---|---|---|---|")
     for b, t, d, h in shapes:
-        fns = {k: layer_fns(b, t, d, h, k) for k in ("scan", "native")}
+        fns = {k: layer_fns(b, t, d, h, k, args.dtype) for k in ("scan", "native")}
         fns["torch"] = bench_torch(b, t, d, 1, False, hidden=h)
         ms = best_medians(fns, reps, rounds)
         s, n, p = ms["scan"], ms["native"], ms["torch"]

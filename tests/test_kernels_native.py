@@ -96,36 +96,40 @@ def _layers(module, backend):
     return module
 
 
-def _check_wide_shapes(threads: int) -> None:
-    """Both directions at a shape with tails everywhere: 13 rows (tiles of 6 and 8 rows), 20
-    units (blocks of 16 and 8 lanes), lengths from 0 to T, random initial states, on `threads`
-    threads; outputs, final state and every gradient against the scan."""
-    b, t, d, h = 13, 6, 9, 20
-    keys = jax.random.split(jax.random.key(7), 6)
+def _wide_case(seed: int, time: int):
+    """A case with tails everywhere: 13 rows (tiles of 6 and 8 rows), 20 units (blocks of 16 and
+    8 lanes), lengths from 0 to `time` (>= 6), random initial states."""
+    b, d, h = 13, 9, 20
+    keys = jax.random.split(jax.random.key(seed), 6)
     params = {
         "kernel": 0.4 * jax.random.normal(keys[0], (d, 4 * h)),
         "recurrent_kernel": 0.4 * jax.random.normal(keys[1], (h, 4 * h)),
         "bias": 0.4 * jax.random.normal(keys[2], (4 * h,)),
     }
-    x = jax.random.normal(keys[3], (b, t, d))
+    x = jax.random.normal(keys[3], (b, time, d))
     state = LSTMState(jax.random.normal(keys[4], (b, h)), jax.random.normal(keys[5], (b, h)))
-    lengths = jnp.array([0, t, 3, 1, 5, t, 2, 0, 4, t, 1, 6, 3], jnp.int32)
+    lengths = jnp.array([0, time, 3, 1, 5, time, 2, 0, 4, time, 1, 6, 3], jnp.int32)
+    return params, x, state, lengths
+
+
+def _check_wide_shapes() -> None:
+    """Both directions of `_wide_case`: outputs, final state and every gradient against the
+    scan; and the forward pass alone, which runs its own target (no residuals written)."""
+    params, x, state, lengths = _wide_case(7, 6)
     for reverse in (False, True):
         kw = dict(reverse=reverse, seq_lengths=lengths)
         ours = _value_and_grads("native", params, x, state, **kw)
         _assert_trees_close(ours, _value_and_grads("scan", params, x, state, **kw))
-    # The forward pass alone runs its own target (no residuals written).
     y, s = jax.jit(lambda x: scan.lstm_scan(params, x, state, backend="native"))(x)
     y_scan, s_scan = scan.lstm_scan(params, x, state, backend="scan")
     _assert_trees_close((y, s), (y_scan, s_scan))
-    assert os.environ.get("SEQLSTM_NATIVE_THREADS") == str(threads)
 
 
 @needs_kernel
 def test_native_at_shapes_with_partial_tiles_on_two_threads(monkeypatch):
     # One thread is what every small shape above runs (the kernel does not split tiny steps).
     monkeypatch.setenv("SEQLSTM_NATIVE_THREADS", "2")
-    _check_wide_shapes(2)
+    _check_wide_shapes()
 
 
 @needs_kernel
@@ -134,16 +138,7 @@ def test_native_in_bfloat16_matches_the_bfloat16_scan_not_float32():
     in float32 (the scan's mixed precision). The kernel runs float32 arithmetic on rounded
     operands, which is exact but for the order of the sums: it agrees with the bfloat16 scan
     to ~1e-4, where the bfloat16 scan differs from float32 by ~1e-1."""
-    b, t, d, h = 13, 9, 11, 20
-    k = jax.random.split(jax.random.key(0), 6)
-    params = {
-        "kernel": 0.4 * jax.random.normal(k[0], (d, 4 * h)),
-        "recurrent_kernel": 0.4 * jax.random.normal(k[1], (h, 4 * h)),
-        "bias": 0.4 * jax.random.normal(k[2], (4 * h,)),
-    }
-    x = jax.random.normal(k[3], (b, t, d))
-    state = LSTMState(jax.random.normal(k[4], (b, h)), jax.random.normal(k[5], (b, h)))
-    lengths = jnp.array([0, t, 3, 1, 5, t, 2, 0, 4, t, 1, 6, 3], jnp.int32)
+    params, x, state, lengths = _wide_case(0, 9)
     kw = dict(reverse=True, seq_lengths=lengths)
     native_bf16 = _value_and_grads("native", params, x, state, dtype=jnp.bfloat16, **kw)
     scan_bf16 = _value_and_grads("scan", params, x, state, dtype=jnp.bfloat16, **kw)
@@ -163,7 +158,7 @@ def test_the_avx2_tiles_match_the_scan_too():
     env = dict(os.environ, SEQLSTM_NATIVE_ISA="avx2", SEQLSTM_NATIVE_THREADS="2")
     code = (
         "import test_kernels_native as t; from seqlstm.kernels import native; "
-        "assert 'AVX2' in native.native_reason(), native.native_reason(); t._check_wide_shapes(2)"
+        "assert 'AVX2' in native.native_reason(), native.native_reason(); t._check_wide_shapes()"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=Path(__file__).parent, env=env, capture_output=True,

@@ -49,13 +49,14 @@ def choose_backend(backend: str, dtype, shape: tuple[int, int, int, int] | None 
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    from seqlstm.kernels import native
+
     float32 = jnp.dtype(dtype) == jnp.float32
-    native_dtype = jnp.dtype(dtype) in (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
     if backend == "auto":
         if has_cudnn():
             return "cudnn" if float32 else "scan"
-        if jax.default_backend() == "cpu" and native_dtype and shape is not None:
-            from seqlstm.kernels import native, rule
+        if jax.default_backend() == "cpu" and native.runs_dtype(dtype) and shape is not None:
+            from seqlstm.kernels import rule
 
             bf16 = not float32
             if rule.native_wins(*shape, bf16) and native.native_available():
@@ -67,16 +68,14 @@ def choose_backend(backend: str, dtype, shape: tuple[int, int, int, int] | None 
             f"{jax.default_backend()!r}; use backend='auto' or 'scan'"
         )
     if backend == "native":
-        from seqlstm.kernels import native
-
         if not native.native_available():
             raise ValueError(
                 f"backend='native' is unavailable: {native.native_reason()}; "
                 "use backend='auto' or 'scan'"
             )
-        if not native_dtype:
+        if not native.runs_dtype(dtype):
             raise ValueError(
-                f"backend='native' runs float32 and bfloat16 only, got dtype "
+                f"backend='native' runs {' and '.join(native.DTYPES)} only, got dtype "
                 f"{jnp.dtype(dtype).name}; use backend='auto' or 'scan'"
             )
     return backend

@@ -570,68 +570,63 @@ struct Guarded<Fn> {
   }
 };
 
+// The bindings of the three handlers: the forward inputs they share, and the attributes of all.
+auto BindForwardInputs() {
+  return ffi::Ffi::Bind()
+      .Arg<ffi::Buffer<ffi::F32>>()    // x
+      .Arg<ffi::Buffer<ffi::F32>>()    // kernel
+      .Arg<ffi::Buffer<ffi::F32>>()    // recurrent
+      .Arg<ffi::Buffer<ffi::F32>>()    // bias
+      .Arg<ffi::Buffer<ffi::F32>>()    // h0
+      .Arg<ffi::Buffer<ffi::F32>>()    // c0
+      .Arg<ffi::Buffer<ffi::PRED>>();  // valid
+}
+
+template <typename Binding>
+auto BindAttributes(Binding binding) {
+  return std::move(binding)  // a binding's methods take it as an rvalue
+      .template Attr<bool>("reverse")
+      .template Attr<bool>("batch_major")
+      .template Attr<int64_t>("threads")
+      .template Attr<bool>("round_bf16");
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmForward, Guarded<LstmForward>::Call,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // x
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // kernel
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // recurrent
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // bias
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // h0
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // c0
-                                  .Arg<ffi::Buffer<ffi::PRED>>()  // valid
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // ys
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // h_T
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // c_T
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // gates [T, B, 4Hp]
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // cs [T, B, Hp]
-                                  .Attr<bool>("reverse")
-                                  .Attr<bool>("batch_major")
-                                  .Attr<int64_t>("threads")
-                                  .Attr<bool>("round_bf16"));
+                              BindAttributes(BindForwardInputs()
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // ys
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // h_T
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // c_T
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // gates [T, B, 4Hp]
+                                                 .Ret<ffi::Buffer<ffi::F32>>()));  // cs [T, B, Hp]
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmInference, Guarded<LstmInference>::Call,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // x
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // kernel
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // recurrent
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // bias
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // h0
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // c0
-                                  .Arg<ffi::Buffer<ffi::PRED>>()  // valid
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // ys
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // h_T
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // c_T
-                                  .Attr<bool>("reverse")
-                                  .Attr<bool>("batch_major")
-                                  .Attr<int64_t>("threads")
-                                  .Attr<bool>("round_bf16"));
+                              BindAttributes(BindForwardInputs()
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // ys
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // h_T
+                                                 .Ret<ffi::Buffer<ffi::F32>>()));  // c_T
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // x
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // kernel
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // recurrent
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // h0
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // c0
-                                  .Arg<ffi::Buffer<ffi::PRED>>()  // valid
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // ys
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // gates
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // cs
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // dys
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // dh_T
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // dc_T
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // d kernel
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // d recurrent
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // d bias
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // d x
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // dh0
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // dc0
-                                  .Attr<bool>("reverse")
-                                  .Attr<bool>("batch_major")
-                                  .Attr<int64_t>("threads")
-                                  .Attr<bool>("round_bf16"));
+                              BindAttributes(ffi::Ffi::Bind()
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // x
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // kernel
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // recurrent
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // h0
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // c0
+                                                 .Arg<ffi::Buffer<ffi::PRED>>()   // valid
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // ys
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // gates
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // cs
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // dys
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // dh_T
+                                                 .Arg<ffi::Buffer<ffi::F32>>()    // dc_T
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // d kernel
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // d recurrent
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // d bias
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // d x
+                                                 .Ret<ffi::Buffer<ffi::F32>>()    // dh0
+                                                 .Ret<ffi::Buffer<ffi::F32>>()));  // dc0
 
 // The vector width of the tiles this CPU runs (16 with AVX-512, else 8): the hidden size is padded
 // to a multiple of it in the residuals (gates [T, B, 4Hp], cell states [T, B, Hp]).

@@ -49,6 +49,15 @@ _TARGETS = (
 )
 
 
+# The computation dtypes the kernel runs (bfloat16 with the scan's mixed precision).
+DTYPES = ("float32", "bfloat16")
+
+
+def runs_dtype(dtype) -> bool:
+    """Whether the kernel runs a computation in `dtype` (a name or anything `jnp.dtype` takes)."""
+    return jnp.dtype(dtype).name in DTYPES
+
+
 def _library_path() -> Path | None:
     """The built library beside this file (setuptools names it `_lstm_cpu.<abi tag>.so`)."""
     found = sorted(_HERE.glob("_lstm_cpu*.so"))
@@ -217,7 +226,7 @@ def native_lstm(
     batch_major=False,
     bf16=False,
 ):
-    """LSTM on the native CPU kernel (float32).
+    """LSTM on the native CPU kernel (float32 arithmetic; `bf16` for bfloat16 products).
 
     Args:
       kernel: `[D, 4H]`; recurrent: `[H, 4H]`; bias: `[4H]`.

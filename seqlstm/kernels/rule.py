@@ -17,14 +17,14 @@ The kernel wins at every shape, forward and training, and inside every shipped m
 wherever the kernel runs.
 
 In bfloat16 (mixed precision; the kernel's float32 tiles on rounded operands, against the scan's
-bfloat16 products) the speed-up over the bfloat16 scan, forward / training, was 4.4 / 1.8 at (32,
-100, 128, 128) and 4.9 / 2.4 at (16, 512, 64, 64), but 1.09 / 1.07 at (64, 100, 256, 256), 1.03 /
-0.97 at (64, 16, 256, 256) and 0.90 / 0.88 at (128, 50, 512, 512): XLA's bfloat16 products gain with
-size where the kernel's float32 ones do not, so bfloat16 takes the kernel up to H = 128 only
-(`BF16_MAX_HIDDEN`). The functions stay the one place a measured exception would go: an earlier
-kernel (one `dnnl_sgemm` per step, which packed the recurrent kernel again every step) lost the
-forward pass at wide H and long sequences, and there a forward-only call ran the scan
-(`choose_backend`'s "native_train").
+bfloat16 products; `python benchmarks/native_rule.py --dtype=bfloat16`) the speed-up over the
+bfloat16 scan, forward / training, was 1.9-36 / 1.8-4.7 at the five shapes with H <= 128, but 1.05 /
+1.07 at (64, 100, 256, 256), 0.93 / 0.91 at (64, 16, 256, 256), 1.04 / 0.89 at (64, 16, 64, 256) and
+0.87 / 0.89 at (128, 50, 512, 512): XLA's bfloat16 products gain with size where the kernel's
+float32 ones do not, so bfloat16 takes the kernel up to H = 128 only (`BF16_MAX_HIDDEN`). The
+functions stay the one place a measured exception would go: an earlier kernel (one `dnnl_sgemm` per
+step, which packed the recurrent kernel again every step) lost the forward pass at wide H and long
+sequences, and there a forward-only call ran the scan (`choose_backend`'s "native_train").
 """
 
 from __future__ import annotations

@@ -52,11 +52,10 @@ def choose(config: ml_collections.ConfigDict, cores: int) -> tuple[int, str]:
     batch = config.train.batch_size
     if cores < 2:
         return 1, "one core"
-    if config.model.get("dtype", "float32") in ("float32", "bfloat16"):
-        from seqlstm.kernels.native import native_available
+    from seqlstm.kernels import native
 
-        if native_available():
-            return 1, "the native LSTM kernel spreads each layer over every core already"
+    if native.runs_dtype(config.model.get("dtype", "float32")) and native.native_available():
+        return 1, "the native LSTM kernel spreads each layer over every core already"
     if batch % cores:
         return 1, f"train.batch_size={batch} does not divide over {cores} devices"
     if batch // cores < MIN_ROWS:
