@@ -78,8 +78,9 @@ def launcher_step(config, devices: int):
       state, and `NUM_BATCHES` training batches as the loop feeds them (placed on the mesh when
       `devices > 1`).
     """
-    from seqlstm.train import build_run, create_train_state
+    from seqlstm.train import build_run, create_train_state, host_memory
 
+    host_memory.keep_freed_memory()  # as train_and_evaluate does (PyTorch's steps gain too)
     config = config.copy_and_resolve_references()
     config.parallel.mesh_shape = (devices,) if devices > 1 else ()
     run = build_run(config)

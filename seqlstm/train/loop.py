@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seqlstm.task import scalars, split_size
-from seqlstm.train import causes, nonfinite, signals, storage
+from seqlstm.train import causes, host_memory, nonfinite, signals, storage
 from seqlstm.train.checkpoint import Checkpointer, latest_meta, prepare_workdir
 from seqlstm.train.evaluate import absent, evaluate  # evaluate: tests patch it here
 from seqlstm.train.metrics import MetricSums, MetricWriter, NullWriter, json_safe, summarize
@@ -70,6 +70,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       seqlstm.train.signals.Interrupted: a second SIGINT during training (the first stops it
         cleanly), or SIGINT or SIGTERM during the final evaluation.
     """
+    host_memory.keep_freed_memory()  # XLA:CPU's step buffers reused, not faulted in again
     run = build_run(config)  # build: everything checked before the workdir is touched
     check_workdir_path(workdir)
     lead = jax.process_index() == 0  # only process 0 writes config, metrics and results
