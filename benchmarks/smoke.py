@@ -29,6 +29,7 @@ SCRIPTS = (
     "native_rule",
     "precision",
     "profile_step",
+    "step_timeline",
     "train_step",
     "xla_cpu_probes",
 )

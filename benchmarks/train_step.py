@@ -80,7 +80,10 @@ def launcher_step(config, devices: int):
     """
     from seqlstm.train import build_run, create_train_state, host_memory
 
-    host_memory.keep_freed_memory()  # as train_and_evaluate does (PyTorch's steps gain too)
+    # As train_and_evaluate does (PyTorch's steps gain too). Not `config.train.malloc_arenas`:
+    # it must be set before JAX starts, once per process, and this one times every config (the
+    # launcher's one arena for chars: benchmarks/step_timeline.py --config=chars).
+    host_memory.keep_freed_memory()
     config = config.copy_and_resolve_references()
     config.parallel.mesh_shape = (devices,) if devices > 1 else ()
     run = build_run(config)

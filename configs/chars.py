@@ -96,6 +96,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.short_units = 32
     config.model.dense_units = 128
     config.model.unroll = 1
+    # The step allocates one 126 MiB block: with one malloc arena it is kept, not mapped afresh
+    # each step (40,000 page faults): 10.9 -> 21.3 steps/s (seqlstm/train/host_memory.py).
+    config.train.malloc_arenas = 1
 
     if "branches" in presets:
         config.model.branches = presets["branches"]

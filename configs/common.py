@@ -69,6 +69,9 @@ def base_config() -> ml_collections.ConfigDict:
     t.on_nan = "stop"  # or "skip": a step with a NaN or Inf loss changes nothing
     t.label_smoothing = 0.0  # > 0: train on label-smoothed targets (seqlstm.train.losses)
     t.buckets = ()  # e.g. (8, 16, 32, 64): length bucketing (seqlstm.data.bucketing)
+    # 1: one malloc arena for every thread, so a step's blocks above 64 MiB are kept for the next
+    # step (the launcher applies it before JAX starts; seqlstm/train/host_memory.py); 0: glibc's.
+    t.malloc_arenas = 0
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 256

@@ -16,7 +16,7 @@ from ml_collections import config_flags
 from experiments.launch import one_line_errors
 
 # Importing the training stack leaves JAX's devices alone, so distributed.initialize can follow.
-from seqlstm.train import cpu_devices, distributed, train_and_evaluate
+from seqlstm.train import cpu_devices, distributed, host_memory, train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, with an optional :preset argument.", lock_config=True
@@ -40,6 +40,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv: list[str]) -> None:
+    # Before any thread allocates: glibc fixes a thread's arena at its first malloc.
+    host_memory.configure_arenas(_CONFIG.value.train.get("malloc_arenas", 0))
     try:
         cluster = distributed.resolve(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     except ValueError as e:

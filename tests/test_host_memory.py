@@ -12,64 +12,97 @@ from seqlstm.train import host_memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# A fresh process allocates, touches and frees twelve 1 MiB blocks per round (as XLA:CPU does a
-# step's buffers) and prints the minor page faults of ten rounds after two warm-up rounds.
+# A fresh process allocates, touches and frees `count` blocks of `mib` MiB per round (as XLA:CPU
+# does a step's buffers), on a second thread when asked, and prints the minor page faults of ten
+# rounds after two warm-up rounds.
 PROBE = textwrap.dedent(
     """
-    import ctypes, importlib.util, resource, sys
-    if sys.argv[1] == "keep":  # the module alone: no JAX import in the probe
-        spec = importlib.util.spec_from_file_location("host_memory", sys.argv[2])
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        print(module.keep_freed_memory())
+    import ctypes, importlib.util, resource, sys, threading
+    mode, path, mib, count, thread = sys.argv[1:6]
+    spec = importlib.util.spec_from_file_location("host_memory", path)  # no JAX in the probe
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    said = [module.configure_arenas(1)] if mode == "one_arena" else []
+    if mode in ("keep", "one_arena"):
+        said.append(module.keep_freed_memory())
+    print(" ".join(said))
     libc = ctypes.CDLL(None)
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
     libc.free.argtypes = (ctypes.c_void_p,)
+    size = int(mib) * 2**20
 
     def round_():
-        blocks = [libc.malloc(2**20) for _ in range(12)]
+        blocks = [libc.malloc(size) for _ in range(int(count))]
         for b in blocks:
-            ctypes.memset(b, 1, 2**20)
+            ctypes.memset(b, 1, size)
         for b in blocks:
             libc.free(b)
 
-    round_(); round_()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(10):
-        round_()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    def rounds():
+        round_(); round_()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(10):
+            round_()
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+
+    if thread == "1":
+        worker = threading.Thread(target=rounds)
+        worker.start()
+        worker.join()
+    else:
+        rounds()
     """
 )
+GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
-def _faults(mode: str, **env) -> tuple[str, int]:
+def _faults(mode: str, mib: int, count: int, thread: bool = False, **env) -> tuple[str, int]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     environ.pop("GLIBC_TUNABLES", None)
     environ.update(env)
     path = os.path.join(ROOT, "seqlstm", "train", "host_memory.py")
+    args = [mode, path, str(mib), str(count), "1" if thread else "0"]
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, mode, path], env=environ, capture_output=True, text=True,
+        [sys.executable, "-c", PROBE, *args], env=environ, capture_output=True, text=True,
         check=True,
     )  # fmt: skip
-    *said, faults = out.stdout.split()
-    return " ".join(said), int(faults)
+    said, faults = out.stdout.splitlines()  # what the module said (may be empty), the faults
+    return said.strip(), int(faults)
 
 
-@pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc"
-)
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc")
 def test_freed_blocks_are_reused_without_page_faults():
-    said, default = _faults("default")
-    # glibc's defaults: the freed 12 MiB go back to the system, every round faults them in again
-    # (256 pages a block, 30,720 in ten rounds; a few hundred fewer where a block is reused).
-    assert default > 20_000
-    said, kept = _faults("keep")
-    assert said == "kept"
-    assert kept < 100
-    # A choice in the environment is left alone: the defaults' faults come back.
-    said, left = _faults("keep", MALLOC_TOP_PAD_="0")
-    assert said == "left as is: MALLOC_TOP_PAD_ is set"
-    assert left > 20_000
+    # glibc's defaults: the freed blocks go back to the system and every round faults them in
+    # again, 256 pages a MiB: twelve 1 MiB blocks (heap trimmed) and one 40 MiB block (mapped on
+    # its own) 30,720 and 102,400 faults in ten rounds (a few hundred fewer where one is reused).
+    for mib, count, floor in ((1, 12, 20_000), (40, 1, 90_000)):
+        said, default = _faults("default", mib, count)
+        assert default > floor, (mib, default)
+        said, kept = _faults("keep", mib, count)
+        assert (said, kept < 100) == ("kept", True), (mib, kept)
+        # A choice in the environment is left alone: the defaults' faults come back.
+        said, left = _faults("keep", mib, count, MALLOC_TOP_PAD_="0")
+        assert said == "left as is: MALLOC_TOP_PAD_ is set"
+        assert left > floor, (mib, left)
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc")
+def test_one_arena_keeps_a_large_block_of_another_thread():
+    # A second thread's arena holds at most 64 MiB: its 80 MiB block is mapped afresh every round
+    # (20,480 faults each) unless every thread shares the main arena.
+    said, kept = _faults("keep", 80, 1, thread=True)
+    assert said == "kept" and kept > 150_000, kept
+    said, one = _faults("one_arena", 80, 1, thread=True)
+    assert said == "arenas 1 kept" and one < 100, one
+    said, _ = _faults("one_arena", 1, 1, thread=True, MALLOC_ARENA_MAX="4")
+    assert said.startswith("left as is: MALLOC_ARENA_MAX is set")
+
+
+def test_malloc_arenas_is_checked():
+    assert host_memory.configure_arenas(0) == "default"
+    for bad in (-1, 1.0, True, "1"):
+        with pytest.raises(ValueError, match=r"train.malloc_arenas must be an int >= 0, got"):
+            host_memory.configure_arenas(bad)
 
 
 def test_environment_choices_are_named(monkeypatch):

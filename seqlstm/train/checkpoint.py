@@ -52,6 +52,7 @@ RESUMABLE_KEYS = (
     "train.checkpoint_every_epochs",
     "train.max_to_keep",
     "train.progress_bar",
+    "train.malloc_arenas",  # how the host allocates, not what the run computes
     # How the steps are spread over devices changes their results by float rounding only, so a
     # run preempted on 8 devices may resume on 4; the non-finite policy matters only once a loss
     # is NaN, and switching to "skip" is how such a run is resumed.

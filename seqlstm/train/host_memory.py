@@ -2,18 +2,28 @@
 
 XLA:CPU takes a step's buffers from malloc and frees them when the step ends. glibc's defaults
 give large freed blocks back to the operating system (`munmap`, trimming the heap), so the next
-step touches fresh pages again and pays a page fault for every 4 KiB of them. On configs/g2p.py
-that was about 3,500 faults and 62-70 ms per step on 2 cores; with the settings below, about 600
-faults and 59-61 ms (`benchmarks/train_step.py`'s launcher step, and the launcher's steps/s). These
-are the settings PyTorch users reach through `MALLOC_*_` variables or a jemalloc / tcmalloc preload:
+step touches fresh pages again and pays a page fault for every 4 KiB of them (about 1.4 us each
+here). `keep_freed_memory()` tells glibc to keep them, as `MALLOC_*_` variables or a jemalloc /
+tcmalloc preload do for PyTorch users (mallopt(3)):
 
-- `M_MMAP_THRESHOLD` 32 MiB (glibc's largest): blocks below it come from the heap, not `mmap`;
+- `M_MMAP_MAX` 0: no block is mapped on its own; every block comes from a heap;
 - `M_TRIM_THRESHOLD` 1 GiB and `M_TOP_PAD` 64 MiB: freed memory at the top of a heap stays.
 
+Measured with `benchmarks/step_timeline.py` (faults and ms per step, 2 cores): configs/g2p.py
+about 3,500 -> 0-600 faults and 62-70 -> 53-58 ms. One limit is glibc's own: a thread other than
+the main one allocates from its own arena, whose heaps hold at most 64 MiB, so a larger block
+(the character model's step allocates one of 126 MiB) is still mapped afresh every step (40,000
+faults, 90 ms). `config.train.malloc_arenas = 1` (configs/chars.py sets it) puts every thread on
+the one main arena, where it is kept too: 0 faults, 44 ms, and the launcher's steps/s doubled
+(10.9 -> 21.3). It must be set before any thread allocates, so the launcher applies it before
+JAX starts (`configure_arenas`); elsewhere set `MALLOC_ARENA_MAX=1` in the environment. One arena
+costs a program of many small concurrent allocations more than it gains (configs/g2p.py: 65-71
+ms), so it is not the default.
+
 The process's peak memory does not change; memory freed after the peak stays with the process
-until it exits. `keep_freed_memory()` sets them (glibc on Linux only) unless the environment
-already chose (a `MALLOC_*_` tunable or `GLIBC_TUNABLES` naming malloc, or a preloaded
-allocator): those settings are left as they are.
+until it exits. Settings the environment already chose (a `MALLOC_*_` tunable or
+`GLIBC_TUNABLES` naming malloc, or a preloaded allocator) are left as they are. glibc on Linux
+only; elsewhere both functions do nothing.
 """
 
 from __future__ import annotations
@@ -23,13 +33,15 @@ import os
 import platform
 
 # mallopt(3) parameters (malloc.h) and the values set.
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX, M_ARENA_MAX = -1, -2, -4, -8
 SETTINGS = {
-    M_MMAP_THRESHOLD: 32 * 2**20,
+    M_MMAP_MAX: 0,
     M_TRIM_THRESHOLD: 2**30,
     M_TOP_PAD: 64 * 2**20,
 }
-ENV_CHOICES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+ENV_CHOICES = (
+    "MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
+)  # fmt: skip
 
 _applied: str | None = None
 
@@ -57,15 +69,40 @@ def keep_freed_memory() -> str:
     global _applied
     if _applied is not None:
         return _applied
+    _applied = _unless_chosen() or _mallopt(SETTINGS) or "kept"
+    return _applied
+
+
+def configure_arenas(arenas: int) -> str:
+    """Limits glibc's malloc arenas to `arenas` (`config.train.malloc_arenas`; 0 leaves glibc's
+    default). Call it before any thread but this one has allocated (before JAX starts).
+
+    Returns:
+      "default", "arenas <n>", or why not (as `keep_freed_memory`).
+
+    Raises:
+      ValueError: `arenas` is not an int >= 0.
+    """
+    if not isinstance(arenas, int) or isinstance(arenas, bool) or arenas < 0:
+        raise ValueError(f"train.malloc_arenas must be an int >= 0, got {arenas!r}")
+    if arenas == 0:
+        return "default"
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return "left as is: MALLOC_ARENA_MAX is set"
+    return _unless_chosen() or _mallopt({M_ARENA_MAX: arenas}) or f"arenas {arenas}"
+
+
+def _unless_chosen() -> str | None:
+    """Why malloc is left alone (not glibc, the environment's choice), or None."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        _applied = "not glibc"
-        return _applied
+        return "not glibc"
     choice = environment_choice()
-    if choice is not None:
-        _applied = f"left as is: {choice}"
-        return _applied
+    return None if choice is None else f"left as is: {choice}"
+
+
+def _mallopt(settings: dict[int, int]) -> str | None:
+    """Applies `settings`; None, or which parameters mallopt refused."""
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    refused = [param for param, value in SETTINGS.items() if mallopt(param, value) != 1]
-    _applied = f"mallopt refused {refused}" if refused else "kept"
-    return _applied
+    refused = [param for param, value in settings.items() if mallopt(param, value) != 1]
+    return f"mallopt refused {refused}" if refused else None
