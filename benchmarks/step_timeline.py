@@ -6,8 +6,9 @@
     python benchmarks/step_timeline.py --quick              # configs/g2p.py:smoke
 
 Traces `--reps` steps of the launcher's jitted step (`benchmarks/train_step.py`'s `launcher_step`:
-the training stack's own step, host memory kept as the launcher keeps it) on its first batch with
-`jax.profiler` (`config.train.malloc_arenas` applied first, as the launcher applies it), and cuts the last traced step into spans of what ran: the native kernel's calls
+the training stack's own step, host memory kept as the launcher keeps it, and
+`config.train.malloc_arenas` applied first, as the launcher applies it) on its first batch with
+`jax.profiler`, and cuts the last traced step into spans of what ran: the native kernel's calls
 (`ffi_call`), the operations of each `lax.scan` loop (an operation run more than once in the step,
 after the loop's `while` started; named by that loop), and the rest ("XLA, once": embeddings,
 whole-sequence attention, the loss, Adam, the NaN guard). The step is cut into 0.25 ms bins, each
