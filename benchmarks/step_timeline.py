@@ -95,19 +95,16 @@ def spans(t0: float, t1: float, labelled: list[tuple[dict, str]]) -> list[tuple[
     per_bin = [names[j] if stack[j, i] > 0 else "idle" for i, j in enumerate(stack.argmax(0))]
     out: list[tuple[str, float, float]] = []
     for i, label in enumerate(per_bin):
+        width = (min((i + 1) * BIN_US, t1 - t0) - i * BIN_US) / 1e3  # the last bin: to the end
         if out and out[-1][0] == label:
-            out[-1] = (label, out[-1][1], out[-1][2] + BIN_US / 1e3)
+            out[-1] = (label, out[-1][1], out[-1][2] + width)
         else:
-            out.append((label, i * BIN_US / 1e3, BIN_US / 1e3))
+            out.append((label, i * BIN_US / 1e3, width))
     return out
 
 
 def step_report(name: str, preset: str | None, reps: int) -> str:
-    from seqlstm.train import host_memory
-
     config = load_config(name, preset)
-    # As the launcher does, before JAX starts its threads (configs/chars.py: one malloc arena).
-    host_memory.configure_arenas(config.train.get("malloc_arenas", 0))
     step, state, batches = launcher_step(config, 1)
     run = jax_timer(step, state, batches[:1])
     for _ in range(5):
@@ -121,7 +118,7 @@ def step_report(name: str, preset: str | None, reps: int) -> str:
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / reps
     t0, t1, work = last_step(traced_events(run, reps))
     total = (t1 - t0) / 1e3
-    shapes = {k: tuple(v.shape) for k, v in batches[0].items() if k in ("source", "target_in")}
+    shapes = {k: tuple(v.shape) for k, v in batches[0].items() if getattr(v, "ndim", 0) == 2}
     lines = [
         f"**{name}** ({describe(config)}; batch shapes {shapes}): median "
         f"{1e3 * np.median(times):.1f} ms per step untraced, {faults:.0f} minor page faults per "
@@ -143,6 +140,10 @@ def main() -> None:
     args = parser.parse_args()
     preset = "smoke" if args.quick else None
     reps = 3 if args.quick else args.reps
+    # As the launcher does, before JAX starts its threads (configs/chars.py: one malloc arena).
+    from seqlstm.train import host_memory
+
+    host_memory.configure_arenas(load_config(args.config, preset).train.get("malloc_arenas", 0))
     info = machine()
     print(info)
     report = step_report(args.config, preset, reps)

@@ -6,19 +6,21 @@ step touches fresh pages again and pays a page fault for every 4 KiB of them (ab
 here). `keep_freed_memory()` tells glibc to keep them, as `MALLOC_*_` variables or a jemalloc /
 tcmalloc preload do for PyTorch users (mallopt(3)):
 
-- `M_MMAP_MAX` 0: no block is mapped on its own; every block comes from a heap;
+- `M_MMAP_THRESHOLD` 32 MiB (glibc's largest): blocks below it come from a heap, not `mmap`;
 - `M_TRIM_THRESHOLD` 1 GiB and `M_TOP_PAD` 64 MiB: freed memory at the top of a heap stays.
 
-Measured with `benchmarks/step_timeline.py` (faults and ms per step, 2 cores): configs/g2p.py
-about 3,500 -> 0-600 faults and 62-70 -> 53-58 ms. One limit is glibc's own: a thread other than
-the main one allocates from its own arena, whose heaps hold at most 64 MiB, so a larger block
-(the character model's step allocates one of 126 MiB) is still mapped afresh every step (40,000
-faults, 90 ms). `config.train.malloc_arenas = 1` (configs/chars.py sets it) puts every thread on
-the one main arena, where it is kept too: 0 faults, 44 ms, and the launcher's steps/s doubled
-(10.9 -> 21.3). It must be set before any thread allocates, so the launcher applies it before
-JAX starts (`configure_arenas`); elsewhere set `MALLOC_ARENA_MAX=1` in the environment. One arena
-costs a program of many small concurrent allocations more than it gains (configs/g2p.py: 65-71
-ms), so it is not the default.
+Measured (faults and ms per step, 2 cores; `benchmarks/step_timeline.py` prints both):
+configs/g2p.py about 3,500 -> 600 faults and 62-70 -> 56-61 ms. Larger blocks are still mapped
+afresh every step, and a thread other than the main one allocates from its own arena, whose heaps
+hold at most 64 MiB: the character model's step allocates one block of 126 MiB (40,000 faults,
+90 ms). `config.train.malloc_arenas = 1` (configs/chars.py sets it) puts every thread on the
+main arena and maps no block on its own (`M_MMAP_MAX` 0: that heap grows as needed), so the block
+is kept too: 0-5,000 faults, 44-56 ms, and the launcher's steps/s doubled (10.9 -> 22.7-23.0).
+It must be set before any thread allocates, so the launcher applies it before JAX starts
+(`configure_arenas`); elsewhere set `MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0` in the environment.
+It is not the default: one arena costs a program of many small concurrent allocations more than
+it gains (configs/g2p.py: 65-78 ms), and no mapped blocks with several arenas made the character
+model's step slower from step to step (101 -> 118 ms), so neither is set alone.
 
 The process's peak memory does not change; memory freed after the peak stays with the process
 until it exits. Settings the environment already chose (a `MALLOC_*_` tunable or
@@ -33,9 +35,9 @@ import os
 import platform
 
 # mallopt(3) parameters (malloc.h) and the values set.
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX, M_ARENA_MAX = -1, -2, -4, -8
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -2, -3, -4, -8
 SETTINGS = {
-    M_MMAP_MAX: 0,
+    M_MMAP_THRESHOLD: 32 * 2**20,
     M_TRIM_THRESHOLD: 2**30,
     M_TOP_PAD: 64 * 2**20,
 }
@@ -89,7 +91,9 @@ def configure_arenas(arenas: int) -> str:
         return "default"
     if "MALLOC_ARENA_MAX" in os.environ:
         return "left as is: MALLOC_ARENA_MAX is set"
-    return _unless_chosen() or _mallopt({M_ARENA_MAX: arenas}) or f"arenas {arenas}"
+    # One arena's heap grows without bound, so it may take every block, however large.
+    settings = {M_ARENA_MAX: arenas, M_MMAP_MAX: 0} if arenas == 1 else {M_ARENA_MAX: arenas}
+    return _unless_chosen() or _mallopt(settings) or f"arenas {arenas}"
 
 
 def _unless_chosen() -> str | None:
