@@ -150,7 +150,7 @@ def main() -> None:
     print(report)
     if args.write:
         body = (
-            f"## One training step, span by span: `benchmarks/step_timeline.py`\n\n"
+            f"## One training step of `configs/{args.config}.py`, span by span\n\n"
             f"`python benchmarks/step_timeline.py --config={args.config} --write`. "
             f"Machine: {info}.\n\n{report}"
         )
