@@ -16,8 +16,10 @@ hold at most 64 MiB: the character model's step allocates one block of 126 MiB (
 90 ms). `config.train.malloc_arenas = 1` (configs/chars.py sets it) puts every thread on the
 main arena and maps no block on its own (`M_MMAP_MAX` 0: that heap grows as needed), so the block
 is kept too: 0-5,000 faults, 44-56 ms, and the launcher's steps/s doubled (10.9 -> 22.7-23.0).
-It must be set before any thread allocates, so the launcher applies it before JAX starts
-(`configure_arenas`); elsewhere set `MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0` in the environment.
+It must be set before any thread allocates, so the launcher applies it before JAX starts; a
+program of its own calls `configure_arenas(1)` first thing. (Environment variables are no
+substitute: `MALLOC_MMAP_MAX_=0` also turns off glibc's adaptive thresholds, and the step then
+faulted 50,000 pages.)
 It is not the default: one arena costs a program of many small concurrent allocations more than
 it gains (configs/g2p.py: 65-78 ms), and no mapped blocks with several arenas made the character
 model's step slower from step to step (101 -> 118 ms), so neither is set alone.
