@@ -96,21 +96,25 @@ def _category(name: str, per_call: float, steps: int) -> str:
     return CATEGORIES[4]
 
 
+def traced_events(run, reps: int) -> list[dict]:
+    """The complete ('X') events of a `jax.profiler` trace of `reps` calls of `run()`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp):
+            for _ in range(reps):
+                run()
+        events = json.load(gzip.open(next(Path(tmp).rglob("*.trace.json.gz"))))
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    return [e for e in events if e.get("ph") == "X"]
+
+
 def trace_ms_by_category(run, reps: int, steps: int) -> dict[str, float]:
     """ms per call of `run()` (a blocking callable, already compiled) in each of `CATEGORIES`,
     from a `jax.profiler` trace of `reps` calls. An operation counts as "per-step" when it runs at
     least `steps` times per call (inside a recurrence of `steps` steps)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        with jax.profiler.trace(tmp, create_perfetto_trace=True):
-            for _ in range(reps):
-                run()
-        path = next(Path(tmp).rglob("*.trace.json.gz"))
-        events = json.load(gzip.open(path))
-    events = events["traceEvents"] if isinstance(events, dict) else events
     total, count = collections.Counter(), collections.Counter()
-    for e in events:
+    for e in traced_events(run, reps):
         name = e.get("name", "")
-        if e.get("ph") != "X" or name.startswith(_WRAPPERS):
+        if name.startswith(_WRAPPERS):
             continue
         total[name] += e.get("dur", 0)
         count[name] += 1

@@ -4,6 +4,8 @@
     python benchmarks/step_timeline.py --config=seq2seq     # any of train_step.py's MODELS
     python benchmarks/step_timeline.py --write              # also rewrites its README section
     python benchmarks/step_timeline.py --quick              # configs/g2p.py:smoke
+    python benchmarks/step_timeline.py --malloc=glibc       # host memory as glibc leaves it
+    python benchmarks/step_timeline.py --malloc=one_arena   # every thread on one malloc arena
 
 Traces `--reps` steps of the launcher's jitted step (`benchmarks/train_step.py`'s `launcher_step`:
 the training stack's own step, host memory kept as the launcher keeps it, and
@@ -13,45 +15,34 @@ the training stack's own step, host memory kept as the launcher keeps it, and
 after the loop's `while` started; named by that loop), and the rest ("XLA, once": embeddings,
 whole-sequence attention, the loss, Adam, the NaN guard). The step is cut into 0.25 ms bins, each
 labelled by what kept the cores busiest in it; runs of one label are a span. Also prints the minor
-page faults per step (`getrusage`) and the step's median wall time over `--reps` untraced steps.
+page faults per step (`getrusage`) and the median wall time of `--reps` untraced steps over the
+first batches in turn;
+`--malloc` compares host-memory settings (`seqlstm/train/host_memory.py` quotes these runs).
 """
 
 from __future__ import annotations
 
 import collections
-import gzip
-import json
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 if not __package__:  # run as a file (python benchmarks/x.py): import as `python -m` would
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import cli  # noqa: E402
 from benchmarks.common import machine, write_section  # noqa: E402
+from benchmarks.profile_step import traced_events  # noqa: E402
 from benchmarks.train_step import MODELS, describe, jax_timer, launcher_step, load_config  # noqa: E402
 
 BIN_US = 250.0
+MALLOC = ("config", "glibc", "one_arena")
 # Trace events that are bookkeeping, not work (thread-pool regions, buffer waits, executors).
 _SKIP = ("$", "ThunkExecutor", "PjitFunction", "Slinky", "ThreadpoolListener", "Wait for",
          "CommonPjRt", "ParseArguments", "end: ")  # fmt: skip
-
-
-def traced_events(run, reps: int) -> list[dict]:
-    """The complete ('X') events of a `jax.profiler` trace of `reps` calls of `run()`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        with jax.profiler.trace(tmp):
-            for _ in range(reps):
-                run()
-        events = json.load(gzip.open(next(Path(tmp).rglob("*.trace.json.gz"))))
-    events = events["traceEvents"] if isinstance(events, dict) else events
-    return [e for e in events if e.get("ph") == "X"]
 
 
 def last_step(events: list[dict]) -> tuple[float, float, list[dict]]:
@@ -103,26 +94,29 @@ def spans(t0: float, t1: float, labelled: list[tuple[dict, str]]) -> list[tuple[
     return out
 
 
-def step_report(name: str, preset: str | None, reps: int) -> str:
+def step_report(name: str, preset: str | None, reps: int, keep_memory: bool) -> str:
     config = load_config(name, preset)
-    step, state, batches = launcher_step(config, 1)
-    run = jax_timer(step, state, batches[:1])
-    for _ in range(5):
-        run()
+    step, state, batches = launcher_step(config, 1, keep_memory)
+    # Timed over the launcher's first batches in turn (G2P's buckets differ in shape, and so do
+    # their buffers); traced on the first one.
+    every, first = jax_timer(step, state, batches), jax_timer(step, state, batches[:1])
+    for _ in range(2 * len(batches)):
+        every()
+    first()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     times = []
     for _ in range(reps):
         start = time.perf_counter()
-        run()
+        every()
         times.append(time.perf_counter() - start)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / reps
-    t0, t1, work = last_step(traced_events(run, reps))
+    t0, t1, work = last_step(traced_events(first, reps))
     total = (t1 - t0) / 1e3
     shapes = {k: tuple(v.shape) for k, v in batches[0].items() if getattr(v, "ndim", 0) == 2}
     lines = [
-        f"**{name}** ({describe(config)}; batch shapes {shapes}): median "
-        f"{1e3 * np.median(times):.1f} ms per step untraced, {faults:.0f} minor page faults per "
-        f"step; the traced step below took {total:.1f} ms.",
+        f"**{name}** ({describe(config)}): median {1e3 * np.median(times):.1f} ms per step and "
+        f"{faults:.0f} minor page faults per step over its first {len(batches)} batches in turn; "
+        f"the traced step below (batch shapes {shapes}) took {total:.1f} ms.",
         "",
         "| span | starts at ms | ms | share |",
         "|---|---:|---:|---:|",
@@ -137,16 +131,24 @@ def main() -> None:
         __doc__, quick="configs/g2p.py:smoke, few repetitions", reps=20, rounds=None
     )
     parser.add_argument("--config", default="g2p", choices=MODELS)
+    parser.add_argument(
+        "--malloc", default="config", choices=MALLOC,
+        help="host memory as the launcher keeps it for the config, as glibc leaves it, or with "
+        "one arena for every thread (seqlstm/train/host_memory.py)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.write and args.malloc != "config":
+        parser.error("--write records the launcher's own setting: --malloc=config")
     preset = "smoke" if args.quick else None
     reps = 3 if args.quick else args.reps
-    # As the launcher does, before JAX starts its threads (configs/chars.py: one malloc arena).
+    # Before JAX starts its threads, as the launcher does (configs/chars.py: one malloc arena).
     from seqlstm.train import host_memory
 
-    host_memory.configure_arenas(load_config(args.config, preset).train.get("malloc_arenas", 0))
+    arenas = load_config(args.config, preset).train.get("malloc_arenas", 0)
+    host_memory.configure_arenas({"config": arenas, "glibc": 0, "one_arena": 1}[args.malloc])
     info = machine()
-    print(info)
-    report = step_report(args.config, preset, reps)
+    print(info, f"; --malloc={args.malloc}")
+    report = step_report(args.config, preset, reps, keep_memory=args.malloc != "glibc")
     print(report)
     if args.write:
         body = (

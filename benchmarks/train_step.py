@@ -68,8 +68,9 @@ def load_config(name: str, preset: str | None):
     return importlib.import_module(f"configs.{name}").get_config(preset)
 
 
-def launcher_step(config, devices: int):
-    """The training stack's step for `config`, built as `train_and_evaluate` builds it.
+def launcher_step(config, devices: int, keep_memory: bool = True):
+    """The training stack's step for `config`, built as `train_and_evaluate` builds it (with
+    `keep_memory=False`, glibc's malloc as it was: `benchmarks/step_timeline.py --malloc=glibc`).
 
     The only function of this script that touches the training API.
 
@@ -83,7 +84,8 @@ def launcher_step(config, devices: int):
     # As train_and_evaluate does (PyTorch's steps gain too). Not `config.train.malloc_arenas`:
     # it must be set before JAX starts, once per process, and this one times every config (the
     # launcher's one arena for chars: benchmarks/step_timeline.py --config=chars).
-    host_memory.keep_freed_memory()
+    if keep_memory:
+        host_memory.keep_freed_memory()
     config = config.copy_and_resolve_references()
     config.parallel.mesh_shape = (devices,) if devices > 1 else ()
     run = build_run(config)

@@ -380,17 +380,29 @@ void Unpad(const float* in, int64_t B, int64_t H, int64_t Hp, float* out) {
   for (int64_t b = 0; b < B; ++b) std::memcpy(out + b * H, in + b * Hp, sizeof(float) * H);
 }
 
+// The sizes of a call: steps T, rows B, inputs D and units H of x [T, B, D] (or [B, T, D]) and
+// h0 [B, H], the tiles' lanes L and the units padded to them, Hp.
+struct Dims {
+  int64_t T, B, D, H, L, Hp;
+};
+
+Dims ReadDims(const ffi::Buffer<ffi::F32>& x, const ffi::Buffer<ffi::F32>& h0,
+              bool batch_major) {
+  auto xd = x.dimensions();
+  const int64_t H = h0.dimensions()[1], L = Lanes();
+  return {xd[batch_major ? 1 : 0], xd[batch_major ? 0 : 1], xd[2], H, L, (H + L - 1) / L * L};
+}
+
 ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                    ffi::Buffer<ffi::F32> recurrent, ffi::Buffer<ffi::F32> bias,
                    ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
                    ffi::Buffer<ffi::PRED> valid, float* y, float* h_t, float* c_t, float* gates,
                    float* cs, bool reverse, bool batch_major, int64_t threads, bool round_bf16) {
-  auto xd = x.dimensions();
-  if (xd.size() != 3) return ffi::Error::InvalidArgument("x must be [T, B, D] or [B, T, D]");
-  const int64_t T = xd[batch_major ? 1 : 0], B = xd[batch_major ? 0 : 1], D = xd[2];
-  const int64_t H = h0.dimensions()[1];
-  const int64_t L = Lanes();
-  const int64_t Hp = (H + L - 1) / L * L;
+  if (x.dimensions().size() != 3) {
+    return ffi::Error::InvalidArgument("x must be [T, B, D] or [B, T, D]");
+  }
+  const Dims d = ReadDims(x, h0, batch_major);  // named copies: lambdas below capture them
+  const int64_t T = d.T, B = d.B, D = d.D, H = d.H, L = d.L, Hp = d.Hp;
   if (T == 0 || B == 0 || H == 0) {
     std::memcpy(h_t, h0.typed_data(), sizeof(float) * B * H);
     std::memcpy(c_t, c0.typed_data(), sizeof(float) * B * H);
@@ -460,12 +472,12 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                         ffi::ResultBuffer<ffi::F32> d_bias, ffi::ResultBuffer<ffi::F32> d_x,
                         ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0,
                         bool reverse, bool batch_major, int64_t threads, bool round_bf16) {
-  auto xd = x.dimensions();
-  const int64_t T = xd[batch_major ? 1 : 0], B = xd[batch_major ? 0 : 1], D = xd[2];
+  if (x.dimensions().size() != 3) {
+    return ffi::Error::InvalidArgument("x must be [T, B, D] or [B, T, D]");
+  }
+  const Dims d = ReadDims(x, h0, batch_major);  // named copies: lambdas below capture them
+  const int64_t T = d.T, B = d.B, D = d.D, H = d.H, L = d.L, Hp = d.Hp;
   const Layout layout{T, B, batch_major};
-  const int64_t H = h0.dimensions()[1];
-  const int64_t L = Lanes();
-  const int64_t Hp = (H + L - 1) / L * L;
   const int64_t G = 4 * Hp;
   float* dW = d_kernel->typed_data();
   float* dR = d_recurrent->typed_data();

@@ -91,24 +91,16 @@ def _load() -> tuple[bool, str, int]:
         return False, f"the native kernel is built for Linux x86_64 only, this is {machine}", 0
     missing = [flag for flag in REQUIRED_CPU_FLAGS if flag not in cpu_flags()]
     if missing:
+        lacks = ", ".join(missing)
         return (
             False,
-            (
-                f"the native kernel needs an x86-64-v3 CPU (AVX2, FMA, BMI2); this one lacks "
-                f"{', '.join(missing)}"
-            ),
+            f"the native kernel needs an x86-64-v3 CPU (AVX2, FMA, BMI2); this one lacks {lacks}",
             0,
         )
     path = _library_path()
     if path is None:
-        return (
-            False,
-            (
-                f"the native kernel is not built (no _lstm_cpu*.so in {_HERE}); "
-                "`pip install -e .` builds it when g++ is available"
-            ),
-            0,
-        )
+        built = "`pip install -e .` builds it when g++ is available"
+        return False, f"the native kernel is not built (no _lstm_cpu*.so in {_HERE}); {built}", 0
     try:
         library = ctypes.CDLL(str(path))
         lanes = int(library.SeqlstmLanes())

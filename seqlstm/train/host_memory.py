@@ -9,20 +9,21 @@ tcmalloc preload do for PyTorch users (mallopt(3)):
 - `M_MMAP_THRESHOLD` 32 MiB (glibc's largest): blocks below it come from a heap, not `mmap`;
 - `M_TRIM_THRESHOLD` 1 GiB and `M_TOP_PAD` 64 MiB: freed memory at the top of a heap stays.
 
-Measured (faults and ms per step, 2 cores; `benchmarks/step_timeline.py` prints both):
-configs/g2p.py about 3,500 -> 600 faults and 62-70 -> 56-61 ms. Larger blocks are still mapped
-afresh every step, and a thread other than the main one allocates from its own arena, whose heaps
-hold at most 64 MiB: the character model's step allocates one block of 126 MiB (40,000 faults,
-90 ms). `config.train.malloc_arenas = 1` (configs/chars.py sets it) puts every thread on the
+Measured with `benchmarks/step_timeline.py --malloc=...` (ms and minor page faults per step over
+a config's first batches, 2 cores): on configs/g2p.py these settings change nothing beyond noise
+(58.2-58.3 ms, 1,200-4,100 faults, against 57.1-60.4 ms, 3,700-6,100 faults with glibc's). The
+character model's step allocates one block of 126 MiB from a thread other than the main one, whose
+arena's heaps hold at most 64 MiB, so glibc maps that block afresh every step (39,800 faults,
+89.4 ms). `config.train.malloc_arenas = 1` (configs/chars.py sets it) puts every thread on the
 main arena and maps no block on its own (`M_MMAP_MAX` 0: that heap grows as needed), so the block
-is kept too: 0-5,000 faults, 44-56 ms, and the launcher's steps/s doubled (10.9 -> 22.7-23.0).
-It must be set before any thread allocates, so the launcher applies it before JAX starts; a
-program of its own calls `configure_arenas(1)` first thing. (Environment variables are no
-substitute: `MALLOC_MMAP_MAX_=0` also turns off glibc's adaptive thresholds, and the step then
-faulted 50,000 pages.)
-It is not the default: one arena costs a program of many small concurrent allocations more than
-it gains (configs/g2p.py: 65-78 ms), and no mapped blocks with several arenas made the character
-model's step slower from step to step (101 -> 118 ms), so neither is set alone.
+is kept too: 0 faults, 44.7 ms; the launcher's steps/s about double (`python -m experiments.train
+--config=configs/chars.py` with and without `--config.train.malloc_arenas=0`: 9.4-10.9 against
+18.5-23.0 at steps 60-90). It must be set before any thread allocates, so the launcher applies it
+before JAX starts; a program of its own calls `configure_arenas(1)` first thing. It is not the
+default: on configs/g2p.py one arena took 65.3 ms (`--malloc=one_arena`). (Found while
+developing, with scratch scripts: `MALLOC_MMAP_MAX_=0` in the environment also turns off glibc's
+adaptive thresholds, 50,000 faults a step; no mapped blocks with several arenas made the
+character step slower from step to step.)
 
 The process's peak memory does not change; memory freed after the peak stays with the process
 until it exits. Settings the environment already chose (a `MALLOC_*_` tunable or
@@ -87,8 +88,9 @@ def configure_arenas(arenas: int) -> str:
     Raises:
       ValueError: `arenas` is not an int >= 0.
     """
-    if not isinstance(arenas, int) or isinstance(arenas, bool) or arenas < 0:
-        raise ValueError(f"train.malloc_arenas must be an int >= 0, got {arenas!r}")
+    from seqlstm.checks import check_int  # here: the module itself imports nothing heavy
+
+    arenas = check_int("config.train.malloc_arenas", arenas, 0)
     if arenas == 0:
         return "default"
     if "MALLOC_ARENA_MAX" in os.environ:

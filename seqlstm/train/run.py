@@ -56,6 +56,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     check_int("config.train.checkpoint_every_steps", t.checkpoint_every_steps, 0)
     check_int("config.train.checkpoint_every_epochs", t.checkpoint_every_epochs, 0)
     check_int("config.train.max_to_keep", t.max_to_keep, 1)
+    check_int("config.train.malloc_arenas", t.get("malloc_arenas", 0), 0)  # host_memory
     check_int("config.eval.every_steps", config.eval.every_steps, 0)
     check_int("config.seed", config.seed, 0)
     check_rate("config.train.label_smoothing", t.get("label_smoothing", 0.0))
