@@ -4,7 +4,7 @@ shapes of the shipped models' layers.
 
     python benchmarks/native_rule.py
     python benchmarks/native_rule.py --quick    # the smallest shape, few repetitions
-    python benchmarks/native_rule.py --dtype=bfloat16   # mixed precision (rule.BF16_MAX_HIDDEN)
+    python benchmarks/native_rule.py --dtype=bfloat16   # mixed precision (rule.native_wins)
 
 (B, T, D, H) per row; "train" is the gradient of the sum of squared outputs with respect to the
 parameters and the input. Best of 2 interleaved medians of 10 (`--rounds`, `--reps`;

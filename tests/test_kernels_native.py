@@ -132,12 +132,9 @@ def test_native_at_shapes_with_partial_tiles_on_two_threads(monkeypatch):
     _check_wide_shapes()
 
 
-@needs_kernel
-def test_native_in_bfloat16_matches_the_bfloat16_scan_not_float32():
-    """dtype=bfloat16: products of bfloat16 operands accumulated in float32, gate math and state
-    in float32 (the scan's mixed precision). The kernel runs float32 arithmetic on rounded
-    operands, which is exact but for the order of the sums: it agrees with the bfloat16 scan
-    to ~1e-4, where the bfloat16 scan differs from float32 by ~1e-1."""
+def _check_bf16() -> None:
+    """dtype=bfloat16 against the bfloat16 scan (products of bfloat16 operands accumulated in
+    float32, gate math and state in float32: the scan's mixed precision), and not float32."""
     params, x, state, lengths = _wide_case(0, 9)
     kw = dict(reverse=True, seq_lengths=lengths)
     native_bf16 = _value_and_grads("native", params, x, state, dtype=jnp.bfloat16, **kw)
@@ -153,12 +150,28 @@ def test_native_in_bfloat16_matches_the_bfloat16_scan_not_float32():
 
 
 @needs_kernel
-def test_the_avx2_tiles_match_the_scan_too():
-    # This CPU may run the AVX-512 tiles; a process with SEQLSTM_NATIVE_ISA=avx2 runs the AVX2 ones.
-    env = dict(os.environ, SEQLSTM_NATIVE_ISA="avx2", SEQLSTM_NATIVE_THREADS="2")
+def test_native_in_bfloat16_matches_the_bfloat16_scan_not_float32():
+    """The kernel sums the same exact products in another order (on this CPU's bfloat16 units
+    where it has them): it agrees with the bfloat16 scan to ~1e-4, where the bfloat16 scan
+    differs from float32 by ~1e-1."""
+    has_units = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16"} <= native.cpu_flags()
+    assert native.bf16_units() == has_units, native.native_reason()
+    assert ("bfloat16 units" in native.native_reason()) == has_units
+    _check_bf16()
+
+
+@needs_kernel
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_the_other_tiles_match_the_scan_too(isa):
+    """This CPU may run the AVX-512 tiles with bfloat16 units; a process with
+    SEQLSTM_NATIVE_ISA=avx2 runs the AVX2 tiles, one with avx512 the AVX-512 tiles with
+    bfloat16 products as float32 arithmetic on rounded operands."""
+    env = dict(os.environ, SEQLSTM_NATIVE_ISA=isa, SEQLSTM_NATIVE_THREADS="2")
+    check = "t._check_wide_shapes(); t._check_bf16()" if isa == "avx2" else "t._check_bf16()"
     code = (
         "import test_kernels_native as t; from seqlstm.kernels import native; "
-        "assert 'AVX2' in native.native_reason(), native.native_reason(); t._check_wide_shapes()"
+        f"assert {isa.upper().replace('AVX512', 'AVX-512')!r} in native.native_reason(); "
+        f"assert not native.bf16_units(); {check}"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=Path(__file__).parent, env=env, capture_output=True,
@@ -218,7 +231,7 @@ def test_native_matches_torch_lstm_with_the_same_weights():
 
 
 def test_without_the_extension_auto_takes_the_scan_and_native_is_refused(monkeypatch):
-    unbuilt = (False, "the native kernel is not built (test)", 0)
+    unbuilt = (False, "the native kernel is not built (test)", 0, False)
     monkeypatch.setattr(native, "_load", lambda: unbuilt)
     monkeypatch.setattr(rule, "native_wins", lambda *shape: True)
     assert not native.native_available()
@@ -261,7 +274,11 @@ def test_the_measured_rule():
     assert len(SHAPES) == 9
     for shape in SHAPES:
         assert rule.native_wins(*shape) and rule.native_forward_wins(*shape), shape
-    # bfloat16: up to H = 128, where it won 1.8-4.9x; at H = 512 the bfloat16 scan was faster.
+    # bfloat16 on bfloat16 units: every shape (1.00-4.7x in training).
+    for shape in SHAPES:
+        assert rule.native_wins(*shape, bf16=True, units=True), shape
+        assert rule.native_forward_wins(*shape, bf16=True, units=True), shape
+    # Without them: up to H = 128, where it won 1.8-4.9x; at H = 512 the bfloat16 scan was faster.
     assert rule.native_wins(32, 100, 128, 128, bf16=True)
     assert rule.native_forward_wins(16, 512, 64, 64, bf16=True)
     assert not rule.native_wins(128, 50, 512, 512, bf16=True)
@@ -350,8 +367,8 @@ def test_a_cpu_without_avx2_takes_the_scan_instead_of_dying_with_sigill(monkeypa
     try:
         with monkeypatch.context() as m:
             m.setattr(native, "cpu_flags", lambda: frozenset({"sse4_2", "avx"}))
-            available, reason, _ = native._load()
-        assert not available
+            available, reason, _, units = native._load()
+        assert not available and not units
         assert "x86-64-v3" in reason and "avx2" in reason and "fma" in reason
     finally:
         native._load.cache_clear()  # the real answer again, for the tests after this one

@@ -35,8 +35,9 @@ def choose_backend(backend: str, dtype, shape: tuple[int, int, int, int] | None 
     """Resolves `backend="auto"` and checks an explicit choice.
 
     `"auto"`: cuDNN on a CUDA GPU in float32; on CPU the native kernel where
-    `seqlstm.kernels.rule.native_wins` says its training step is faster at `shape` (float32,
-    kernel built), returned as `"native_train"` where the scan's forward pass is the faster one
+    `seqlstm.kernels.rule.native_wins` says its training step is faster at `shape` (float32, or
+    bfloat16 with or without the CPU's bfloat16 units; kernel built), returned as
+    `"native_train"` where the scan's forward pass is the faster one
     (`rule.native_forward_wins`): then a call that is not differentiated runs the scan;
     otherwise the scan. `"native"` is lowered through `jax.lax.platform_dependent`: the CPU
     lowering runs the kernel, any other platform (e.g. `jax.export(..., platforms=["cuda"])`)
@@ -58,9 +59,12 @@ def choose_backend(backend: str, dtype, shape: tuple[int, int, int, int] | None 
         if jax.default_backend() == "cpu" and native.runs_dtype(dtype) and shape is not None:
             from seqlstm.kernels import rule
 
-            bf16 = not float32
-            if rule.native_wins(*shape, bf16) and native.native_available():
-                return "native" if rule.native_forward_wins(*shape, bf16) else "native_train"
+            if native.native_available():
+                bf16 = not float32
+                units = bf16 and native.bf16_units()
+                if rule.native_wins(*shape, bf16, units):
+                    forward = rule.native_forward_wins(*shape, bf16, units)
+                    return "native" if forward else "native_train"
         return "scan"
     if backend == "cudnn" and not has_cudnn():
         raise ValueError(

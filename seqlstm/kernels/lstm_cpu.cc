@@ -11,7 +11,9 @@
 // uses stay in its cache across steps). Backward: one reverse pass of tiles that form
 // dz_{t+1} @ R^T and the gate derivatives of step t, then the weight, input and bias gradients as
 // one oneDNN `dnnl_sgemm` each over all T*B rows (as cuDNN and seqlstm/fused_backward.py do).
-// The tiles are compiled twice, for AVX-512 (16 lanes) and AVX2 (8 lanes), and the CPU picks.
+// The tiles are compiled three times, for AVX-512 (16 lanes), AVX-512 with the bfloat16 units
+// (avx512_bf16: bfloat16 products, `round_bf16`, as vdpbf16ps on bfloat16 operands) and AVX2
+// (8 lanes), and the CPU picks.
 #include <pthread.h>
 #include <sched.h>
 
@@ -29,6 +31,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <immintrin.h>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -93,6 +97,13 @@ struct ForwardArgs : Layout {
   float* c;            // [B, Hp] the running cell state
   float* h[2];         // [B, Hp] each: h_{t-1} and h_t, in turn
   float* m[2];         // the same as the products' operand: h, or h rounded (`round`)
+  // The CPU's bfloat16 dot products (`round` on a CPU with avx512_bf16; else all null): the
+  // operands as bfloat16, two consecutive k in each 32 bits, as `vdpbf16ps` reads them.
+  const uint32_t* xb = nullptr;  // x: [T, B, Dp / 2] or [B, T, Dp / 2] pairs (Dp: D made even)
+  const uint16_t* wb = nullptr;  // packed W: [Hp / L][Dp / 2][4L][2]
+  const uint16_t* rb = nullptr;  // packed R: [Hp / L][Hp / 2][4L][2]
+  uint16_t* mb[2] = {};          // h as bfloat16, [B, Hp] each
+  int64_t Dp = 0;
 };
 
 struct BackwardArgs : Layout {
@@ -109,6 +120,10 @@ struct BackwardArgs : Layout {
   float* dzm;          // dz as the products' operand: dz, or dz rounded (`round`)
   float* dh;           // [B, Hp] the running dh
   float* dc;           // [B, Hp] the running dc
+  // The bfloat16 units (as ForwardArgs): R^T [Hp / L][4Hp / 2][L][2] and dz [T, B, 4Hp] as
+  // bfloat16, the recurrent product's operands; null otherwise.
+  const uint16_t* rtb = nullptr;
+  uint16_t* dzb = nullptr;
 };
 
 namespace avx2 {
@@ -128,6 +143,20 @@ constexpr int kBwdRows = 8;  // 16 accumulators (two unit blocks)
 }  // namespace avx512
 #pragma GCC pop_options
 
+// The AVX-512 tiles again, with the products of bfloat16 runs on the CPU's bfloat16 dot-product
+// instruction (vdpbf16ps: 32 multiply-adds of bfloat16 pairs into float32 per instruction).
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")
+namespace avx512bf16 {
+constexpr int L = 16;
+constexpr int kFwdRows = 6;
+constexpr int kBwdRows = 8;
+#define SEQLSTM_BF16_UNITS 1
+#include "lstm_cpu_loops.inc"
+#undef SEQLSTM_BF16_UNITS
+}  // namespace avx512bf16
+#pragma GCC pop_options
+
 // AVX-512 where the CPU has it, unless SEQLSTM_NATIVE_ISA=avx2 (read once, as seqlstm's Python
 // side reads the lane count once: the tests run the AVX2 tiles that way).
 bool HasAvx512() {
@@ -141,6 +170,19 @@ bool HasAvx512() {
 }
 
 int Lanes() { return HasAvx512() ? 16 : 8; }
+
+// Whether bfloat16 products run on the CPU's bfloat16 units (avx512_bf16), unless
+// SEQLSTM_NATIVE_ISA is avx512 or avx2 (the tests compare the two ways).
+bool HasBf16Units() {
+  static const bool has = [] {
+    const char* isa = std::getenv("SEQLSTM_NATIVE_ISA");
+    if (isa != nullptr && (std::string(isa) == "avx512" || std::string(isa) == "avx2")) {
+      return false;
+    }
+    return HasAvx512() && __builtin_cpu_supports("avx512bf16");
+  }();
+  return has;
+}
 
 // The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota
 // (/sys/fs/cgroup/cpu.max, "quota period"), as a container limited to 2 CPUs of 64 reports.
@@ -270,7 +312,7 @@ class Scratch {
   }
   float* get() const { return data_; }
   float& operator[](int64_t i) const { return data_[i]; }
-  static constexpr int kSlots = 13;
+  static constexpr int kSlots = 17;
 
  private:
   float* data_;
@@ -300,6 +342,32 @@ float RoundBf16(float x) {
   }
   std::memcpy(&x, &u, sizeof(u));
   return x;
+}
+
+// The upper half of x rounded to bfloat16: its bits as a bfloat16.
+uint16_t Bf16Bits(float x) {
+  x = RoundBf16(x);
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// For the bfloat16 units: W [K, 4H] -> [Hp / L][Kp / 2][4L][2] bfloat16, the forward panels with
+// pairs of consecutive k interleaved (vdpbf16ps's operand); k >= K (up to Kp, even) is zero.
+Scratch PackPairPanels(int slot, const float* w, int64_t K, int64_t Kp, int64_t H, int64_t Hp,
+                       int64_t L) {
+  Scratch out(slot, Hp * Kp * 2);  // floats, 2 bfloat16 each: Hp / L * Kp * 4L bfloat16
+  uint16_t* o = reinterpret_cast<uint16_t*>(out.get());
+  std::fill(o, o + Hp * Kp * 4, uint16_t{0});
+  for (int64_t u = 0; u < Hp / L; ++u) {
+    const int64_t n = std::min(L, H - u * L);
+    for (int64_t k = 0; k < K; ++k) {
+      uint16_t* panel = o + (u * Kp + k / 2 * 2) * 4 * L + (k & 1);
+      for (int64_t g = 0; g < 4; ++g)
+        for (int64_t l = 0; l < n; ++l) panel[(g * L + l) * 2] = Bf16Bits(w[k * 4 * H + g * H + u * L + l]);
+    }
+  }
+  return out;
 }
 
 // The packing below runs once per call on every weight matrix: it copies runs of L contiguous
@@ -423,11 +491,35 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   ForwardArgs a{{T, B, batch_major}, D, H, Hp, reverse, round_bf16, x.typed_data(), w.get(),
                 r.get(), b.get(), valid.typed_data(), y, gates, cs, c, {h, h + B * Hp},
                 {m, m + B * Hp}};
+  const bool units = round_bf16 && L == 16 && HasBf16Units();
+  const int64_t Dp = (D + 1) / 2 * 2;
+  Scratch wb = PackPairPanels(13, kernel.typed_data(), units ? D : 0, units ? Dp : 0, H, Hp, L);
+  Scratch rb = PackPairPanels(14, recurrent.typed_data(), units ? H : 0, units ? Hp : 0, H, Hp, L);
+  Scratch xb(15, units ? T * B * Dp / 2 : 0);
+  Scratch hb(16, units ? B * Hp : 0);  // h as bfloat16, twice
+  if (units) {
+    uint16_t* x16 = reinterpret_cast<uint16_t*>(xb.get());
+    const float* xs = x.typed_data();
+    for (int64_t row = 0; row < T * B; ++row) {
+      for (int64_t k = 0; k < D; ++k) x16[row * Dp + k] = Bf16Bits(xs[row * D + k]);
+      if (Dp > D) x16[row * Dp + D] = 0;
+    }
+    uint16_t* h16 = reinterpret_cast<uint16_t*>(hb.get());
+    for (int64_t i = 0; i < B * Hp; ++i) h16[i] = Bf16Bits(h[i]);
+    a.xb = reinterpret_cast<const uint32_t*>(x16);
+    a.wb = reinterpret_cast<const uint16_t*>(wb.get());
+    a.rb = reinterpret_cast<const uint16_t*>(rb.get());
+    a.mb[0] = h16;
+    a.mb[1] = h16 + B * Hp;
+    a.Dp = Dp;
+  }
   const int64_t rows = L == 16 ? avx512::kFwdRows : avx2::kFwdRows;
   const int64_t tiles = (B + rows - 1) / rows * (Hp / L);
   const int n = Threads(2 * B * (D + H) * 4 * Hp, T, tiles, threads);
   Parallel(n, threads != 1, [&](int id, int count, Barrier& barrier) {
-    if (L == 16) {
+    if (units) {
+      avx512bf16::forward_worker<true>(a, id, count, barrier);
+    } else if (L == 16) {
       avx512::forward_worker(a, id, count, barrier);
     } else {
       avx2::forward_worker(a, id, count, barrier);
@@ -507,11 +599,25 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   const bool* v = valid.typed_data();
   BackwardArgs a{layout, H, Hp, reverse, round_bf16, rt.get(), v, gates.typed_data(),
                  cs.typed_data(), c0p, dys.typed_data(), dz.get(), dzm, dh, dc};
+  const bool units = round_bf16 && L == 16 && HasBf16Units();
+  Scratch rtb(13, units ? Hp * G / 2 : 0);  // R^T as bfloat16 pairs
+  Scratch dzb(14, units ? rows * G / 2 : 0);
+  if (units) {
+    uint16_t* o = reinterpret_cast<uint16_t*>(rtb.get());
+    for (int64_t u = 0; u < Hp / L; ++u)
+      for (int64_t k = 0; k < G; ++k)
+        for (int64_t l = 0; l < L; ++l)
+          o[((u * G + k / 2 * 2) * L + 2 * l) + (k & 1)] = Bf16Bits(rt[(u * G + k) * L + l]);
+    a.rtb = o;
+    a.dzb = reinterpret_cast<uint16_t*>(dzb.get());
+  }
   const int64_t row_block = L == 16 ? avx512::kBwdRows : avx2::kBwdRows;
   const int64_t tiles = (B + row_block - 1) / row_block * ((Hp / L + 1) / 2);
   const int n = Threads(2 * B * H * G, T, tiles, threads);
   Parallel(n, threads != 1, [&](int id, int count, Barrier& barrier) {
-    if (L == 16) {
+    if (units) {
+      avx512bf16::backward_worker<true>(a, id, count, barrier);
+    } else if (L == 16) {
       avx512::backward_worker(a, id, count, barrier);
     } else {
       avx2::backward_worker(a, id, count, barrier);
@@ -643,3 +749,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
 // The vector width of the tiles this CPU runs (16 with AVX-512, else 8): the hidden size is padded
 // to a multiple of it in the residuals (gates [T, B, 4Hp], cell states [T, B, Hp]).
 extern "C" int SeqlstmLanes() { return Lanes(); }
+
+// 1 where dtype=bfloat16 products run on the CPU's bfloat16 units (avx512_bf16), else 0.
+extern "C" int SeqlstmBf16Units() { return HasBf16Units() ? 1 : 0; }

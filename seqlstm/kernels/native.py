@@ -18,7 +18,8 @@ CPU platform only:
 All three read and write the layers' batch-major `[B, T, .]` layout (or time-major inside
 rematerialised chunks). `native_lstm` puts them together as a `jax.custom_vjp` with the
 signature of `seqlstm.fused_backward.fused_lstm`'s segment. It runs float32, and bfloat16 as the
-scan does (bfloat16 products accumulated in float32, see `native_lstm`); the layer
+scan does (bfloat16 products accumulated in float32, see `native_lstm`; on the CPU's bfloat16
+units where it has them, `bf16_units`); the layer
 (`seqlstm.scan`) wraps it in `jax.lax.platform_dependent`, so that a program lowered for an
 accelerator never contains this CPU custom call. A call uses every core the process may run on
 (`SEQLSTM_NATIVE_THREADS` caps it), one in a process with several CPU devices.
@@ -82,13 +83,19 @@ def cpu_flags() -> frozenset[str]:
 
 
 @functools.cache
-def _load() -> tuple[bool, str, int]:
+def _load() -> tuple[bool, str, int, bool]:
     """Loads the library and registers its FFI targets once; returns `(available, reason,
-    lanes)`: the vector width of its tiles on this CPU (16 with AVX-512, else 8), to which the
-    residuals' hidden size is padded."""
+    lanes, units)`: the vector width of its tiles on this CPU (16 with AVX-512, else 8), to which
+    the residuals' hidden size is padded, and whether its bfloat16 products run on the CPU's
+    bfloat16 units."""
     machine = f"{platform.system()} {platform.machine()}"
     if (platform.system(), platform.machine()) != ("Linux", "x86_64"):
-        return False, f"the native kernel is built for Linux x86_64 only, this is {machine}", 0
+        return (
+            False,
+            f"the native kernel is built for Linux x86_64 only, this is {machine}",
+            0,
+            False,
+        )
     missing = [flag for flag in REQUIRED_CPU_FLAGS if flag not in cpu_flags()]
     if missing:
         lacks = ", ".join(missing)
@@ -96,22 +103,30 @@ def _load() -> tuple[bool, str, int]:
             False,
             f"the native kernel needs an x86-64-v3 CPU (AVX2, FMA, BMI2); this one lacks {lacks}",
             0,
+            False,
         )
     path = _library_path()
     if path is None:
         built = "`pip install -e .` builds it when g++ is available"
-        return False, f"the native kernel is not built (no _lstm_cpu*.so in {_HERE}); {built}", 0
+        return (
+            False,
+            f"the native kernel is not built (no _lstm_cpu*.so in {_HERE}); {built}",
+            0,
+            False,
+        )
     try:
         library = ctypes.CDLL(str(path))
         lanes = int(library.SeqlstmLanes())
+        units = bool(library.SeqlstmBf16Units())
         for name, symbol in _TARGETS:
             capsule = jax.ffi.pycapsule(getattr(library, symbol))
             jax.ffi.register_ffi_target(name, capsule, platform="cpu")
     except Exception as error:  # any failure to load or register: the scan runs instead
-        return False, f"the native kernel {path.name} could not be loaded: {error}", 0
+        return False, f"the native kernel {path.name} could not be loaded: {error}", 0, False
     isa = "AVX-512" if lanes == 16 else "AVX2"
-    loaded = f"the native kernel {path.name} is loaded ({isa} tiles; float32 and bfloat16)"
-    return True, loaded, lanes
+    bf16 = "bfloat16 on the CPU's bfloat16 units (avx512_bf16)" if units else "bfloat16"
+    loaded = f"the native kernel {path.name} is loaded ({isa} tiles; float32 and {bf16})"
+    return True, loaded, lanes, units
 
 
 def native_available() -> bool:
@@ -124,9 +139,17 @@ def native_reason() -> str:
     return _load()[1]
 
 
+def bf16_units() -> bool:
+    """Whether the kernel's bfloat16 products (`dtype=bfloat16`) run on the CPU's bfloat16
+    dot-product units (avx512_bf16's `vdpbf16ps`), rather than as float32 arithmetic on rounded
+    operands (the same products, summed in another order). Environment variable
+    `SEQLSTM_NATIVE_ISA=avx512` turns the units off, `=avx2` the AVX-512 tiles too."""
+    return _load()[3]
+
+
 def _require() -> None:
     """Loads and registers the kernel before a call to it is traced (or says why it cannot)."""
-    available, reason, _ = _load()
+    available, reason, _, _ = _load()
     if not available:
         raise ValueError(f"the native LSTM kernel is unavailable: {reason}")
 
@@ -237,8 +260,11 @@ def native_lstm(
       batch_major: the layout of `x_tm` and `ys`.
       bf16: bfloat16 products with float32 accumulation, as the scan runs `dtype=bfloat16`
         (mixed precision: gate math and state in float32): `x`, the kernels, h and dz enter the
-        products rounded to bfloat16. The tiles run float32 arithmetic on the rounded values,
-        which is exact, not this CPU's bfloat16 units.
+        products rounded to bfloat16. The per-step tiles run their products on the CPU's
+        bfloat16 units where it has them (`bf16_units()`: `vdpbf16ps`, which sums the exact
+        products of pairs into float32), else as float32 arithmetic on the rounded values,
+        which is exact too; the whole-sequence weight and input gradients are float32
+        `dnnl_sgemm`s on the rounded values either way (oneDNN has no public bfloat16 gemm).
 
     Returns:
       `(ys [T, B, H] (or [B, T, H]), h_T [B, H], c_T [B, H])`, float32.

@@ -16,39 +16,48 @@ The kernel wins at every shape, forward and training, and inside every shipped m
 (benchmarks/native_models.py, the G2P config included), so in float32 both answers are "yes"
 wherever the kernel runs.
 
-In bfloat16 (mixed precision; the kernel's float32 tiles on rounded operands, against the scan's
-bfloat16 products; `python benchmarks/native_rule.py --dtype=bfloat16`) the speed-up over the
-bfloat16 scan, forward / training, was 1.9-36 / 1.8-4.7 at the five shapes with H <= 128, but 1.05 /
-1.07 at (64, 100, 256, 256), 0.93 / 0.91 at (64, 16, 256, 256), 1.04 / 0.89 at (64, 16, 64, 256) and
-0.87 / 0.89 at (128, 50, 512, 512): XLA's bfloat16 products gain with size where the kernel's
-float32 ones do not, so bfloat16 takes the kernel up to H = 128 only (`BF16_MAX_HIDDEN`). The
-functions stay the one place a measured exception would go: an earlier kernel (one `dnnl_sgemm` per
-step, which packed the recurrent kernel again every step) lost the forward pass at wide H and long
-sequences, and there a forward-only call ran the scan (`choose_backend`'s "native_train").
+In bfloat16 (mixed precision; `python benchmarks/native_rule.py --dtype=bfloat16`) the answer
+depends on the CPU. On one with bfloat16 units (avx512_bf16; `native.bf16_units()`) the kernel's
+tiles run their products on them (vdpbf16ps), and the speed-up over the bfloat16 scan, forward /
+training, was 1.4-48 / 1.00-4.7 at all nine shapes (1.79 / 1.16 at (64, 100, 256, 256), 1.53 / 1.07
+at (128, 50, 512, 512), 1.39 / 1.00 at (64, 16, 256, 256)): the kernel everywhere. Without them
+(float32 arithmetic on rounded operands, measured with SEQLSTM_NATIVE_ISA=avx512) it was 1.9-36 /
+1.8-4.7 at the five shapes with H <= 128, but 1.05 / 1.07 at (64, 100, 256, 256), 0.93 / 0.91 at
+(64, 16, 256, 256), 1.04 / 0.89 at (64, 16, 64, 256) and 0.87 / 0.89 at (128, 50, 512, 512): XLA's
+bfloat16 products gain with size where float32 ones do not, so there bfloat16 takes the kernel up
+to H = 128 only (`BF16_MAX_HIDDEN`). The functions stay the one place a measured exception would
+go: an earlier kernel (one `dnnl_sgemm` per step, which packed the recurrent kernel again every
+step) lost the forward pass at wide H and long sequences, and there a forward-only call ran the
+scan (`choose_backend`'s "native_train").
 """
 
 from __future__ import annotations
 
-BF16_MAX_HIDDEN = 128  # bfloat16: the kernel up to this hidden size, the scan above
+BF16_MAX_HIDDEN = 128  # bfloat16 without bfloat16 units: the kernel up to this size, the scan above
 
 
-def native_wins(batch: int, time: int, features: int, hidden: int, bf16: bool = False) -> bool:
+def native_wins(
+    batch: int, time: int, features: int, hidden: int, bf16: bool = False, units: bool = False
+) -> bool:
     """Whether the native kernel's training step (forward and backward) beats the scan's.
 
     Args:
       batch, time, features, hidden: B, T, D and H of one layer's call.
       bf16: the computation is bfloat16 (mixed precision) rather than float32.
+      units: the kernel's bfloat16 products run on the CPU's bfloat16 units
+        (`seqlstm.kernels.native.bf16_units()`).
 
     Returns:
-      float32: True at every shape measured. bfloat16: where H <= 128 (the bfloat16 scan's
-      products catch up as H grows; see the module docstring).
+      float32, or bfloat16 on bfloat16 units: True at every shape measured. bfloat16 without
+      them: where H <= 128 (the bfloat16 scan's products catch up as H grows; see the module
+      docstring).
     """
     del batch, time, features
-    return hidden <= BF16_MAX_HIDDEN if bf16 else True
+    return True if not bf16 or units else hidden <= BF16_MAX_HIDDEN
 
 
 def native_forward_wins(
-    batch: int, time: int, features: int, hidden: int, bf16: bool = False
+    batch: int, time: int, features: int, hidden: int, bf16: bool = False, units: bool = False
 ) -> bool:
     """Whether the native kernel's forward pass alone beats the scan's (same arguments)."""
-    return native_wins(batch, time, features, hidden, bf16)
+    return native_wins(batch, time, features, hidden, bf16, units)
