@@ -164,6 +164,7 @@ class _Trainer:
         self.config = run.config
         fresh = create_train_state(run.params, run.tx, self.config.seed, run.model_def.carry)
         self.state = run.place.put(fresh)
+        self._step = int(fresh.step)
         self.best_params = self.state.params
         self.meta = _fresh_meta()
         self.writer: Any = NullWriter()
@@ -172,7 +173,11 @@ class _Trainer:
 
     @property
     def step(self) -> int:
-        return int(self.state.step)
+        """`state.step`, counted on the host: reading the device's value after each step
+        waits for that step to finish before the next is dispatched, so that on an accelerator
+        the host's batch and bookkeeping would run while the device idles (on 2 CPU cores, where
+        they share the cores anyway, G2P measured the same: 15.6-16.1 steps/s both ways)."""
+        return self._step
 
     def restore(self) -> None:
         """Resumes from the newest readable checkpoint, if there is one; opens the writers."""
@@ -181,6 +186,7 @@ class _Trainer:
             restored, self.state, self.best_params, self.meta = storage.restore_latest_readable(
                 self.ckpt, self.state, self.best_params
             )
+            self._step = int(self.state.step)
             if self.meta["done"]:
                 print(f"{self.workdir} holds a finished run (step {restored}): evaluating it")
             else:
@@ -208,6 +214,7 @@ class _Trainer:
             epoch = meta["epoch"]
             for i, batch in run.epoch(epoch, start=meta["batch"]):
                 self.state, m = train_step(self.state, batch)
+                self._step += 1
                 step = self.step
                 self.pending.append(m)
                 self.pbar.update(1)
