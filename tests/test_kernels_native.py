@@ -4,6 +4,7 @@ fallback when the extension is absent, and the rule that picks it (seqlstm.kerne
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -130,6 +131,7 @@ def test_native_at_shapes_with_partial_tiles_on_two_threads(monkeypatch):
     # One thread is what every small shape above runs (the kernel does not split tiny steps).
     monkeypatch.setenv("SEQLSTM_NATIVE_THREADS", "2")
     _check_wide_shapes()
+    _check_bf16()
 
 
 def _check_bf16() -> None:
@@ -147,6 +149,10 @@ def _check_bf16() -> None:
         np.testing.assert_allclose(u, v, atol=1e-3, rtol=1e-3)
         gap_to_f32 = max(gap_to_f32, np.abs(v - w).max())
     assert gap_to_f32 > 3e-2  # the comparison can tell bfloat16 from float32
+    # The forward pass alone (its own target, no residuals) gives the same outputs.
+    forward = partial(scan.lstm_scan, backend="native", dtype=jnp.bfloat16, **kw)
+    run = jax.jit(lambda x: forward(params, x, state))
+    _assert_trees_close(run(x), native_bf16[0])
 
 
 @needs_kernel
