@@ -167,7 +167,18 @@ def test_native_in_bfloat16_matches_the_bfloat16_scan_not_float32():
 
 
 @needs_kernel
-@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+@pytest.mark.parametrize(
+    "isa",
+    [
+        "avx2",
+        pytest.param(
+            "avx512",
+            marks=pytest.mark.skipif(
+                "avx512f" not in native.cpu_flags(), reason="this CPU runs no AVX-512 tiles"
+            ),
+        ),
+    ],
+)
 def test_the_other_tiles_match_the_scan_too(isa):
     """This CPU may run the AVX-512 tiles with bfloat16 units; a process with
     SEQLSTM_NATIVE_ISA=avx2 runs the AVX2 tiles, one with avx512 the AVX-512 tiles with

@@ -184,6 +184,9 @@ bool HasBf16Units() {
   return has;
 }
 
+// Whether a call with `round_bf16` (bfloat16 products) runs them on the bfloat16 units.
+bool OnUnits(bool round_bf16) { return round_bf16 && HasBf16Units(); }
+
 // The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota
 // (/sys/fs/cgroup/cpu.max, "quota period"), as a container limited to 2 CPUs of 64 reports.
 int Cores() {
@@ -352,20 +355,35 @@ uint16_t Bf16Bits(float x) {
   return static_cast<uint16_t>(u >> 16);
 }
 
-// For the bfloat16 units: W [K, 4H] -> [Hp / L][Kp / 2][4L][2] bfloat16, the forward panels with
-// pairs of consecutive k interleaved (vdpbf16ps's operand); k >= K (up to Kp, even) is zero.
-Scratch PackPairPanels(int slot, const float* w, int64_t K, int64_t Kp, int64_t H, int64_t Hp,
-                       int64_t L) {
-  Scratch out(slot, Hp * Kp * 2);  // floats, 2 bfloat16 each: Hp / L * Kp * 4L bfloat16
+// For the bfloat16 units: float32 panels [blocks][K][cols] (values the caller rounded to
+// bfloat16) -> [blocks][Kp / 2][cols][2] bfloat16, each two consecutive k side by side as
+// vdpbf16ps reads them; k from K up to Kp (even) is zero. The forward's W and R panels
+// (cols = 4L) and the backward's R^T (cols = L).
+Scratch InterleavePairs(int slot, const float* panels, int64_t blocks, int64_t K, int64_t Kp,
+                        int64_t cols) {
+  Scratch out(slot, blocks * Kp * cols / 2);  // floats, 2 bfloat16 each
   uint16_t* o = reinterpret_cast<uint16_t*>(out.get());
-  std::fill(o, o + Hp * Kp * 4, uint16_t{0});
-  for (int64_t u = 0; u < Hp / L; ++u) {
-    const int64_t n = std::min(L, H - u * L);
-    for (int64_t k = 0; k < K; ++k) {
-      uint16_t* panel = o + (u * Kp + k / 2 * 2) * 4 * L + (k & 1);
-      for (int64_t g = 0; g < 4; ++g)
-        for (int64_t l = 0; l < n; ++l) panel[(g * L + l) * 2] = Bf16Bits(w[k * 4 * H + g * H + u * L + l]);
+  for (int64_t u = 0; u < blocks; ++u)
+    for (int64_t k = 0; k < Kp; ++k) {
+      const float* in = panels + (u * K + k) * cols;
+      uint16_t* to = o + (u * Kp + k / 2 * 2) * cols + (k & 1);
+      if (k >= K) {
+        for (int64_t j = 0; j < cols; ++j) to[2 * j] = 0;
+      } else {
+        for (int64_t j = 0; j < cols; ++j) to[2 * j] = Bf16Bits(in[j]);
+      }
     }
+  return out;
+}
+
+// Rows [rows, D] -> bfloat16 [rows, Dp] (Dp = D made even, the last column zero then): in a row
+// two consecutive k are side by side already, as vdpbf16ps reads its other operand.
+Scratch ToBf16Rows(int slot, const float* x, int64_t rows, int64_t D, int64_t Dp) {
+  Scratch out(slot, rows * Dp / 2);
+  uint16_t* o = reinterpret_cast<uint16_t*>(out.get());
+  for (int64_t row = 0; row < rows; ++row) {
+    for (int64_t k = 0; k < D; ++k) o[row * Dp + k] = Bf16Bits(x[row * D + k]);
+    if (Dp > D) o[row * Dp + D] = 0;
   }
   return out;
 }
@@ -485,36 +503,32 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   float* m = round_bf16 ? h + 2 * B * Hp : h;
   Pad(c0.typed_data(), B, H, Hp, c);
   Pad(h0.typed_data(), B, H, Hp, h);
-  if (round_bf16) {
+  const bool units = OnUnits(round_bf16);
+  if (round_bf16 && !units) {
     for (int64_t i = 0; i < B * Hp; ++i) m[i] = RoundBf16(h[i]);
   }
   ForwardArgs a{{T, B, batch_major}, D, H, Hp, reverse, round_bf16, x.typed_data(), w.get(),
                 r.get(), b.get(), valid.typed_data(), y, gates, cs, c, {h, h + B * Hp},
                 {m, m + B * Hp}};
-  const bool units = round_bf16 && L == 16 && HasBf16Units();
+  // The units' operands: x, W and R as bfloat16 pairs (R's padded units zero), h as bfloat16.
   const int64_t Dp = (D + 1) / 2 * 2;
-  Scratch wb = PackPairPanels(13, kernel.typed_data(), units ? D : 0, units ? Dp : 0, H, Hp, L);
-  Scratch rb = PackPairPanels(14, recurrent.typed_data(), units ? H : 0, units ? Hp : 0, H, Hp, L);
-  Scratch xb(15, units ? T * B * Dp / 2 : 0);
+  const int64_t blocks = units ? Hp / L : 0, rows = units ? T * B : 0;
+  Scratch wb = InterleavePairs(13, w.get(), blocks, D, Dp, 4 * L);
+  Scratch rb = InterleavePairs(14, r.get(), blocks, H, Hp, 4 * L);
+  Scratch xb = ToBf16Rows(15, x.typed_data(), rows, D, Dp);
   Scratch hb(16, units ? B * Hp : 0);  // h as bfloat16, twice
   if (units) {
-    uint16_t* x16 = reinterpret_cast<uint16_t*>(xb.get());
-    const float* xs = x.typed_data();
-    for (int64_t row = 0; row < T * B; ++row) {
-      for (int64_t k = 0; k < D; ++k) x16[row * Dp + k] = Bf16Bits(xs[row * D + k]);
-      if (Dp > D) x16[row * Dp + D] = 0;
-    }
     uint16_t* h16 = reinterpret_cast<uint16_t*>(hb.get());
     for (int64_t i = 0; i < B * Hp; ++i) h16[i] = Bf16Bits(h[i]);
-    a.xb = reinterpret_cast<const uint32_t*>(x16);
+    a.xb = reinterpret_cast<const uint32_t*>(xb.get());
     a.wb = reinterpret_cast<const uint16_t*>(wb.get());
     a.rb = reinterpret_cast<const uint16_t*>(rb.get());
     a.mb[0] = h16;
     a.mb[1] = h16 + B * Hp;
     a.Dp = Dp;
   }
-  const int64_t rows = L == 16 ? avx512::kFwdRows : avx2::kFwdRows;
-  const int64_t tiles = (B + rows - 1) / rows * (Hp / L);
+  const int64_t tile_rows = L == 16 ? avx512::kFwdRows : avx2::kFwdRows;
+  const int64_t tiles = (B + tile_rows - 1) / tile_rows * (Hp / L);
   const int n = Threads(2 * B * (D + H) * 4 * Hp, T, tiles, threads);
   Parallel(n, threads != 1, [&](int id, int count, Barrier& barrier) {
     if (units) {
@@ -599,16 +613,11 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   const bool* v = valid.typed_data();
   BackwardArgs a{layout, H, Hp, reverse, round_bf16, rt.get(), v, gates.typed_data(),
                  cs.typed_data(), c0p, dys.typed_data(), dz.get(), dzm, dh, dc};
-  const bool units = round_bf16 && L == 16 && HasBf16Units();
-  Scratch rtb(13, units ? Hp * G / 2 : 0);  // R^T as bfloat16 pairs
+  const bool units = OnUnits(round_bf16);
+  Scratch rtb = InterleavePairs(13, rt.get(), units ? Hp / L : 0, G, G, L);  // R^T in pairs
   Scratch dzb(14, units ? rows * G / 2 : 0);
   if (units) {
-    uint16_t* o = reinterpret_cast<uint16_t*>(rtb.get());
-    for (int64_t u = 0; u < Hp / L; ++u)
-      for (int64_t k = 0; k < G; ++k)
-        for (int64_t l = 0; l < L; ++l)
-          o[((u * G + k / 2 * 2) * L + 2 * l) + (k & 1)] = Bf16Bits(rt[(u * G + k) * L + l]);
-    a.rtb = o;
+    a.rtb = reinterpret_cast<const uint16_t*>(rtb.get());
     a.dzb = reinterpret_cast<uint16_t*>(dzb.get());
   }
   const int64_t row_block = L == 16 ? avx512::kBwdRows : avx2::kBwdRows;

@@ -21,14 +21,17 @@ depends on the CPU. On one with bfloat16 units (avx512_bf16; `native.bf16_units(
 tiles run their products on them (vdpbf16ps), and the speed-up over the bfloat16 scan, forward /
 training, was 1.4-48 / 1.00-4.7 at all nine shapes (1.79 / 1.16 at (64, 100, 256, 256), 1.53 / 1.07
 at (128, 50, 512, 512), 1.39 / 1.00 at (64, 16, 256, 256)): the kernel everywhere. Without them
-(float32 arithmetic on rounded operands, measured with SEQLSTM_NATIVE_ISA=avx512) it was 1.9-36 /
-1.8-4.7 at the five shapes with H <= 128, but 1.05 / 1.07 at (64, 100, 256, 256), 0.93 / 0.91 at
-(64, 16, 256, 256), 1.04 / 0.89 at (64, 16, 64, 256) and 0.87 / 0.89 at (128, 50, 512, 512): XLA's
-bfloat16 products gain with size where float32 ones do not, so there bfloat16 takes the kernel up
-to H = 128 only (`BF16_MAX_HIDDEN`). The functions stay the one place a measured exception would
-go: an earlier kernel (one `dnnl_sgemm` per step, which packed the recurrent kernel again every
-step) lost the forward pass at wide H and long sequences, and there a forward-only call ran the
-scan (`choose_backend`'s "native_train").
+(float32 arithmetic on rounded operands: `SEQLSTM_NATIVE_ISA=avx512 python
+benchmarks/native_rule.py --dtype=bfloat16`) it was 2.4-41 / 1.6-4.7 at the five shapes with
+H <= 128, but 1.00 / 1.08 at (64, 100, 256, 256), 1.01 / 0.93 at (64, 16, 256, 256), 1.29 / 0.99
+at (64, 16, 64, 256) and 0.84 / 0.88 at (128, 50, 512, 512) (the Zen 4 machine before read the
+same pattern): XLA's bfloat16 products gain with size where float32 ones do not, so there
+bfloat16 takes the kernel up to H = 128 only (`BF16_MAX_HIDDEN`).
+
+The functions stay the one place a measured exception would go: an earlier kernel (one
+`dnnl_sgemm` per step, which packed the recurrent kernel again every step) lost the forward pass
+at wide H and long sequences, and there a forward-only call ran the scan (`choose_backend`'s
+"native_train").
 """
 
 from __future__ import annotations
