@@ -66,7 +66,8 @@ def base_config() -> ml_collections.ConfigDict:
     t.max_to_keep = 2
     t.stop_after_steps = 0  # > 0: checkpoint and stop here (preemption drill)
     t.progress_bar = True
-    t.on_nan = "stop"  # or "skip": a step with a NaN or Inf loss changes nothing
+    t.on_nan = "stop"  # or "skip": a step with a NaN or Inf loss changes nothing (a run
+    # whose every step is skipped still fails at its end)
     t.label_smoothing = 0.0  # > 0: train on label-smoothed targets (seqlstm.train.losses)
     t.buckets = ()  # e.g. (8, 16, 32, 64): length bucketing (seqlstm.data.bucketing)
     # 1: one malloc arena for every thread, so a step's blocks above 64 MiB are kept for the next

@@ -103,4 +103,24 @@ def test_nan_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     assert [r.get("train_nonfinite_steps") for r in rows] == [None, 1.0, None]
     assert all(np.isfinite(r["train_loss"]) for r in rows)
     assert results["steps"] == 12 and np.isfinite(results["test"]["loss"])
+    assert results["skipped_steps"] == 1
     assert all(np.isfinite(p).all() for p in final_params(tmp_path)[0])
+
+
+def test_a_run_whose_every_step_is_skipped_fails_instead_of_reporting(tmp_path, monkeypatch):
+    # It exited 0 and wrote the initial parameters' test metrics into results.json.
+    batches = run.train_batches
+
+    def poisoned(split, batch_size, *, seed, epoch, start=0):
+        for i, batch in batches(split, batch_size, seed=seed, epoch=epoch, start=start):
+            batch = dict(batch, inputs=batch["inputs"].copy())
+            batch["inputs"][0, 0, 0] = np.inf
+            yield i, batch
+
+    monkeypatch.setattr(run, "train_batches", poisoned)
+    with pytest.raises(nonfinite.NonFiniteLossError, match="Every one of the 12 training") as info:
+        train_and_evaluate(smoke(on_nan="skip", checkpoint_every_steps=8), str(tmp_path))
+    assert (info.value.step, info.value.cause) == (12, "every_step")
+    assert "train.on_nan=skip" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "results.json").exists()
+    assert os.listdir(tmp_path / "checkpoints") == ["8"]  # the end was not checkpointed

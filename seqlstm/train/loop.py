@@ -63,7 +63,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         of range, NaN inputs, an all-False training mask), or a workdir holding a run with a
         different config; nothing in the workdir is touched then.
       seqlstm.train.nonfinite.NonFiniteLossError: a step's loss was NaN or Inf and
-        `config.train.on_nan` is "stop"; the checkpoints before it are kept.
+        `config.train.on_nan` is "stop"; the checkpoints before it are kept. With "skip", when
+        every step of the run was skipped (nothing trained; no results then).
       seqlstm.train.workdir.WorkdirBusyError: another run holds the workdir.
       seqlstm.train.storage.WorkdirWriteError: a write failed (e.g. the disk is full).
       seqlstm.train.causes.OutOfMemoryError: the device (or host) ran out of memory.
@@ -152,6 +153,7 @@ def _fresh_meta() -> dict[str, Any]:
         "stopped_early": False,
         "done": False,
         "train_sums": {},
+        "skipped_steps": 0,  # steps train.on_nan=skip skipped, over the whole run
     }
 
 
@@ -271,6 +273,10 @@ class _Trainer:
                 meta["stopped_early"] = True
             row["eval_best_loss"] = meta["best_loss"]
         if at_end or meta["stopped_early"]:
+            if meta.get("skipped_steps", 0) >= step:  # nothing trained: no results of it
+                raise nonfinite.NonFiniteLossError(
+                    step, self.ckpt.latest_step(), self.workdir, cause="every_step"
+                )
             meta["done"] = True
             if t.patience and has_val and meta["best_step"] is not None:
                 self.state = self.state._replace(params=self.best_params)
@@ -328,6 +334,7 @@ class _Trainer:
             )
         if bad:
             print(f"Skipped step(s) {bad}: non-finite loss, gradient or update (train.on_nan=skip)")
+            self.meta["skipped_steps"] = self.meta.get("skipped_steps", 0) + len(bad)
         self.sums.add_all(host)
         self.pending.clear()
 
@@ -370,6 +377,7 @@ def final_results(
         "epochs": math.ceil(step / run.steps_per_epoch),
         "stopped_early": meta["stopped_early"],
         "best_step": meta["best_step"],
+        "skipped_steps": meta.get("skipped_steps", 0),  # train.on_nan=skip
         # Early stopping (patience > 0) restores the parameters of the best finite validation
         # loss; otherwise (or with none finite) the final ones.
         "restored_best": bool(config.train.patience and has_val and meta["best_step"] is not None),

@@ -32,8 +32,10 @@ class NonFiniteLossError(FloatingPointError):
     Attributes:
       step: the first such step (1-based, as in metrics.jsonl).
       checkpoint: the step of the last checkpoint, all of whose steps were finite (None: none).
-      cause: `"loss"` (the loss or gradient) or `"update"` (the parameters or optimizer state
-        after a finite loss and gradient: `nonfinite_cause`).
+      cause: `"loss"` (the loss or gradient), `"update"` (the parameters or optimizer state
+        after a finite loss and gradient: `nonfinite_cause`), or `"every_step"`: with `on_nan`
+        "skip", every step of the run was skipped (then `step` is the last one), so the
+        parameters are still the initial ones.
     """
 
     def __init__(self, step: int, checkpoint: int | None, workdir: str, cause: str = "loss"):
@@ -44,6 +46,19 @@ class NonFiniteLossError(FloatingPointError):
             if checkpoint is not None
             else f"no checkpoint was saved in {workdir}; running again starts over"
         )
+        if cause == "every_step":
+            what = (
+                f"Every one of the {step} training steps had a non-finite loss, gradient or "
+                "update and was skipped (train.on_nan=skip), so the parameters were never "
+                "updated"
+            )
+            where = f"nothing more is checkpointed in {workdir}"
+            advice = (
+                "Lower --config.optim.learning_rate or set --config.optim.grad_clip_norm, and "
+                "train in a new --workdir."
+            )
+            super().__init__(f"{what}: stopped before the final evaluation; {where}. {advice}")
+            return
         if cause == "update":
             what = "Non-finite parameters or optimizer state after the update"
             advice = (
