@@ -82,10 +82,15 @@ def machine() -> str:
     """One line naming the CPU, cores and library versions the numbers came from."""
     cpu = platform.processor() or platform.machine()
     try:
+        fields = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        cpu = fields.get("model name", cpu)
+        if "cpu family" in fields and "model" in fields:
+            # A virtual machine may name only the vendor ("AMD EPYC"): the family and model tell
+            # one CPU generation from the next, which is what the numbers depend on.
+            cpu += f" (family {fields['cpu family']}, model {fields['model']})"
     except OSError:
         pass
     versions = [f"jax {jax.__version__} ({jax.default_backend()})"]
