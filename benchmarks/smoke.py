@@ -26,6 +26,7 @@ SCRIPTS = (
     "lstm_layer",
     "memory",
     "native_models",
+    "native_pages",
     "native_rule",
     "precision",
     "profile_step",

@@ -134,6 +134,35 @@ def test_native_at_shapes_with_partial_tiles_on_two_threads(monkeypatch):
     _check_bf16()
 
 
+@needs_kernel
+def test_outputs_large_enough_for_huge_pages_match_the_scan_either_way(monkeypatch):
+    # Outputs, residuals and cell states of 39 MB together: the kernel maps them as huge pages
+    # first (`Prefault`), unless SEQLSTM_NATIVE_HUGE_PAGES=0; the numbers are the same.
+    b, t, d, h = 64, 100, 16, 256
+    keys = jax.random.split(jax.random.key(3), 4)
+    params = {
+        "kernel": 0.1 * jax.random.normal(keys[0], (d, 4 * h)),
+        "recurrent_kernel": 0.05 * jax.random.normal(keys[1], (h, 4 * h)),
+        "bias": 0.1 * jax.random.normal(keys[2], (4 * h,)),
+    }
+    x = jax.random.normal(keys[3], (b, t, d))
+    state = LSTMState(jnp.zeros((b, h)), jnp.zeros((b, h)))
+    lengths = jnp.linspace(0, t, b).astype(jnp.int32)  # 0 to T
+    kw = dict(seq_lengths=lengths)
+    huge = _value_and_grads("native", params, x, state, **kw)
+    monkeypatch.setenv("SEQLSTM_NATIVE_HUGE_PAGES", "0")
+    small = _value_and_grads("native", params, x, state, **kw)
+    for u, v in zip(jax.tree.leaves(huge), jax.tree.leaves(small), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    # Gradients are sums over 6,400 rows in another order: errors of float32 rounding on the
+    # scale of the largest entries (up to ~200 in the input kernel's gradient).
+    scanned = _value_and_grads("scan", params, x, state, **kw)
+    for u, v in zip(jax.tree.leaves(huge), jax.tree.leaves(scanned), strict=True):
+        u, v = np.asarray(u), np.asarray(v)
+        scale = max(1.0, float(np.abs(v).max()))
+        np.testing.assert_allclose(u, v, atol=ATOL * scale / 10, rtol=1e-4)
+
+
 def _check_bf16() -> None:
     """dtype=bfloat16 against the bfloat16 scan (products of bfloat16 operands accumulated in
     float32, gate math and state in float32: the scan's mixed precision), and not float32."""

@@ -22,7 +22,11 @@ scan does (bfloat16 products accumulated in float32, see `native_lstm`; on the C
 units where it has them, `bf16_units`); the layer
 (`seqlstm.scan`) wraps it in `jax.lax.platform_dependent`, so that a program lowered for an
 accelerator never contains this CPU custom call. A call uses every core the process may run on
-(`SEQLSTM_NATIVE_THREADS` caps it), one in a process with several CPU devices.
+(`SEQLSTM_NATIVE_THREADS` caps it), one in a process with several CPU devices. Where a forward
+pass's outputs pass 32 MB, they are mapped as transparent huge pages before the kernel writes them
+(XLA:CPU's intermediates come in one block that malloc maps afresh at every call once it passes
+32 MB, and faulting it in 4 KB at a time cost up to 18% of a training step:
+benchmarks/native_pages.py); `SEQLSTM_NATIVE_HUGE_PAGES=0` turns that off.
 """
 
 from __future__ import annotations
