@@ -359,6 +359,10 @@ void Prefault(void* data, int64_t bytes) {
   const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kPage - 1);
   if (end <= begin) return;
   void* range = reinterpret_cast<void*>(begin);
+  // A block malloc kept from the last call is mapped already: one page tells (mincore), and
+  // populating it again would cost 0.3-0.6 ms of the character model's 43 ms step for nothing.
+  unsigned char mapped = 0;
+  if (mincore(range, kPage, &mapped) == 0 && (mapped & 1) != 0) return;
   madvise(range, end - begin, MADV_HUGEPAGE);
   madvise(range, end - begin, MADV_POPULATE_WRITE);
 }
