@@ -341,11 +341,12 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int
 // largest mmap threshold; writing it then faults in a fresh 4 KB page at a time, about 1.3 us each
 // on this project's machines (11,400 faults a training step at (B, T, H) = (64, 100, 256)).
 // madvise(MADV_HUGEPAGE) and one madvise(MADV_POPULATE_WRITE) map the range in 2 MB pages
-// instead: that training step took 58 ms against 70 (benchmarks/native_pages.py). Only where the
-// outputs alone pass 32 MB, so that their block is certainly fresh: on memory already mapped the
-// two calls cost up to 0.4 ms of a 6 ms step at (16, 512, 64). Mapped pages keep their contents;
-// where either call is unsupported (Linux < 5.14, THP off) it fails and the pages fault in as
-// before. SEQLSTM_NATIVE_HUGE_PAGES=0 turns it off.
+// instead: that training step took 53-58 ms against 64-71 (benchmarks/native_pages.py). Only
+// where the outputs alone pass 32 MB (smaller blocks malloc keeps once its threshold has grown,
+// and populating memory already mapped is not free: up to 0.4 ms of a 6 ms step at
+// (16, 512, 64)), and only where their first page is not mapped yet (`mincore`; below). Mapped
+// pages keep their contents; where a call is unsupported (Linux < 5.14, THP off) it fails and the
+// pages fault in as before. SEQLSTM_NATIVE_HUGE_PAGES=0 turns it off.
 constexpr int64_t kFreshBlock = int64_t{32} << 20;
 
 void Prefault(void* data, int64_t bytes) {
