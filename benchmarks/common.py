@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -76,6 +77,11 @@ def time_fwd_and_train(apply, params, x, reps: int) -> tuple[float, float]:
     """Median ms of the two callables of `fwd_and_train_fns`."""
     fwd, train = fwd_and_train_fns(apply, params, x)
     return median_ms(fwd, reps), median_ms(train, reps)
+
+
+def minor_faults() -> int:
+    """The process's minor page faults so far (`getrusage`): a fresh page of memory each."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def machine() -> str:

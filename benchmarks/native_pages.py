@@ -18,7 +18,6 @@ the two take turns here). "faults" are the process's minor page faults per train
 from __future__ import annotations
 
 import os
-import resource
 import sys
 from pathlib import Path
 
@@ -26,15 +25,11 @@ if not __package__:  # run as a file (python benchmarks/x.py): import as `python
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from benchmarks import cli  # noqa: E402
-from benchmarks.common import best_median_each, machine, write_section  # noqa: E402
+from benchmarks.common import best_median_each, machine, minor_faults, write_section  # noqa: E402
+from benchmarks.lstm_layer import LAYER_SHAPES  # noqa: E402
 
-SHAPES = [
-    (32, 100, 128, 128),  # the issue's four
-    (64, 100, 256, 256),
-    (128, 50, 512, 512),
-    (16, 512, 64, 64),
-    (64, 16, 512, 256),  # G2P's second encoder layer (64 words of ~16 letters)
-]
+# The issue's four shapes (D = H), and G2P's second encoder layer (64 words of ~16 letters).
+SHAPES = [(b, t, d, d) for b, t, d in LAYER_SHAPES] + [(64, 16, 512, 256)]
 SWITCH = "SEQLSTM_NATIVE_HUGE_PAGES"
 
 
@@ -53,10 +48,10 @@ def with_pages(fn, on: bool):
 
 def faults_per_call(fn, calls: int) -> float:
     """Minor page faults of the process per call of `fn` (already compiled)."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    before = minor_faults()
     for _ in range(calls):
         fn()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+    return (minor_faults() - before) / calls
 
 
 def main() -> None:

@@ -23,13 +23,9 @@ import jax  # noqa: E402
 
 from benchmarks import cli  # noqa: E402
 from benchmarks.common import best_medians, fwd_and_train_fns, machine  # noqa: E402
-from benchmarks.lstm_layer import bench_torch  # noqa: E402
+from benchmarks.lstm_layer import LAYER_SHAPES, bench_torch  # noqa: E402
 
-SHAPES = [
-    (32, 100, 128, 128),  # the four
-    (64, 100, 256, 256),
-    (128, 50, 512, 512),
-    (16, 512, 64, 64),
+SHAPES = [(b, t, d, d) for b, t, d in LAYER_SHAPES] + [  # the four (D = H), then
     (64, 16, 256, 256),  # G2P's encoder layers (64 words of ~16 letters)
     (64, 16, 64, 256),
     (128, 512, 16, 32),  # the character model's long and short branches

@@ -23,7 +23,6 @@ first batches in turn;
 from __future__ import annotations
 
 import collections
-import resource
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ if not __package__:  # run as a file (python benchmarks/x.py): import as `python
 import numpy as np  # noqa: E402
 
 from benchmarks import cli  # noqa: E402
-from benchmarks.common import machine, write_section  # noqa: E402
+from benchmarks.common import machine, minor_faults, write_section  # noqa: E402
 from benchmarks.profile_step import traced_events  # noqa: E402
 from benchmarks.train_step import MODELS, describe, jax_timer, launcher_step, load_config  # noqa: E402
 
@@ -103,13 +102,13 @@ def step_report(name: str, preset: str | None, reps: int, keep_memory: bool) -> 
     for _ in range(2 * len(batches)):
         every()
     first()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    before = minor_faults()
     times = []
     for _ in range(reps):
         start = time.perf_counter()
         every()
         times.append(time.perf_counter() - start)
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / reps
+    faults = (minor_faults() - before) / reps
     t0, t1, work = last_step(traced_events(first, reps))
     total = (t1 - t0) / 1e3
     shapes = {k: tuple(v.shape) for k, v in batches[0].items() if getattr(v, "ndim", 0) == 2}

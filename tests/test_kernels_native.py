@@ -136,8 +136,10 @@ def test_native_at_shapes_with_partial_tiles_on_two_threads(monkeypatch):
 
 @needs_kernel
 def test_outputs_large_enough_for_huge_pages_match_the_scan_either_way(monkeypatch):
-    # Outputs, residuals and cell states of 39 MB together: the kernel maps them as huge pages
-    # first (`Prefault`), unless SEQLSTM_NATIVE_HUGE_PAGES=0; the numbers are the same.
+    # Outputs, residuals and cell states of 39 MB together, past the size where the kernel maps
+    # them as huge pages first (`Prefault`, when their block is fresh: strace shows its madvise
+    # calls here), unless SEQLSTM_NATIVE_HUGE_PAGES=0. The numbers are the same either way, and
+    # the scan's; the test does not assert that the mapping happened (malloc's state decides).
     b, t, d, h = 64, 100, 16, 256
     keys = jax.random.split(jax.random.key(3), 4)
     params = {

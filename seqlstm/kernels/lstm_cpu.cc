@@ -338,13 +338,14 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int
 // Maps the pages of the forward pass's outputs, as transparent huge pages where the system allows
 // them, before the tiles write them. XLA:CPU places a program's intermediates (the residuals among
 // them) in one block, which glibc's malloc maps afresh at every call once it passes 32 MB, its
-// largest mmap threshold; writing it then faults in a fresh 4 KB page at a time, about 1.3 us each
-// on this project's machines (11,400 faults a training step at (B, T, H) = (64, 100, 256)).
+// largest mmap threshold; writing it then faults in a fresh 4 KB page at a time (11,400 faults a
+// training step at (B, T, H) = (64, 100, 256); about 1.3 us each, timed while developing this).
 // madvise(MADV_HUGEPAGE) and one madvise(MADV_POPULATE_WRITE) map the range in 2 MB pages
 // instead: that training step took 53-58 ms against 64-71 (benchmarks/native_pages.py). Only
 // where the outputs alone pass 32 MB (smaller blocks malloc keeps once its threshold has grown,
-// and populating memory already mapped is not free: up to 0.4 ms of a 6 ms step at
-// (16, 512, 64)), and only where their first page is not mapped yet (`mincore`; below). Mapped
+// and populating memory already mapped is not free: a first version that mapped every output of
+// 4 MB or more lost up to 0.4 ms of a 6 ms step at (16, 512, 64)), and only where their first
+// page is not mapped yet (`mincore`; below). Mapped
 // pages keep their contents; where a call is unsupported (Linux < 5.14, THP off) it fails and the
 // pages fault in as before. SEQLSTM_NATIVE_HUGE_PAGES=0 turns it off.
 constexpr int64_t kFreshBlock = int64_t{32} << 20;
@@ -361,7 +362,8 @@ void Prefault(void* data, int64_t bytes) {
   if (end <= begin) return;
   void* range = reinterpret_cast<void*>(begin);
   // A block malloc kept from the last call is mapped already: one page tells (mincore), and
-  // populating it again would cost 0.3-0.6 ms of the character model's 43 ms step for nothing.
+  // populating it again cost about 0.6 ms of the character model's 43 ms step for nothing (its
+  // one arena keeps every block; a development A/B of the launcher's step).
   unsigned char mapped = 0;
   if (mincore(range, kPage, &mapped) == 0 && (mapped & 1) != 0) return;
   madvise(range, end - begin, MADV_HUGEPAGE);

@@ -86,6 +86,11 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def _unavailable(reason: str) -> tuple[bool, str, int, bool]:
+    """`_load`'s answer where the kernel cannot run: no lanes, no bfloat16 units."""
+    return False, reason, 0, False
+
+
 @functools.cache
 def _load() -> tuple[bool, str, int, bool]:
     """Loads the library and registers its FFI targets once; returns `(available, reason,
@@ -94,30 +99,16 @@ def _load() -> tuple[bool, str, int, bool]:
     bfloat16 units."""
     machine = f"{platform.system()} {platform.machine()}"
     if (platform.system(), platform.machine()) != ("Linux", "x86_64"):
-        return (
-            False,
-            f"the native kernel is built for Linux x86_64 only, this is {machine}",
-            0,
-            False,
-        )
+        return _unavailable(f"the native kernel is built for Linux x86_64 only, this is {machine}")
     missing = [flag for flag in REQUIRED_CPU_FLAGS if flag not in cpu_flags()]
     if missing:
         lacks = ", ".join(missing)
-        return (
-            False,
-            f"the native kernel needs an x86-64-v3 CPU (AVX2, FMA, BMI2); this one lacks {lacks}",
-            0,
-            False,
-        )
+        needs = "the native kernel needs an x86-64-v3 CPU (AVX2, FMA, BMI2)"
+        return _unavailable(f"{needs}; this one lacks {lacks}")
     path = _library_path()
     if path is None:
-        built = "`pip install -e .` builds it when g++ is available"
-        return (
-            False,
-            f"the native kernel is not built (no _lstm_cpu*.so in {_HERE}); {built}",
-            0,
-            False,
-        )
+        absent = f"the native kernel is not built (no _lstm_cpu*.so in {_HERE})"
+        return _unavailable(f"{absent}; `pip install -e .` builds it when g++ is available")
     try:
         library = ctypes.CDLL(str(path))
         lanes = int(library.SeqlstmLanes())
@@ -126,7 +117,7 @@ def _load() -> tuple[bool, str, int, bool]:
             capsule = jax.ffi.pycapsule(getattr(library, symbol))
             jax.ffi.register_ffi_target(name, capsule, platform="cpu")
     except Exception as error:  # any failure to load or register: the scan runs instead
-        return False, f"the native kernel {path.name} could not be loaded: {error}", 0, False
+        return _unavailable(f"the native kernel {path.name} could not be loaded: {error}")
     isa = "AVX-512" if lanes == 16 else "AVX2"
     bf16 = "bfloat16 on the CPU's bfloat16 units (avx512_bf16)" if units else "bfloat16"
     loaded = f"the native kernel {path.name} is loaded ({isa} tiles; float32 and {bf16})"
