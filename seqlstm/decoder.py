@@ -19,6 +19,8 @@ from flax import nnx
 from seqlstm.attention import KINDS, Attention
 from seqlstm.cell import LSTMState
 from seqlstm.checks import check_positive
+from seqlstm.feeding import KINDS as FEEDING_KINDS
+from seqlstm.feeding import feeding_decoder
 from seqlstm.layers import LSTM
 from seqlstm.tokens import check_vocab_size
 
@@ -174,6 +176,57 @@ class Decoder(nnx.Module):
         alignment = None if carry.alignment is None else weights.astype(carry.alignment.dtype)
         return DecoderCarry(tuple(states), out, alignment), logits, weights
 
+    def _fused_feeding(self, carry: DecoderCarry, memory: Memory, masks) -> bool:
+        """Whether teacher forcing runs `seqlstm.feeding.feeding_decoder` (its fused backward):
+        plain float32 cells without masks and a non-recurrent attention, unless a layer asks for
+        JAX's autodiff (`backward="autodiff"`)."""
+        if not self.input_feeding or carry.alignment is not None:
+            return False
+        if self.attention.kind not in FEEDING_KINDS or any(m is not None for m in masks):
+            return False
+        if memory.values.dtype != jnp.float32:
+            return False
+        return all(
+            layer.param_names == ("kernel", "recurrent_kernel", "bias")
+            and layer.backward == "fused"
+            and (layer.dtype is None or jnp.dtype(layer.dtype) == jnp.float32)
+            and all(getattr(layer, n)[...].dtype == jnp.float32 for n in layer.param_names)
+            for layer in self.layers
+        )
+
+    def _feeding(self, target_in: jax.Array, carry: DecoderCarry, memory: Memory):
+        """`__call__` through `feeding_decoder`: the first layer's product with the embeddings
+        before the loop, the output projection after it."""
+        first = self.layers[0]
+        kernel = first.kernel[...]
+        embedded = embed_tokens(self.embed, target_in, self.vocab_size)
+        x = jnp.einsum("btd,dg->tbg", embedded, kernel[: embedded.shape[-1]])
+        weights, biases = [], []
+        for i, layer in enumerate(self.layers):
+            rows = kernel[embedded.shape[-1] :] if i == 0 else layer.kernel[...]
+            weights.append(jnp.concatenate([rows, layer.recurrent_kernel[...]], axis=0))
+            biases.append(layer.bias[...])
+        params = self.attention.params_dict()
+        empty = jnp.zeros((0,), jnp.float32)
+        outputs, attention = feeding_decoder(
+            x,
+            tuple(weights),
+            tuple(biases),
+            tuple(s.h for s in carry.states),
+            tuple(s.c for s in carry.states),
+            carry.feed,
+            params.get("query_kernel", empty[:, None]),
+            params.get("v", empty),
+            self.combine.kernel[...],
+            memory.projected,
+            memory.values,
+            memory.lengths,
+            self.attention.kind,
+            self.layers[0].unroll,
+        )
+        logits = self.output(jnp.swapaxes(outputs, 0, 1))
+        return logits, jnp.swapaxes(attention, 0, 1)
+
     def __call__(self, target_in: jax.Array, carry: DecoderCarry, memory: Memory):
         """Teacher forcing over a whole target.
 
@@ -191,6 +244,8 @@ class Decoder(nnx.Module):
         if self.input_feeding or carry.alignment is not None:
             batch, time = target_in.shape
             masks = tuple(layer.draw_masks(batch, time) for layer in self.layers)
+            if self._fused_feeding(carry, memory, masks):
+                return self._feeding(target_in, carry, memory)
 
             def body(c, inputs):
                 t, token = inputs

@@ -238,6 +238,42 @@ EIGHT_DEVICES = textwrap.dedent(
             "max_error": max(float(abs(a - b).max())
                              for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want))),
             "kernel_calls": text.count("seqlstm_lstm_"), "all_gather": "all-gather" in text}
+
+    # The input-feeding decoder's fused backward (seqlstm.feeding) with the batch split over
+    # the 8 devices, by shard_map and by sharded inputs, against one device.
+    from flax import nnx
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    from seqlstm.decoder import Decoder, DecoderCarry
+    from seqlstm.cell import LSTMState
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    graph, params = nnx.split(
+        Decoder(11, 8, 6, num_layers=2, embed_dim=4, attention="additive", rngs=nnx.Rngs(0)))
+    keys = jax.random.split(jax.random.key(1), 5)
+    tokens = jax.random.randint(keys[0], (16, 5), 0, 11)
+    values = jax.random.normal(keys[1], (16, 4, 6))
+    lengths = jax.numpy.arange(16) % 5
+    h = jax.random.normal(keys[2], (2, 16, 8))
+    wl = jax.random.normal(keys[3], (16, 5, 11))
+    def feeding_loss(params, tokens, values, lengths, h, wl):
+        d = nnx.merge(graph, params)
+        carry = DecoderCarry(tuple(LSTMState(x, x) for x in h), h[0], None)
+        logits, _ = d(tokens, carry, d.memory(values, lengths))
+        return jax.numpy.sum(logits * wl)
+    grad = jax.grad(feeding_loss, argnums=(0, 2, 4))
+    want = jax.jit(grad)(params, tokens, values, lengths, h, wl)
+    row = P("data")
+    specs = (P(), row, row, row, P(None, "data"), row)
+    # The parameters' gradients come back summed over the devices (replicated parameters).
+    by_shard_map = jax.jit(jax.shard_map(grad, mesh=mesh, in_specs=specs,
+                                         out_specs=(P(), row, P(None, "data"))))
+    args = (params, tokens, values, lengths, h, wl)
+    placed = [jax.device_put(a, NamedSharding(mesh, s)) for a, s in zip(args[1:], specs[1:])]
+    errors = {}
+    for name, got in (("shard_map", by_shard_map(*args)),
+                      ("sharded", jax.jit(grad)(params, *placed))):
+        errors[name] = max(float(abs(np.asarray(a) - np.asarray(b)).max())
+                           for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+    out["feeding_sharded"] = errors
     print("RESULTS" + json.dumps(out))
     """
 )
@@ -276,6 +312,12 @@ def test_native_kernel_under_shard_map_runs_per_device_and_matches_the_scan(eigh
     got = eight_devices["shard_map_native"]
     assert got["kernel_calls"] == 2 and not got["all_gather"]  # forward and backward, per device
     assert got["max_error"] < 1e-5
+
+
+def test_feeding_decoder_with_the_batch_over_8_devices_matches_1_device(eight_devices):
+    errors = eight_devices["feeding_sharded"]
+    assert set(errors) == {"shard_map", "sharded"}
+    assert max(errors.values()) < 1e-5, errors
 
 
 def test_8_devices_match_1_device_and_bad_meshes_fail_before_touching_the_workdir(eight_devices):

@@ -1,0 +1,220 @@
+"""The input-feeding decoder's teacher-forced pass with a fused backward (a `jax.custom_vjp`).
+
+With input feeding (Luong et al., 2015) step t of the decoder reads the attentional vector of
+step t - 1, so teacher forcing runs step by step. JAX's autodiff of that `lax.scan` computes
+every weight gradient inside the reverse loop: per step, one rank-B update of each LSTM kernel,
+the query kernel and the combination kernel, each read and written whole. Here the reverse loop
+does only what must be sequential (the products with the transposed weights, the gate and
+attention derivatives) and collects each step's pre-activation gradients; then every weight
+gradient is one matmul over all T*B rows, as `seqlstm.fused_backward` does for one layer.
+
+One step, for layers l = 1..L (`W_l = [kernel_l over its input; recurrent_kernel_l]`):
+
+  z_1 = x_t + [h~_{t-1}, h_1] W_1 + b_1    x_t = embedding_t @ kernel_1[:embed] (before the loop)
+  z_l = [h_{l-1}', h_l] W_l + b_l          (h_l', c_l') = cell(z_l, c_l)
+  q = h_L' W_q (additive; else h_L')        (context, weights) = attention(q, keys, values)
+  h~_t = tanh([context, h_L'] W_c)          the step's output and the next step's feed
+
+Supported: plain cells (no variant options, no dropout masks), float32, and the attention kinds
+whose score does not read the previous weights (additive, general, dot); `Decoder` runs the
+generic scan otherwise. Results equal the generic scan's to float rounding
+(tests/test_feeding.py).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
+
+from seqlstm.attention import masked_softmax
+from seqlstm.cell import gate_activations
+from seqlstm.fused_backward import _read_step, _sum_outer, _summed_like
+
+KINDS = ("additive", "general", "dot")
+
+
+def _attend(q, projected, values, v, lengths, kind):
+    """`(context [B, E], weights [B, S])` of one step's query `q: [B, A]` (additive: already
+    multiplied by the query kernel)."""
+    if kind == "additive":
+        scores = jnp.einsum("bsa,a->bs", jnp.tanh(q[:, None, :] + projected), v)
+    else:
+        scores = jnp.einsum("bq,bsq->bs", q, projected)
+    weights = masked_softmax(scores[:, None, :], lengths)[:, 0]
+    return jnp.einsum("bs,bsv->bv", weights, values), weights
+
+
+def _forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values,
+             lengths, kind, unroll):  # fmt: skip
+    additive = kind == "additive"
+
+    def step(carry, t):
+        hs, cs, feed = carry
+        (x_t,) = _read_step((x_tm,), t)
+        inp, new_h, new_c, acts = feed, [], [], []
+        for l, (w, b, h, c) in enumerate(zip(weights, biases, hs, cs)):
+            z = jnp.concatenate([inp, h], axis=-1) @ w + b[None, :]
+            if l == 0:
+                z = z + x_t
+            i, f, g, o = gate_activations(z)
+            c = f * c + i * g
+            h = o * jnp.tanh(c)
+            new_h.append(h)
+            new_c.append(c)
+            acts.append(jnp.concatenate([i, f, g, o], axis=-1))
+            inp = h
+        q = inp @ query_kernel if additive else inp
+        context, attn = _attend(q, projected, values, v, lengths, kind)
+        out = jnp.tanh(jnp.concatenate([context, inp], axis=-1) @ combine)
+        carry = (tuple(new_h), tuple(new_c), out)
+        return carry, (out, attn, tuple(new_h), tuple(new_c), tuple(acts), context, q)
+
+    init = (tuple(hs), tuple(cs), feed)
+    _, ys = jax.lax.scan(step, init, jnp.arange(x_tm.shape[0]), unroll=unroll)
+    return ys
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(12, 13))
+def feeding_decoder(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected,
+                    values, lengths, kind, unroll):  # fmt: skip
+    """Teacher-forced steps of an input-feeding decoder (see the module docstring).
+
+    Args:
+      x_tm: `[T, B, 4H]`, the first layer's product with the target embeddings (time-major).
+      weights: per layer `[D_l + H, 4H]`: the kernel's rows for the step's input (layer 1: the
+        feed, H rows) stacked over the recurrent kernel.
+      biases: per layer `[4H]`.
+      hs, cs: per layer the initial state, `[B, H]` each.
+      feed: the first step's feed `h~_0`, `[B, H]`.
+      query_kernel: `[H, A]` (additive; ignored otherwise, pass a `[0, 0]` array).
+      v: `[A]` (additive; ignored otherwise, pass a `[0]` array).
+      combine: `[E + H, H]`, the kernel of `h~ = tanh([context, h_L] W_c)`.
+      projected: `[B, S, A]` projected keys (`seqlstm.attention.project_keys`).
+      values: `[B, S, E]`, the encoder outputs.
+      lengths: `int32[B]`, valid source positions per row.
+      kind: one of `KINDS`.
+      unroll: steps per scan iteration.
+
+    Returns:
+      `(outputs [T, B, H], weights [T, B, S])`: each step's `h~` and attention weights.
+    """
+    ys = _forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected,
+                  values, lengths, kind, unroll)  # fmt: skip
+    return ys[0], ys[1]
+
+
+def _feeding_fwd(*args):
+    *arrays, kind, unroll = args
+    # With `symbolic_zeros=True` each array comes as a `CustomVJPPrimal`.
+    arrays = jax.tree.map(
+        lambda a: a.value if isinstance(a, CustomVJPPrimal) else a,
+        arrays,
+        is_leaf=lambda a: isinstance(a, CustomVJPPrimal),
+    )
+    ys = _forward(*arrays, kind, unroll)
+    return (ys[0], ys[1]), (tuple(arrays), ys)
+
+
+def _previous(seq, first):
+    """`seq [T, ...]` shifted one step later, `first` at step 0: what each step started from."""
+    return jnp.concatenate([first[None], seq[:-1]], axis=0)
+
+
+def _feeding_bwd(kind, unroll, saved, cotangents):
+    (x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values,
+     lengths), ys = saved  # fmt: skip
+    outs, attn, new_hs, new_cs, acts, contexts, queries = ys
+    d_outs, d_attn = cotangents
+    additive = kind == "additive"
+    layers = len(weights)
+    if isinstance(d_outs, SymbolicZero):
+        d_outs = jnp.zeros_like(outs)
+    d_attn = None if isinstance(d_attn, SymbolicZero) else d_attn
+    # Built once before the loop (see `seqlstm.fused_backward`'s comment on constant cotangents).
+    d_outs = jax.lax.optimization_barrier(d_outs)
+    c_prev = tuple(_previous(c, c0) for c, c0 in zip(new_cs, cs))
+    weights_t = tuple(w.T for w in weights)
+    combine_t, query_t = combine.T, query_kernel.T
+    widths = tuple(w.shape[0] - hs[0].shape[-1] for w in weights)  # each layer's input rows
+
+    def step(carry, t):
+        dh, dc, d_feed, d_projected, d_values, d_v = carry
+        read = (d_outs, outs, contexts, queries) + acts + new_cs + c_prev
+        if d_attn is not None:
+            read = read + (d_attn,)
+        step_arrays = _read_step(read, t)
+        d_out, out, context, q = step_arrays[:4]
+        act = step_arrays[4 : 4 + layers]
+        c_new = step_arrays[4 + layers : 4 + 2 * layers]
+        cp = step_arrays[4 + 2 * layers : 4 + 3 * layers]
+        d_w = step_arrays[-1] if d_attn is not None else None
+        da = (d_out + d_feed) * (1 - out * out)
+        d_cat = da @ combine_t
+        d_context, d_top = d_cat[:, : context.shape[-1]], d_cat[:, context.shape[-1] :]
+        _, attend_vjp = jax.vjp(
+            lambda q, p, vals, vv: _attend(q, p, vals, vv, lengths, kind), q, projected, values, v
+        )
+        d_w = jnp.zeros_like(attn[0]) if d_w is None else d_w
+        dq, dp, dvals, dvv = attend_vjp((d_context, d_w))
+        d_top = d_top + (dq @ query_t if additive else dq)
+        dh = list(dh)
+        dc = list(dc)
+        dh[-1] = dh[-1] + d_top
+        dzs = [None] * layers
+        for l in reversed(range(layers)):
+            i, f, g, o = jnp.split(act[l], 4, axis=-1)
+            tc = jnp.tanh(c_new[l])
+            d_ct = dc[l] + dh[l] * o * (1 - tc * tc)
+            dz = jnp.concatenate(
+                [d_ct * g * i * (1 - i), d_ct * cp[l] * f * (1 - f), d_ct * i * (1 - g * g),
+                 dh[l] * tc * o * (1 - o)],
+                axis=-1,
+            )  # fmt: skip
+            d_xh = dz @ weights_t[l]
+            dc[l] = d_ct * f
+            dh[l] = d_xh[:, widths[l] :]
+            if l:
+                dh[l - 1] = dh[l - 1] + d_xh[:, : widths[l]]
+            else:
+                d_feed = d_xh[:, : widths[l]]
+            dzs[l] = dz
+        carry = (tuple(dh), tuple(dc), d_feed, d_projected + dp, d_values + dvals, d_v + dvv)
+        return carry, (tuple(dzs), da, dq)
+
+    zero_h = tuple(jnp.zeros_like(h) for h in hs)
+    init = (zero_h, tuple(jnp.zeros_like(c) for c in cs), jnp.zeros_like(feed),
+            jnp.zeros_like(projected), jnp.zeros_like(values), jnp.zeros_like(v))  # fmt: skip
+    carry, (dzs, das, dqs) = jax.lax.scan(
+        step, init, jnp.arange(x_tm.shape[0]), reverse=True, unroll=unroll
+    )
+    dh0, dc0, d_feed0, d_projected, d_values, d_v = carry
+    acc = outs.dtype
+    d_weights, d_biases = [], []
+    for l in range(layers):
+        inputs = _previous(outs, feed) if l == 0 else new_hs[l - 1]
+        rows = jnp.concatenate([inputs, _previous(new_hs[l], hs[l])], axis=-1)
+        d_weights.append(_summed_like(_sum_outer(rows, dzs[l], acc, acc), weights[l]))
+        d_biases.append(_summed_like(jnp.sum(dzs[l], axis=(0, 1)), biases[l]))
+    top = new_hs[-1]
+    d_combine = _sum_outer(jnp.concatenate([contexts, top], axis=-1), das, acc, acc)
+    d_query = _sum_outer(top, dqs, acc, acc) if additive else jnp.zeros_like(query_kernel)
+    return (
+        dzs[0],
+        tuple(d_weights),
+        tuple(d_biases),
+        tuple(_summed_like(d, h) for d, h in zip(dh0, hs)),
+        tuple(_summed_like(d, c) for d, c in zip(dc0, cs)),
+        _summed_like(d_feed0, feed),
+        _summed_like(d_query, query_kernel),
+        _summed_like(d_v, v),
+        _summed_like(d_combine, combine),
+        d_projected,
+        d_values,
+        None,
+    )
+
+
+feeding_decoder.defvjp(_feeding_fwd, _feeding_bwd, symbolic_zeros=True)

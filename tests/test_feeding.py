@@ -1,0 +1,137 @@
+"""Tests for seqlstm/feeding.py: the input-feeding decoder's fused backward against the generic
+`lax.scan` over `Decoder.step` (JAX's autodiff), and when the decoder takes it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from seqlstm import feeding
+from seqlstm.cell import LSTMState
+from seqlstm.decoder import Decoder, DecoderCarry
+
+B, T, S, H, V = 5, 7, 6, 16, 11
+LENGTHS = jnp.asarray([0, S, 3, 1, 5])  # an empty source and a full one
+
+
+def decoder(kind, layers, memory_size=12, **kwargs):
+    memory_size = H if kind == "dot" else memory_size
+    return Decoder(
+        V, H, memory_size, num_layers=layers, embed_dim=8, attention=kind, rngs=nnx.Rngs(0),
+        **kwargs,
+    )  # fmt: skip
+
+
+def inputs(dec, layers, seed=0):
+    rng = np.random.default_rng(seed)
+    normal = lambda *shape: jnp.asarray(rng.normal(size=shape), jnp.float32)
+    states = tuple(LSTMState(normal(B, H), normal(B, H)) for _ in range(layers))
+    return dict(
+        tokens=jnp.asarray(rng.integers(0, V, (B, T))),
+        values=normal(B, S, dec.attention.key_size),
+        states=states,
+        feed=normal(B, H),
+        logit_weights=normal(B, T, V),
+        attention_weights=normal(B, T, S),
+    )
+
+
+def loss_and_grads(dec, x, fused, monkeypatch, attention_cotangent=True):
+    """The loss `sum(logits * w) (+ sum(weights * u))` and its gradients with respect to every
+    parameter, the initial states, the first feed and the encoder outputs."""
+    with monkeypatch.context() as m:
+        if not fused:
+            m.setattr(Decoder, "_fused_feeding", lambda *args: False)
+        calls = []
+        original = feeding.feeding_decoder
+        m.setattr("seqlstm.decoder.feeding_decoder", lambda *a: calls.append(1) or original(*a))
+        graph, params = nnx.split(dec)
+
+        def loss(params, states, feed, values):
+            d = nnx.merge(graph, params)
+            logits, w = d(x["tokens"], DecoderCarry(states, feed, None), d.memory(values, LENGTHS))
+            total = jnp.sum(logits * x["logit_weights"])
+            if attention_cotangent:
+                total = total + jnp.sum(w * x["attention_weights"])
+            return total, (logits, w)
+
+        grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3), has_aux=True))
+        out = grad(params, x["states"], x["feed"], x["values"])
+    assert bool(calls) == fused  # the fused path ran exactly when asked
+    return out
+
+
+@pytest.mark.parametrize("kind", ["additive", "general", "dot"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_fused_backward_equals_autodiff_of_the_step_scan(kind, layers, monkeypatch):
+    dec = decoder(kind, layers)
+    x = inputs(dec, layers)
+    got = loss_and_grads(dec, x, True, monkeypatch)
+    want = loss_and_grads(dec, x, False, monkeypatch)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    (_, (_, weights)), grads = got
+    assert np.all(np.asarray(weights)[0] == 0.0)  # the empty source: no weight, no NaN
+    assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree.leaves(grads))
+    assert float(jnp.max(jnp.abs(grads[3][0]))) == 0.0  # nothing flows to an empty source
+
+
+def test_unused_attention_weights_and_one_step(monkeypatch):
+    # The training loss reads only the logits: the weights' cotangent is a symbolic zero.
+    dec = decoder("additive", 2)
+    x = inputs(dec, 2, seed=1)
+    got = loss_and_grads(dec, x, True, monkeypatch, attention_cotangent=False)
+    want = loss_and_grads(dec, x, False, monkeypatch, attention_cotangent=False)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    x["tokens"] = x["tokens"][:, :1]
+    x["logit_weights"], x["attention_weights"] = x["logit_weights"][:, :1], None
+    got = loss_and_grads(dec, x, True, monkeypatch, attention_cotangent=False)
+    want = loss_and_grads(dec, x, False, monkeypatch, attention_cotangent=False)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kind, kwargs",
+    [
+        ("location", {}),  # its score reads the previous weights
+        ("additive", {"backward": "autodiff"}),  # the user asked for JAX's autodiff
+        ("additive", {"layer_norm": True}),  # a variant cell
+        ("additive", {"dtype": jnp.bfloat16}),  # mixed precision
+        ("additive", {"dropout": 0.3}),  # masks in training mode
+    ],
+)
+def test_other_decoders_run_the_step_scan(kind, kwargs, monkeypatch):
+    dec = decoder(kind, 1, **kwargs)
+    x = inputs(dec, 1)
+    memory = dec.memory(x["values"], LENGTHS)
+    carry = DecoderCarry(x["states"], x["feed"], dec.initial_alignment(memory))
+    with monkeypatch.context() as m:
+        m.setattr("seqlstm.decoder.feeding_decoder", lambda *a: pytest.fail("fused path taken"))
+        logits, _ = dec(x["tokens"], carry, memory)
+    assert logits.shape == (B, T, V)
+    if "dropout" in kwargs:  # in evaluation mode there are no masks: the fused path again
+        dec.eval()
+        with monkeypatch.context() as m:
+            m.setattr("seqlstm.decoder.feeding_decoder", lambda *a: (_ for _ in ()).throw(KeyError))
+            with pytest.raises(KeyError):
+                dec(x["tokens"], carry, memory)
+
+
+def test_fused_backward_lowers_for_cuda_and_tpu():
+    dec = decoder("additive", 2)
+    x = inputs(dec, 2)
+    graph, params = nnx.split(dec)
+
+    def loss(params, values):
+        d = nnx.merge(graph, params)
+        carry = DecoderCarry(x["states"], x["feed"], None)
+        logits, _ = d(x["tokens"], carry, d.memory(values, LENGTHS))
+        return jnp.sum(logits * x["logit_weights"])
+
+    f = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    for platform in ("cuda", "tpu"):
+        text = jax.export.export(f, platforms=[platform])(params, x["values"]).mlir_module()
+        assert "stablehlo.while" in text  # the two loops, lowered for the accelerator
