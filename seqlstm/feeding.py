@@ -55,9 +55,9 @@ def _forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, proj
         hs, cs, feed = carry
         (x_t,) = _read_step((x_tm,), t)
         inp, new_h, new_c, acts = feed, [], [], []
-        for l, (w, b, h, c) in enumerate(zip(weights, biases, hs, cs)):
+        for k, (w, b, h, c) in enumerate(zip(weights, biases, hs, cs)):
             z = jnp.concatenate([inp, h], axis=-1) @ w + b[None, :]
-            if l == 0:
+            if k == 0:
                 z = z + x_t
             i, f, g, o = gate_activations(z)
             c = f * c + i * g
@@ -136,8 +136,10 @@ def _feeding_bwd(kind, unroll, saved, cotangents):
     # Built once before the loop (see `seqlstm.fused_backward`'s comment on constant cotangents).
     d_outs = jax.lax.optimization_barrier(d_outs)
     c_prev = tuple(_previous(c, c0) for c, c0 in zip(new_cs, cs))
-    weights_t = tuple(w.T for w in weights)
-    combine_t, query_t = combine.T, query_kernel.T
+
+    def times_t(a, w):  # a @ w.T, without materialising w.T
+        return jax.lax.dot_general(a, w, (((1,), (1,)), ((), ())))
+
     widths = tuple(w.shape[0] - hs[0].shape[-1] for w in weights)  # each layer's input rows
 
     def step(carry, t):
@@ -152,35 +154,35 @@ def _feeding_bwd(kind, unroll, saved, cotangents):
         cp = step_arrays[4 + 2 * layers : 4 + 3 * layers]
         d_w = step_arrays[-1] if d_attn is not None else None
         da = (d_out + d_feed) * (1 - out * out)
-        d_cat = da @ combine_t
+        d_cat = times_t(da, combine)
         d_context, d_top = d_cat[:, : context.shape[-1]], d_cat[:, context.shape[-1] :]
         _, attend_vjp = jax.vjp(
             lambda q, p, vals, vv: _attend(q, p, vals, vv, lengths, kind), q, projected, values, v
         )
         d_w = jnp.zeros_like(attn[0]) if d_w is None else d_w
         dq, dp, dvals, dvv = attend_vjp((d_context, d_w))
-        d_top = d_top + (dq @ query_t if additive else dq)
+        d_top = d_top + (times_t(dq, query_kernel) if additive else dq)
         dh = list(dh)
         dc = list(dc)
         dh[-1] = dh[-1] + d_top
         dzs = [None] * layers
-        for l in reversed(range(layers)):
-            i, f, g, o = jnp.split(act[l], 4, axis=-1)
-            tc = jnp.tanh(c_new[l])
-            d_ct = dc[l] + dh[l] * o * (1 - tc * tc)
+        for k in reversed(range(layers)):
+            i, f, g, o = jnp.split(act[k], 4, axis=-1)
+            tc = jnp.tanh(c_new[k])
+            d_ct = dc[k] + dh[k] * o * (1 - tc * tc)
             dz = jnp.concatenate(
-                [d_ct * g * i * (1 - i), d_ct * cp[l] * f * (1 - f), d_ct * i * (1 - g * g),
-                 dh[l] * tc * o * (1 - o)],
+                [d_ct * g * i * (1 - i), d_ct * cp[k] * f * (1 - f), d_ct * i * (1 - g * g),
+                 dh[k] * tc * o * (1 - o)],
                 axis=-1,
             )  # fmt: skip
-            d_xh = dz @ weights_t[l]
-            dc[l] = d_ct * f
-            dh[l] = d_xh[:, widths[l] :]
-            if l:
-                dh[l - 1] = dh[l - 1] + d_xh[:, : widths[l]]
+            d_xh = times_t(dz, weights[k])
+            dc[k] = d_ct * f
+            dh[k] = d_xh[:, widths[k] :]
+            if k:
+                dh[k - 1] = dh[k - 1] + d_xh[:, : widths[k]]
             else:
-                d_feed = d_xh[:, : widths[l]]
-            dzs[l] = dz
+                d_feed = d_xh[:, : widths[k]]
+            dzs[k] = dz
         carry = (tuple(dh), tuple(dc), d_feed, d_projected + dp, d_values + dvals, d_v + dvv)
         return carry, (tuple(dzs), da, dq)
 
@@ -193,11 +195,11 @@ def _feeding_bwd(kind, unroll, saved, cotangents):
     dh0, dc0, d_feed0, d_projected, d_values, d_v = carry
     acc = outs.dtype
     d_weights, d_biases = [], []
-    for l in range(layers):
-        inputs = _previous(outs, feed) if l == 0 else new_hs[l - 1]
-        rows = jnp.concatenate([inputs, _previous(new_hs[l], hs[l])], axis=-1)
-        d_weights.append(_summed_like(_sum_outer(rows, dzs[l], acc, acc), weights[l]))
-        d_biases.append(_summed_like(jnp.sum(dzs[l], axis=(0, 1)), biases[l]))
+    for k in range(layers):
+        inputs = _previous(outs, feed) if k == 0 else new_hs[k - 1]
+        rows = jnp.concatenate([inputs, _previous(new_hs[k], hs[k])], axis=-1)
+        d_weights.append(_summed_like(_sum_outer(rows, dzs[k], acc, acc), weights[k]))
+        d_biases.append(_summed_like(jnp.sum(dzs[k], axis=(0, 1)), biases[k]))
     top = new_hs[-1]
     d_combine = _sum_outer(jnp.concatenate([contexts, top], axis=-1), das, acc, acc)
     d_query = _sum_outer(top, dqs, acc, acc) if additive else jnp.zeros_like(query_kernel)
