@@ -234,7 +234,9 @@ class Decoder(nnx.Module):
         Without input feeding the layers run as whole sequences (`seqlstm.scan.lstm_scan`) and
         attention is one batched computation; with input feeding step t needs h~_{t-1} (and
         location-aware attention the weights of step t-1), so the steps run in a `lax.scan` over
-        `step`. Both equal step-by-step decoding.
+        `step`; with plain float32 cells and a non-recurrent attention that scan is
+        `seqlstm.feeding.feeding_decoder`, whose backward pass computes the weight gradients
+        after its loop. All equal step-by-step decoding.
 
         Args:
           target_in: `int[batch, T]`, BOS then the target tokens.
