@@ -50,6 +50,9 @@ def _attend(q, projected, values, v, lengths, kind):
 def _forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values,
              lengths, kind, unroll):  # fmt: skip
     additive = kind == "additive"
+    steps = x_tm.shape[0]
+    if not steps:  # the loop body is traced all the same: one step of zeros, results cut to 0
+        x_tm = jnp.zeros((1, *x_tm.shape[1:]), x_tm.dtype)
 
     def step(carry, t):
         hs, cs, feed = carry
@@ -74,7 +77,7 @@ def _forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, proj
 
     init = (tuple(hs), tuple(cs), feed)
     _, ys = jax.lax.scan(step, init, jnp.arange(x_tm.shape[0]), unroll=unroll)
-    return ys
+    return ys if steps else jax.tree.map(lambda a: a[:0], ys)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(12, 13))
@@ -133,6 +136,9 @@ def _feeding_bwd(kind, unroll, saved, cotangents):
     if isinstance(d_outs, SymbolicZero):
         d_outs = jnp.zeros_like(outs)
     d_attn = None if isinstance(d_attn, SymbolicZero) else d_attn
+    if x_tm.shape[0] == 0:  # no steps: nothing reads the inputs
+        zeros = (x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values)
+        return (*jax.tree.map(jnp.zeros_like, zeros), None)
     # Built once before the loop (see `seqlstm.fused_backward`'s comment on constant cotangents).
     d_outs = jax.lax.optimization_barrier(d_outs)
     c_prev = tuple(_previous(c, c0) for c, c0 in zip(new_cs, cs))

@@ -77,7 +77,7 @@ def test_fused_backward_equals_autodiff_of_the_step_scan(kind, layers, monkeypat
     assert float(jnp.max(jnp.abs(grads[3][0]))) == 0.0  # nothing flows to an empty source
 
 
-def test_unused_attention_weights_and_one_step(monkeypatch):
+def test_unused_attention_weights_one_step_and_none(monkeypatch):
     # The training loss reads only the logits: the weights' cotangent is a symbolic zero.
     dec = decoder("additive", 2)
     x = inputs(dec, 2, seed=1)
@@ -85,12 +85,13 @@ def test_unused_attention_weights_and_one_step(monkeypatch):
     want = loss_and_grads(dec, x, False, monkeypatch, attention_cotangent=False)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    x["tokens"] = x["tokens"][:, :1]
-    x["logit_weights"], x["attention_weights"] = x["logit_weights"][:, :1], None
-    got = loss_and_grads(dec, x, True, monkeypatch, attention_cotangent=False)
-    want = loss_and_grads(dec, x, False, monkeypatch, attention_cotangent=False)
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    for steps in (1, 0):
+        x["tokens"] = x["tokens"][:, :steps]
+        x["logit_weights"], x["attention_weights"] = x["logit_weights"][:, :steps], None
+        got = loss_and_grads(dec, x, True, monkeypatch, attention_cotangent=False)
+        want = loss_and_grads(dec, x, False, monkeypatch, attention_cotangent=False)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(
