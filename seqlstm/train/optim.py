@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from seqlstm.checks import check_positive_number, check_rate
@@ -64,5 +66,27 @@ def make_optimizer(optim: Mapping) -> optax.GradientTransformation:
         tx = optax.sgd(lr, momentum=momentum or None)
     clip = optim.get("grad_clip_norm", 0.0)
     if clip and clip > 0:
-        tx = optax.chain(optax.clip_by_global_norm(clip), tx)
+        tx = optax.chain(clip_by_global_norm(clip), tx)
     return tx
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """`optax.clip_by_global_norm` as one product with a scalar: updates times
+    `max_norm / norm` where their global L2 norm is at least `max_norm`, unchanged below it.
+
+    optax divides every element by the norm, and XLA:CPU then writes the divided gradient out
+    (a division is too costly to repeat in each consumer) before Adam reads it again; a product
+    with a scalar is fused into Adam's own loops instead: G2P's update (4.28 M parameters, Adam
+    and the NaN guard, alone) took 6.6 against 8.5 ms, its whole training step 52.8 against
+    53.7 (scratch timings, one process). Equal to optax's to float rounding (a
+    NaN or infinite norm gives the same NaN or zeros), with the same (empty) state, so
+    checkpoints of either restore into the other.
+    """
+
+    def update(updates, state, params=None):
+        del params
+        norm = optax.tree.norm(updates)
+        scale = jnp.where(norm < max_norm, jnp.ones_like(norm), max_norm / norm)
+        return jax.tree.map(lambda t: t * scale.astype(t.dtype), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
