@@ -31,7 +31,7 @@ from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 
 from seqlstm.attention import masked_softmax
 from seqlstm.cell import gate_activations
-from seqlstm.fused_backward import _read_step, _sum_outer, _summed_like
+from seqlstm.fused_backward import _read_step, _sum_outer, _summed_like, cell_gradients
 
 KINDS = ("additive", "general", "dot")
 
@@ -173,16 +173,8 @@ def _feeding_bwd(kind, unroll, saved, cotangents):
         dh[-1] = dh[-1] + d_top
         dzs = [None] * layers
         for k in reversed(range(layers)):
-            i, f, g, o = jnp.split(act[k], 4, axis=-1)
-            tc = jnp.tanh(c_new[k])
-            d_ct = dc[k] + dh[k] * o * (1 - tc * tc)
-            dz = jnp.concatenate(
-                [d_ct * g * i * (1 - i), d_ct * cp[k] * f * (1 - f), d_ct * i * (1 - g * g),
-                 dh[k] * tc * o * (1 - o)],
-                axis=-1,
-            )  # fmt: skip
+            dz, dc[k] = cell_gradients(act[k], c_new[k], cp[k], dh[k], dc[k])
             d_xh = times_t(dz, weights[k])
-            dc[k] = d_ct * f
             dh[k] = d_xh[:, widths[k] :]
             if k:
                 dh[k - 1] = dh[k - 1] + d_xh[:, : widths[k]]

@@ -193,6 +193,35 @@ def _summed_like(grad, primal):
     return jax.lax.psum(grad, axes) if axes else grad
 
 
+def cell_gradients(gates, c, c_prev, dh, dc):
+    """One step of the LSTM cell's backward pass.
+
+    Args:
+      gates: the step's activated gates `[B, 4H]` (i, f, g, o), as the forward pass kept them.
+      c, c_prev: the step's new and previous cell states, `[B, H]`.
+      dh, dc: the gradients reaching the step's new h (from its output and the next step) and
+        its new c (from the next step).
+
+    Returns:
+      `(dz [B, 4H], dc_prev [B, H])`: the gradient of the gates' pre-activations, and the part
+      of the previous cell state's gradient that flows through the cell (`dz @ R^T` is the
+      previous h's).
+    """
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    tc = jnp.tanh(c)
+    dc_total = dc + dh * o * (1 - tc * tc)
+    dz = jnp.concatenate(
+        [
+            dc_total * g * i * (1 - i),
+            dc_total * c_prev * f * (1 - f),
+            dc_total * i * (1 - g * g),
+            dh * tc * o * (1 - o),
+        ],
+        axis=-1,
+    )
+    return dz, dc_total * f
+
+
 def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
     kernel, recurrent, bias, x_tm, h0, c0, valid, ys, (gates, cs) = saved
     dys, dh_t, dc_t = cotangents
@@ -231,26 +260,14 @@ def _fused_bwd(reverse, unroll, dtype, saved, cotangents):
         else:
             dy, gate, c, cp = _read_step((dys, gates, cs, c_prev), t)
             dh_total = dh + dy
-        i, f, g, o = jnp.split(gate, 4, axis=-1)
-        tc = jnp.tanh(c)
-        dc_total = dc + dh_total * o * (1 - tc * tc)
-        dz = jnp.concatenate(
-            [
-                dc_total * g * i * (1 - i),
-                dc_total * cp * f * (1 - f),
-                dc_total * i * (1 - g * g),
-                dh_total * tc * o * (1 - o),
-            ],
-            axis=-1,
-        )
+        dz, dc_prev = cell_gradients(gate, c, cp, dh_total, dc)
         if v_t is not None:
             keep = v_t[:, None]
             dz = jnp.where(keep, dz, jnp.zeros_like(dz))
             dh_prev = jnp.where(keep, back(dz), dh)
-            dc_prev = jnp.where(keep, dc_total * f, dc)
+            dc_prev = jnp.where(keep, dc_prev, dc)
         else:
             dh_prev = back(dz)
-            dc_prev = dc_total * f
         return (dh_prev, dc_prev), dz
 
     # Where the forward output was replaced by zero (padding), its cotangent cannot flow; the
