@@ -111,11 +111,22 @@ def scores(
     """
     if kind in ("additive", "location"):
         q = jnp.einsum("btq,qa->bta", query, params["query_kernel"])
-        hidden = q[:, :, None, :] + projected[:, None, :, :]
+        extra = None
         if kind == "location":
-            hidden = hidden + location_features(params, previous.astype(hidden.dtype))
-        return jnp.einsum("btsa,a->bts", jnp.tanh(hidden), params["v"])
+            extra = location_features(params, previous.astype(projected.dtype))
+        return additive_scores(q, projected, params["v"], extra)
     return jnp.einsum("btq,bsq->bts", query, projected)
+
+
+def additive_scores(q, projected, v, extra=None):
+    """`v . tanh(q + W_k k_s (+ extra))`: the additive score of queries already multiplied by
+    the query kernel, `q: [batch, time, A]`, against `projected: [batch, source, A]`; `extra`
+    (`[batch, time, source, A]`) is location-aware attention's term. Returns `[batch, time,
+    source]`."""
+    hidden = q[:, :, None, :] + projected[:, None, :, :]
+    if extra is not None:
+        hidden = hidden + extra
+    return jnp.einsum("btsa,a->bts", jnp.tanh(hidden), v)
 
 
 def masked_softmax(logits: jax.Array, lengths: jax.Array) -> jax.Array:

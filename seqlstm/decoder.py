@@ -16,13 +16,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from seqlstm.attention import KINDS, Attention
+from seqlstm.attention import KINDS, RECURRENT_KINDS, Attention
 from seqlstm.cell import LSTMState
 from seqlstm.checks import check_positive
-from seqlstm.feeding import KINDS as FEEDING_KINDS
 from seqlstm.feeding import feeding_decoder
 from seqlstm.layers import LSTM
 from seqlstm.tokens import check_vocab_size
+from seqlstm.variants import is_plain
 
 
 class Memory(NamedTuple):
@@ -182,15 +182,15 @@ class Decoder(nnx.Module):
         JAX's autodiff (`backward="autodiff"`)."""
         if not self.input_feeding or carry.alignment is not None:
             return False
-        if self.attention.kind not in FEEDING_KINDS or any(m is not None for m in masks):
+        if self.attention.kind in RECURRENT_KINDS or any(m is not None for m in masks):
             return False
         if memory.values.dtype != jnp.float32:
             return False
         return all(
-            layer.param_names == ("kernel", "recurrent_kernel", "bias")
+            is_plain(params := layer.params_dict())
             and layer.backward == "fused"
             and (layer.dtype is None or jnp.dtype(layer.dtype) == jnp.float32)
-            and all(getattr(layer, n)[...].dtype == jnp.float32 for n in layer.param_names)
+            and all(p.dtype == jnp.float32 for p in params.values())
             for layer in self.layers
         )
 
@@ -223,7 +223,7 @@ class Decoder(nnx.Module):
             memory.values,
             memory.lengths,
             self.attention.kind,
-            self.layers[0].unroll,
+            first.unroll,
         )
         logits = self.output(jnp.swapaxes(outputs, 0, 1))
         return logits, jnp.swapaxes(attention, 0, 1)

@@ -29,22 +29,22 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 
-from seqlstm.attention import masked_softmax
+from seqlstm.attention import additive_scores, masked_softmax, scores
 from seqlstm.cell import gate_activations
 from seqlstm.fused_backward import _read_step, _sum_outer, _summed_like, cell_gradients
-
-KINDS = ("additive", "general", "dot")
 
 
 def _attend(q, projected, values, v, lengths, kind):
     """`(context [B, E], weights [B, S])` of one step's query `q: [B, A]` (additive: already
-    multiplied by the query kernel)."""
+    multiplied by the query kernel, whose gradient is then one product after the loop)."""
+    query = q[:, None, :]
     if kind == "additive":
-        scores = jnp.einsum("bsa,a->bs", jnp.tanh(q[:, None, :] + projected), v)
-    else:
-        scores = jnp.einsum("bq,bsq->bs", q, projected)
-    weights = masked_softmax(scores[:, None, :], lengths)[:, 0]
-    return jnp.einsum("bs,bsv->bv", weights, values), weights
+        logits = additive_scores(query, projected, v)
+    else:  # general and dot read no parameter here (the keys are projected already)
+        logits = scores({}, query, projected, kind)
+    weights = masked_softmax(logits, lengths)
+    context = jnp.einsum("bts,bsv->btv", weights, values.astype(weights.dtype))
+    return context[:, 0], weights[:, 0]
 
 
 def _forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values,
@@ -98,7 +98,8 @@ def feeding_decoder(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combin
       projected: `[B, S, A]` projected keys (`seqlstm.attention.project_keys`).
       values: `[B, S, E]`, the encoder outputs.
       lengths: `int32[B]`, valid source positions per row.
-      kind: one of `KINDS`.
+      kind: an attention kind whose score does not read the previous weights (additive, general,
+        dot; not `seqlstm.attention.RECURRENT_KINDS`).
       unroll: steps per scan iteration.
 
     Returns:

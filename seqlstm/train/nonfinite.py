@@ -84,7 +84,7 @@ def all_finite(tree: Any) -> jax.Array:
     Leaves of one shape and dtype (a parameter and its optimizer moments) are checked in one
     pass: `sum(a * 0 + b * 0 + ...)` is exactly 0 when all are finite and NaN otherwise
     (`inf * 0` is NaN; no sum of zeros overflows): one reduction where `isfinite` took one per
-    leaf (G2P's Adam update with this guard, alone: 7.8 against 8.4 ms; the update 4.7).
+    leaf (G2P's Adam update with this guard, alone, in a scratch timing: 7.8 against 8.4 ms).
     """
     groups: dict[tuple, list] = {}
     for x in jax.tree.leaves(tree):
