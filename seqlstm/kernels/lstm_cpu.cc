@@ -425,35 +425,73 @@ Scratch ToBf16Rows(int slot, const float* x, int64_t rows, int64_t D, int64_t Dp
 }
 
 // The packing below runs once per call on every weight matrix: it copies runs of L contiguous
-// floats (no per-element index arithmetic; 250 us -> ~15 us at H = 128).
+// floats (no per-element index arithmetic; 250 us -> ~15 us at H = 128). Each function packs
+// unit blocks [u0, u1), so that the threads of a call pack their shares at once (one thread
+// packed G2P's layers in 0.14-0.36 ms a call; sharing it, and the backward pass's transposes
+// below, took 1.5-2 ms off its 52 ms training step).
 
-// W [K, 4H] -> [Hp / L][K][4L] (forward tiles).
-Scratch PackPanels(int slot, const float* w, int64_t K, int64_t H, int64_t Hp, int64_t L) {
-  Scratch out(slot, K * 4 * Hp);
-  for (int64_t u = 0; u < Hp / L; ++u) {
-    const int64_t n = std::min(L, H - u * L);
+// W [K, 4H] -> [Hp / L][K][4L] (forward tiles), blocks [u0, u1).
+void PackPanelsInto(const float* w, int64_t K, int64_t H, int64_t L, int64_t u0, int64_t u1,
+                    float* out) {
+  for (int64_t u = u0; u < u1; ++u) {
+    const int64_t n = std::max<int64_t>(0, std::min(L, H - u * L));
     for (int64_t k = 0; k < K; ++k) {
-      float* panel = out.get() + (u * K + k) * 4 * L;
+      float* panel = out + (u * K + k) * 4 * L;
       for (int64_t g = 0; g < 4; ++g) {
         std::memcpy(panel + g * L, w + k * 4 * H + g * H + u * L, sizeof(float) * n);
         std::fill(panel + g * L + n, panel + (g + 1) * L, 0.0f);
       }
     }
   }
+}
+
+Scratch PackPanels(int slot, const float* w, int64_t K, int64_t H, int64_t Hp, int64_t L) {
+  Scratch out(slot, K * 4 * Hp);
+  PackPanelsInto(w, K, H, L, 0, Hp / L, out.get());
   return out;
 }
 
-// [K, 4H] -> [K, 4Hp] in panel order (column u*4L + g*L + l holds column g*H + u*L + l).
-void ToPanelColumns(const float* in, int64_t K, int64_t H, int64_t Hp, int64_t L, float* out) {
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t u = 0; u < Hp / L; ++u) {
-      const int64_t n = std::min(L, H - u * L);
-      for (int64_t g = 0; g < 4; ++g) {
-        float* to = out + k * 4 * Hp + u * 4 * L + g * L;
-        std::memcpy(to, in + k * 4 * H + g * H + u * L, sizeof(float) * n);
-        std::fill(to + n, to + L, 0.0f);
+// Transposes the 8 x 8 block at src (row stride lds) into dst (row stride ldd), in registers.
+inline void Transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+
+// The columns of w [K_valid, 4H] (row stride lds) in panel order, transposed: dst[j][k] (row
+// stride ldd) = w[k][g * H + u * L + l] for panel column j = u * 4L + g * L + l in [j0, j1)
+// (multiples of 8) and k < K, zero for padded units and for k >= K_valid. Runs of 8 panel
+// columns are 8 adjacent columns of w, so the work is 8 x 8 register transposes.
+void PanelTranspose(const float* w, int64_t lds, int64_t K_valid, int64_t K, int64_t H,
+                    int64_t L, int64_t j0, int64_t j1, float* dst, int64_t ldd) {
+  for (int64_t j = j0; j < j1; j += 8) {
+    const int64_t u = j / (4 * L), g = j % (4 * L) / L, unit = u * L + j % L;
+    const int64_t n = std::max<int64_t>(0, std::min<int64_t>(8, H - unit));
+    const float* col = w + g * H + unit;
+    for (int64_t k = 0; k < K; k += 8) {
+      const int64_t kn = std::max<int64_t>(0, std::min<int64_t>(8, K_valid - k));
+      if (n == 8 && kn == 8 && k + 8 <= K) {
+        Transpose8x8(col + k * lds, lds, dst + j * ldd + k, ldd);
+        continue;
       }
+      for (int64_t i = 0; i < 8; ++i)
+        for (int64_t kk = 0; kk < std::min<int64_t>(8, K - k); ++kk)
+          dst[(j + i) * ldd + k + kk] = i < n && kk < kn ? col[(k + kk) * lds + i] : 0.0f;
     }
+  }
 }
 
 // And back: [K, 4Hp] in panel order -> [K, 4H].
@@ -467,27 +505,15 @@ void UnpackColumns(const float* in, int64_t K, int64_t H, int64_t Hp, int64_t L,
     }
 }
 
-// Transposes [rows, cols] -> [cols, rows] in 16 x 16 blocks.
-void Transpose(const float* in, int64_t rows, int64_t cols, float* out) {
-  constexpr int64_t kBlock = 16;
-  for (int64_t i0 = 0; i0 < rows; i0 += kBlock)
-    for (int64_t j0 = 0; j0 < cols; j0 += kBlock)
-      for (int64_t i = i0; i < std::min(rows, i0 + kBlock); ++i)
-        for (int64_t j = j0; j < std::min(cols, j0 + kBlock); ++j) out[j * rows + i] = in[i * cols + j];
-}
-
-// R [H, 4H] -> R^T in [Hp / L][4Hp][L] (backward tiles: row u*L + l of R is lane l of block u).
-Scratch PackTransposed(int slot, int scratch_slot, const float* r, int64_t H, int64_t Hp,
-                       int64_t L) {
-  const int64_t G = 4 * Hp;
-  Scratch cols(scratch_slot, Hp * G);  // R in panel columns, padded rows zero
-  ToPanelColumns(r, H, H, Hp, L, cols.get());
-  std::fill(cols.get() + H * G, cols.get() + Hp * G, 0.0f);
-  Scratch out(slot, Hp * G);
-  for (int64_t u = 0; u < Hp / L; ++u) {  // block u: rows u*L .. u*L + L of R, transposed
-    Transpose(cols.get() + u * L * G, L, G, out.get() + u * G * L);
+// R [H, 4H] -> R^T in [Hp / L][4Hp][L] (backward tiles: row u*L + l of R is lane l of block u),
+// blocks [u0, u1).
+void PackTransposedInto(const float* r, int64_t H, int64_t L, int64_t u0, int64_t u1,
+                        float* out) {
+  const int64_t G = 4 * ((H + L - 1) / L * L);
+  for (int64_t u = u0; u < u1; ++u) {
+    PanelTranspose(r + u * L * 4 * H, 4 * H, std::min(L, H - u * L), L, H, L, 0, G,
+                   out + u * G * L, L);
   }
-  return out;
 }
 
 // [B, H] -> [B, Hp] (zeros in the padding) and back.
@@ -530,16 +556,22 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
     std::memcpy(c_t, c0.typed_data(), sizeof(float) * B * H);
     return ffi::Error::Success();
   }
-  Scratch w = PackPanels(0, kernel.typed_data(), D, H, Hp, L);
-  Scratch r = PackPanels(1, recurrent.typed_data(), H, H, Hp, L);
-  Scratch b = PackPanels(2, bias.typed_data(), 1, H, Hp, L);
+  const bool units = OnUnits(round_bf16);
+  // The weight panels: packed by the call's threads, each its share of the unit blocks (below),
+  // or here with the bfloat16 units, whose operands are made from them first.
+  Scratch w(0, D * 4 * Hp), r(1, H * 4 * Hp), b(2, 4 * Hp);
+  auto pack = [&](int64_t u0, int64_t u1) {
+    PackPanelsInto(kernel.typed_data(), D, H, L, u0, u1, w.get());
+    PackPanelsInto(recurrent.typed_data(), H, H, L, u0, u1, r.get());
+    PackPanelsInto(bias.typed_data(), 1, H, L, u0, u1, b.get());
+  };
+  if (units) pack(0, Hp / L);
   Scratch state(3, 5 * B * Hp);
   float* c = state.get();
   float* h = c + B * Hp;
   float* m = round_bf16 ? h + 2 * B * Hp : h;
   Pad(c0.typed_data(), B, H, Hp, c);
   Pad(h0.typed_data(), B, H, Hp, h);
-  const bool units = OnUnits(round_bf16);
   if (round_bf16 && !units) {
     for (int64_t i = 0; i < B * Hp; ++i) m[i] = RoundBf16(h[i]);
   }
@@ -575,6 +607,10 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
     }
   }
   Parallel(n, threads != 1, [&](int id, int count, Barrier& barrier) {
+    if (!units) {
+      pack(Hp / L * id / count, Hp / L * (id + 1) / count);
+      if (count > 1) barrier.Wait();
+    }
     if (units) {
       avx512bf16::forward_worker<true>(a, id, count, barrier);
     } else if (L == 16) {
@@ -643,7 +679,12 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
     return ffi::Error::Success();
   }
   const int64_t rows = T * B;
-  Scratch rt = PackTransposed(4, 5, recurrent.typed_data(), H, Hp, L);
+  // R^T's panels: packed by the call's threads, each its share of the unit blocks (below), or
+  // here with the bfloat16 units, whose operands are made from them first.
+  const bool units = OnUnits(round_bf16);
+  Scratch rt(4, Hp * G);
+  const float* R = recurrent.typed_data();
+  if (units) PackTransposedInto(R, H, L, 0, Hp / L, rt.get());
   Scratch dz(6, rows * G);
   Scratch dz_rounded(12, round_bf16 ? rows * G : 0);
   float* dzm = round_bf16 ? dz_rounded.get() : dz.get();
@@ -657,7 +698,6 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   const bool* v = valid.typed_data();
   BackwardArgs a{layout, H, Hp, reverse, round_bf16, rt.get(), v, gates.typed_data(),
                  cs.typed_data(), c0p, dys.typed_data(), dz.get(), dzm, dh, dc};
-  const bool units = OnUnits(round_bf16);
   Scratch rtb = InterleavePairs(13, rt.get(), units ? Hp / L : 0, G, G, L);  // R^T in pairs
   Scratch dzb(14, units ? rows * G / 2 : 0);
   if (units) {
@@ -667,7 +707,35 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   const int64_t row_block = L == 16 ? avx512::kBwdRows : avx2::kBwdRows;
   const int64_t tiles = (B + row_block - 1) / row_block * ((Hp / L + 1) / 2);
   const int n = Threads(2 * B * H * G, T, tiles, threads);
+  // After the loop, for the gradient products: every step's h_{t-1} (the initial state at a
+  // row's first valid step, zeros at padding), for dR = h_prev^T dz, and W^T in panel order,
+  // [4Hp, D], so that dx = dz @ W^T takes no transposed operand (dnnl_sgemm runs one about 2x
+  // slower). The threads build both, each a share.
+  const float* y = ys.typed_data();
+  const float* hinit = h0.typed_data();
+  Scratch h_prev(8, rows * H);
+  Scratch w_t(9, G * D);
+  auto previous_states = [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t t = reverse ? T - 1 - s : s;
+      const int64_t pred = reverse ? t + 1 : t - 1;
+      for (int64_t r = 0; r < B; ++r) {
+        float* out = h_prev.get() + layout.Row(t, r) * H;
+        if (!v[t * B + r]) {
+          std::fill(out, out + H, 0.0f);
+        } else {
+          const bool first = s == 0 || !v[pred * B + r];
+          std::memcpy(out, first ? hinit + r * H : y + layout.Row(pred, r) * H,
+                      sizeof(float) * H);
+        }
+      }
+    }
+  };
   Parallel(n, threads != 1, [&](int id, int count, Barrier& barrier) {
+    if (!units) {
+      PackTransposedInto(R, H, L, Hp / L * id / count, Hp / L * (id + 1) / count, rt.get());
+      if (count > 1) barrier.Wait();
+    }
     if (units) {
       avx512bf16::backward_worker<true>(a, id, count, barrier);
     } else if (L == 16) {
@@ -675,37 +743,14 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
     } else {
       avx2::backward_worker(a, id, count, barrier);
     }
+    const int64_t runs = G / 8;  // W^T in runs of 8 panel columns
+    PanelTranspose(kernel.typed_data(), 4 * H, D, D, H, L, runs * id / count * 8,
+                   runs * (id + 1) / count * 8, w_t.get(), D);
+    previous_states(T * id / count, T * (id + 1) / count);
   });
   Unpad(dh, B, H, Hp, dh0->typed_data());
   Unpad(dc, B, H, Hp, dc0->typed_data());
 
-  // Every step's h_{t-1} (the initial state at a row's first valid step, zeros at padding),
-  // for dR = h_prev^T dz.
-  const float* y = ys.typed_data();
-  const float* hinit = h0.typed_data();
-  Scratch h_prev(8, rows * H);
-  for (int64_t s = 0; s < T; ++s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    const int64_t pred = reverse ? t + 1 : t - 1;
-    for (int64_t r = 0; r < B; ++r) {
-      float* out = h_prev.get() + layout.Row(t, r) * H;
-      if (!v[t * B + r]) {
-        std::fill(out, out + H, 0.0f);
-      } else {
-        const bool first = s == 0 || !v[pred * B + r];
-        std::memcpy(out, first ? hinit + r * H : y + layout.Row(pred, r) * H, sizeof(float) * H);
-      }
-    }
-  }
-  // W^T in panel order, [4Hp, D], so that dx = dz @ W^T takes no transposed operand (dnnl_sgemm
-  // runs one about 2x slower).
-  const float* W = kernel.typed_data();
-  Scratch w_t(9, G * D);
-  {
-    Scratch w_cols(10, D * G);
-    ToPanelColumns(W, D, H, Hp, L, w_cols.get());
-    Transpose(w_cols.get(), D, G, w_t.get());
-  }
   gemm('N', 'N', rows, D, G, dzm, G, w_t.get(), D, dx, D);
   Scratch packed(11, std::max(D, H) * G);
   gemm('T', 'N', D, G, rows, x.typed_data(), D, dzm, G, packed.get(), G);
