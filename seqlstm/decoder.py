@@ -20,6 +20,7 @@ from seqlstm.attention import KINDS, RECURRENT_KINDS, Attention
 from seqlstm.cell import LSTMState
 from seqlstm.checks import check_positive
 from seqlstm.feeding import feeding_decoder
+from seqlstm.kernels.backends import auto_shape, choose_backend
 from seqlstm.layers import LSTM
 from seqlstm.tokens import check_vocab_size
 from seqlstm.variants import is_plain
@@ -209,6 +210,10 @@ class Decoder(nnx.Module):
             biases.append(layer.bias[...])
         params = self.attention.params_dict()
         empty = jnp.zeros((0,), jnp.float32)
+        # The layers' backend decides the loops' too: "auto" takes the native kernel's two calls
+        # on CPU where the layers' rule would (`seqlstm.kernels.backends`), "scan" the scans.
+        shape = auto_shape(first.params_dict(), embedded)
+        native = choose_backend(first.backend, jnp.float32, shape) in ("native", "native_train")
         outputs, attention = feeding_decoder(
             x,
             tuple(weights),
@@ -224,6 +229,7 @@ class Decoder(nnx.Module):
             memory.lengths,
             self.attention.kind,
             first.unroll,
+            native,
         )
         logits = self.output(jnp.swapaxes(outputs, 0, 1))
         return logits, jnp.swapaxes(attention, 0, 1)

@@ -1,6 +1,8 @@
 """Tests for seqlstm/feeding.py: the input-feeding decoder's fused backward against the generic
 `lax.scan` over `Decoder.step` (JAX's autodiff), and when the decoder takes it."""
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,7 @@ from flax import nnx
 from seqlstm import feeding
 from seqlstm.cell import LSTMState
 from seqlstm.decoder import Decoder, DecoderCarry
+from seqlstm.kernels import native
 
 B, T, S, H, V = 5, 7, 6, 16, 11
 LENGTHS = jnp.asarray([0, S, 3, 1, 5])  # an empty source and a full one
@@ -142,4 +145,111 @@ def test_fused_backward_lowers_for_cuda_and_tpu(monkeypatch):
     for platform in ("cuda", "tpu"):
         text = jax.export.export(f, platforms=[platform])(params, x["values"]).mlir_module()
         assert "stablehlo.while" in text  # the two loops, lowered for the accelerator
+        assert "seqlstm_" not in text  # and no CPU kernel call among them
     assert calls  # through the fused path
+
+
+# The native CPU kernel's two calls for the loops (seqlstm/kernels/feeding_cpu.inc) against the
+# scans, given the same arguments: every output and every gradient.
+needs_kernel = pytest.mark.skipif(not native.native_available(), reason=native.native_reason())
+
+
+def _loop_arguments(kind, layers, steps, seed=0):
+    """`feeding_decoder`'s arrays: hidden size H, queries of width 10 (additive), encoder
+    outputs of width 12 (H for dot), the source lengths 0, S (full), 3, 1 and S + 4 (longer
+    than the source: all valid)."""
+    rng = np.random.default_rng(seed)
+    normal = lambda *shape: jnp.asarray(0.5 * rng.normal(size=shape), jnp.float32)
+    width = 10 if kind == "additive" else H
+    memory = H if kind == "dot" else 12
+    return (
+        normal(steps, B, 4 * H),
+        tuple(normal(2 * H, 4 * H) for _ in range(layers)),
+        tuple(normal(4 * H) for _ in range(layers)),
+        tuple(normal(B, H) for _ in range(layers)),
+        tuple(normal(B, H) for _ in range(layers)),
+        normal(B, H),
+        normal(H, width) if kind == "additive" else jnp.zeros((0, 0)),
+        normal(width) if kind == "additive" else jnp.zeros((0,)),
+        normal(memory + H, H),
+        normal(B, S, width),
+        normal(B, S, memory),
+        jnp.asarray([0, S, 3, 1, S + 4]),
+    )
+
+
+def _loop_grads(args, kind, native, attention_cotangent):
+    steps = args[0].shape[0]
+    rng = np.random.default_rng(1)
+    w_out = jnp.asarray(rng.normal(size=(steps, B, H)), jnp.float32)
+    w_attn = jnp.asarray(rng.normal(size=(steps, B, S)), jnp.float32)
+
+    def loss(*arrays):
+        outs, attn = feeding.feeding_decoder(*arrays, kind, 1, native)
+        total = jnp.sum(outs * w_out)
+        if attention_cotangent:
+            total = total + jnp.sum(attn * w_attn)
+        return total, (outs, attn)
+
+    grad = jax.value_and_grad(loss, argnums=tuple(range(11)), has_aux=True)
+    return jax.jit(grad)(*args)
+
+
+@needs_kernel
+@pytest.mark.parametrize("kind", ["additive", "general", "dot"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_native_loops_equal_the_scans(kind, layers, monkeypatch):
+    args = _loop_arguments(kind, layers, steps=T)
+    calls = []
+    for name in ("feeding_forward", "feeding_backward"):
+        original = getattr(native, name)
+        monkeypatch.setattr(native, name, partial(_record, calls, name, original))
+    got = _loop_grads(args, kind, True, attention_cotangent=layers == 2)
+    assert calls == ["feeding_forward", "feeding_backward"]
+    want = _loop_grads(args, kind, False, attention_cotangent=layers == 2)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    (_, (_, weights)), grads = got
+    assert np.all(np.asarray(weights)[:, 0] == 0.0)  # the empty source
+    assert float(jnp.max(jnp.abs(grads[10][0]))) == 0.0  # and nothing flows to it
+
+
+def _record(calls, name, original, *args, **kwargs):
+    calls.append(name)
+    return original(*args, **kwargs)
+
+
+@needs_kernel
+def test_native_loops_one_step_and_under_vmap():
+    args = _loop_arguments("additive", 2, steps=1, seed=3)
+    got = _loop_grads(args, "additive", True, attention_cotangent=True)
+    want = _loop_grads(args, "additive", False, attention_cotangent=True)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # vmap over a leading axis of the embeddings' product: one call per slice, in turn.
+    x = jnp.stack([args[0], 2 * args[0]])
+    run = lambda native: jax.vmap(
+        lambda x: feeding.feeding_decoder(x, *args[1:], "additive", 1, native)[0]
+    )(x)
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_the_decoder_takes_the_native_loops_as_its_layers_backend_says(monkeypatch):
+    taken = []
+    original = feeding.feeding_decoder
+    monkeypatch.setattr(
+        "seqlstm.decoder.feeding_decoder", lambda *a: taken.append(a[-1]) or original(*a)
+    )
+    for backend, want in (("auto", True), ("native", True), ("scan", False)):
+        dec = decoder("additive", 2, backend=backend)
+        x = inputs(dec, 2)
+        memory = dec.memory(x["values"], LENGTHS)
+        dec(x["tokens"], DecoderCarry(x["states"], x["feed"], None), memory)
+        assert taken.pop() is want, backend
+    # Without the kernel "auto" runs the scans.
+    monkeypatch.setattr(native, "native_available", lambda: False)
+    dec = decoder("additive", 1)
+    x = inputs(dec, 1)
+    dec(x["tokens"], DecoderCarry(x["states"], x["feed"], None), dec.memory(x["values"], LENGTHS))
+    assert taken.pop() is False

@@ -13,7 +13,7 @@
 // one oneDNN `dnnl_sgemm` each over all T*B rows (as cuDNN and seqlstm/fused_backward.py do).
 // The tiles are compiled three times, for AVX-512 (16 lanes), AVX-512 with the bfloat16 units
 // (avx512_bf16: bfloat16 products, `round_bf16`, as vdpbf16ps on bfloat16 operands) and AVX2
-// (8 lanes), and the CPU picks.
+// (8 lanes), and the CPU picks. feeding_cpu.inc adds the input-feeding decoder's two loops.
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -767,6 +767,8 @@ ffi::Error LstmBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   return ffi::Error::Success();
 }
 
+#include "feeding_cpu.inc"
+
 // No exception may cross an FFI handler's C ABI (that is std::terminate, a SIGABRT no launcher
 // can report): out of memory becomes XLA's RESOURCE_EXHAUSTED, which seqlstm's launchers turn
 // into their one-line error, and a failed oneDNN call an internal error.
@@ -843,6 +845,47 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
                                                  .Ret<ffi::Buffer<ffi::F32>>()    // d x
                                                  .Ret<ffi::Buffer<ffi::F32>>()    // dh0
                                                  .Ret<ffi::Buffer<ffi::F32>>()));  // dc0
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmFeedingForward, Guarded<FeedingForward>::Call,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // x_tm [T, B, 4H]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // query kernel [H, A]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // v [A]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // combine [E + H, H]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // projected [B, S, A]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // values [B, S, E]
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // lengths [B]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // feed [B, H]
+                                  .RemainingArgs()                // per layer: W, b, h0, c0
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // outputs [T, B, H]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // attention [T, B, S]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // contexts [T, B, E]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // queries [T, B, A]
+                                  .RemainingRets()                // per layer: h, c, gates
+                                  .Attr<bool>("additive"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmFeedingBackward, Guarded<FeedingBackward>::Call,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // query kernel [H, A]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // v [A]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // combine [E + H, H]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // projected [B, S, A]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // values [B, S, E]
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // lengths [B]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // outputs [T, B, H]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // attention [T, B, S]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // queries [T, B, A]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // d outputs [T, B, H]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // d attention [T, B, S]
+                                  .RemainingArgs()                // per layer: W, gates, c, c0
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // d(h~) pre-activation [T, B, H]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dq [T, B, A]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // d feed [B, H]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // d projected [B, S, A]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // d values [B, S, E]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // d v [A]
+                                  .RemainingRets()                // per layer: dz, dh0, dc0
+                                  .Attr<bool>("additive"));
 
 // The vector width of the tiles this CPU runs (16 with AVX-512, else 8): the hidden size is padded
 // to a multiple of it in the residuals (gates [T, B, 4Hp], cell states [T, B, Hp]).

@@ -2,7 +2,7 @@
 
 The shared library `_lstm_cpu*.so` beside this file is built by `pip install -e .` on Linux
 x86_64 (see setup.py); it links oneDNN's `dnnl_sgemm` (pip package `onednn`) for the backward
-pass's whole-sequence products. It holds three typed XLA FFI handlers, registered here for the
+pass's whole-sequence products. It holds five typed XLA FFI handlers, registered here for the
 CPU platform only:
 
 * `seqlstm_lstm_forward`: the weights packed once per call, then every step one pass of
@@ -14,8 +14,13 @@ CPU platform only:
 * `seqlstm_lstm_backward`: the reverse pass, tiles forming `dz_{t+1} @ R^T` and the gate
   derivatives of step t together, then the weight, bias and input gradients as one matmul each
   over all T*B rows.
+* `seqlstm_feeding_forward` and `seqlstm_feeding_backward`: the input-feeding decoder's two
+  teacher-forced loops (`seqlstm.feeding`), one call each: per step oneDNN products of the
+  batch's rows, and the gate, attention and softmax math in loops between them (AVX-512 or
+  AVX2, picked at load time), where XLA:CPU ran dozens of small fusions a step
+  (`feeding_forward`, `feeding_backward`).
 
-All three read and write the layers' batch-major `[B, T, .]` layout (or time-major inside
+The LSTM handlers read and write the layers' batch-major `[B, T, .]` layout (or time-major inside
 rematerialised chunks). `native_lstm` puts them together as a `jax.custom_vjp` with the
 signature of `seqlstm.fused_backward.fused_lstm`'s segment. It runs float32, and bfloat16 as the
 scan does (bfloat16 products accumulated in float32, see `native_lstm`; on the CPU's bfloat16
@@ -47,10 +52,14 @@ _HERE = Path(__file__).parent
 _FORWARD = "seqlstm_lstm_forward"
 _INFERENCE = "seqlstm_lstm_inference"
 _BACKWARD = "seqlstm_lstm_backward"
+_FEEDING_FORWARD = "seqlstm_feeding_forward"
+_FEEDING_BACKWARD = "seqlstm_feeding_backward"
 _TARGETS = (
     (_FORWARD, "SeqlstmLstmForward"),
     (_INFERENCE, "SeqlstmLstmInference"),
     (_BACKWARD, "SeqlstmLstmBackward"),
+    (_FEEDING_FORWARD, "SeqlstmFeedingForward"),
+    (_FEEDING_BACKWARD, "SeqlstmFeedingBackward"),
 )
 
 
@@ -159,24 +168,31 @@ def _varying(*arrays) -> tuple[str, ...]:
     return tuple(sorted(axes))
 
 
+def _ffi(name, outputs, *args, **attributes):
+    """`ffi_call` of one of the library's targets; inside `shard_map` its results vary along the
+    axes its arguments do (each device runs the kernel on its own rows), which XLA cannot
+    infer."""
+    results = jax.ffi.ffi_call(name, outputs, vmap_method="sequential")(*args, **attributes)
+    axes = _varying(*args)
+    if axes:
+        results = tuple(jax.lax.pcast(r, axes, to="varying") for r in results)
+    return results
+
+
 def _call(name, outputs, *args, reverse, batch_major, bf16):
-    """`ffi_call` of the kernel; inside `shard_map` its results vary along the axes its
-    arguments do (each device runs the kernel on its own rows), which XLA cannot infer."""
-    call = jax.ffi.ffi_call(name, outputs, vmap_method="sequential")
+    """`_ffi` of the LSTM kernel."""
     # The kernel spreads a call over every core; with several CPU devices in the process their
     # calls run at once, one core each is all there is.
     threads = np.int64(1 if len(jax.devices("cpu")) > 1 else 0)
-    results = call(
+    return _ffi(
+        name,
+        outputs,
         *args,
         reverse=bool(reverse),
         batch_major=bool(batch_major),
         threads=threads,
         round_bf16=bool(bf16),
     )
-    axes = _varying(*args)
-    if axes:
-        results = tuple(jax.lax.pcast(r, axes, to="varying") for r in results)
-    return results
 
 
 def _f32(shape) -> jax.ShapeDtypeStruct:
@@ -329,3 +345,114 @@ def _native_bwd(reverse, inference, batch_major, bf16, saved, cotangents):
 
 
 native_lstm.defvjp(_native_fwd, _native_bwd)
+
+
+def feeding_forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected,
+                    values, lengths, additive):  # fmt: skip
+    """The input-feeding decoder's teacher-forced forward loop in one call (float32): the
+    arguments of `seqlstm.feeding.feeding_decoder` (every layer's `weights` `[2H, 4H]`), and
+    its forward pass's `(outputs, attention, hs, cs, gates, contexts, queries)`, each `[T, B,
+    .]` (hs, cs, gates: one per layer; gates activated, in the order i, f, g, o)."""
+    _require()
+    steps, batch, gates = x_tm.shape
+    hidden, source, width = gates // 4, projected.shape[1], projected.shape[2]
+    outputs = [
+        _f32((steps, batch, hidden)),
+        _f32((steps, batch, source)),
+        _f32((steps, batch, values.shape[-1])),
+        _f32((steps, batch, width)),
+    ]
+    outputs += [_f32((steps, batch, n)) for _ in weights for n in (hidden, hidden, gates)]
+    per_layer = [a for layer in zip(weights, biases, hs, cs) for a in layer]
+    f32 = jnp.float32
+    results = _ffi(
+        _FEEDING_FORWARD,
+        outputs,
+        x_tm.astype(f32),
+        query_kernel.astype(f32),
+        v.astype(f32),
+        combine.astype(f32),
+        projected.astype(f32),
+        values.astype(f32),
+        lengths.astype(jnp.int32),
+        feed.astype(f32),
+        *(a.astype(f32) for a in per_layer),
+        additive=bool(additive),
+    )
+    outs, attention, contexts, queries = results[:4]
+    layers = results[4:]
+    return (
+        outs,
+        attention,
+        tuple(layers[0::3]),
+        tuple(layers[1::3]),
+        tuple(layers[2::3]),
+        contexts,
+        queries,
+    )
+
+
+def _invariant_like(cotangent, primal):
+    """`cotangent` summed over the `shard_map` axes along which it varies and `primal` does not:
+    the gradient of a replicated value (the attention's `v`) is the sum over the devices, as
+    JAX's own transpose makes it."""
+    axes = tuple(sorted(set(_varying(cotangent)) - set(_varying(primal))))
+    return jax.lax.psum(cotangent, axes) if axes else cotangent
+
+
+def feeding_backward(weights, acts, new_cs, hs, cs, feed, query_kernel, v, combine, projected,
+                     values, lengths, outs, attention, queries, d_outs, d_attention,
+                     additive):  # fmt: skip
+    """The reverse loop of `seqlstm.feeding`'s backward pass in one call (float32): from the
+    forward pass's residuals and the outputs' cotangents (`d_attention` None: zero; `hs` and
+    `feed`, the initial states, are read for their `shard_map` axes only), `(dzs,
+    das, dqs, dh0, dc0, d_feed, d_projected, d_values, d_v)`: per layer each step's gate
+    pre-activation gradient `[T, B, 4H]`, each step's `h~` pre-activation and query gradients,
+    per layer the initial state's gradients, the first feed's, and the attention operands'."""
+    _require()
+    steps, batch, hidden = outs.shape
+    if d_attention is None:
+        d_attention = jnp.zeros_like(attention)
+    outputs = [
+        _f32((steps, batch, hidden)),
+        _f32(queries.shape),
+        _f32((batch, hidden)),
+        _f32(projected.shape),
+        _f32(values.shape),
+        _f32(v.shape),
+    ]
+    per_step, state = (steps, batch, 4 * hidden), (batch, hidden)
+    outputs += [_f32(shape) for _ in weights for shape in (per_step, state, state)]
+    per_layer = [a for layer in zip(weights, acts, new_cs, cs) for a in layer]
+    f32 = jnp.float32
+    results = _ffi(
+        _FEEDING_BACKWARD,
+        outputs,
+        query_kernel.astype(f32),
+        v.astype(f32),
+        combine.astype(f32),
+        projected.astype(f32),
+        values.astype(f32),
+        lengths.astype(jnp.int32),
+        outs,
+        attention,
+        queries,
+        d_outs.astype(f32),
+        d_attention.astype(f32),
+        *(a.astype(f32) for a in per_layer),
+        additive=bool(additive),
+    )
+    das, dqs, d_feed, d_projected, d_values, d_v = results[:6]
+    layers = results[6:]
+    like = _invariant_like
+    return (
+        tuple(layers[0::3]),
+        das,
+        dqs,
+        tuple(like(d, h) for d, h in zip(layers[1::3], hs)),
+        tuple(like(d, c) for d, c in zip(layers[2::3], cs)),
+        like(d_feed, feed),
+        like(d_projected, projected),
+        like(d_values, values),
+        like(d_v, v),
+    )
