@@ -55,8 +55,9 @@ def _attend(q, projected, values, v, lengths, kind):
 
 def _forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values,
              lengths, kind, unroll, native):  # fmt: skip
-    """The forward loop's `(outputs, attention, hs, cs, gates, contexts, queries)`: on CPU in
-    the native kernel's one call where `native`, else (and on every other platform) a scan."""
+    """The forward loop's `(outputs, attention, hs, cs, gates, queries, rows, combined)` (see
+    `seqlstm.kernels.native.feeding_forward`): on CPU in the native kernel's one call where
+    `native`, else (and on every other platform) a scan."""
     arrays = (x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values,
               lengths)  # fmt: skip
     scan = partial(_forward_scan, kind=kind, unroll=unroll)
@@ -94,10 +95,19 @@ def _forward_scan(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine,
         context, attn = _attend(q, projected, values, v, lengths, kind)
         out = jnp.tanh(jnp.concatenate([context, inp], axis=-1) @ combine)
         carry = (tuple(new_h), tuple(new_c), out)
-        return carry, (out, attn, tuple(new_h), tuple(new_c), tuple(acts), context, q)
+        return carry, (out, attn, tuple(new_h), tuple(new_c), tuple(acts), q, context)
 
     init = (tuple(hs), tuple(cs), feed)
     _, ys = jax.lax.scan(step, init, jnp.arange(x_tm.shape[0]), unroll=unroll)
+    outs, attn, new_hs, new_cs, acts, queries, contexts = ys
+    # The rows each step's products read, for the weight gradients: [in | h] per layer and
+    # [context | h_top].
+    inputs = (_previous(outs, feed),) + new_hs[:-1]
+    rows = tuple(
+        jnp.concatenate([x, _previous(h, h0)], axis=-1) for x, h, h0 in zip(inputs, new_hs, hs)
+    )
+    combined = jnp.concatenate([contexts, new_hs[-1]], axis=-1)
+    ys = (outs, attn, new_hs, new_cs, acts, queries, rows, combined)
     return ys if steps else jax.tree.map(lambda a: a[:0], ys)
 
 
@@ -152,9 +162,11 @@ def _previous(seq, first):
 
 
 def _reverse_scan(weights, acts, new_cs, hs, cs, feed, query_kernel, v, combine, projected,
-                  values, lengths, outs, attn, queries, d_outs, d_attn, kind, unroll):  # fmt: skip
-    """The reverse loop of `_feeding_bwd` as a scan: `(dzs, das, dqs, dh0, dc0, d_feed,
-    d_projected, d_values, d_v)` (see `seqlstm.kernels.native.feeding_backward`)."""
+                  values, lengths, outs, attn, queries, combined, rows, d_outs, d_attn, kind,
+                  unroll):  # fmt: skip
+    """The reverse loop of `_feeding_bwd` as a scan, then the weight gradients: `(dz_1,
+    d_weights, d_biases, d_combine, d_query, dh0, dc0, d_feed, d_projected, d_values, d_v)`
+    (see `seqlstm.kernels.native.feeding_backward`)."""
     additive = kind == "additive"
     layers = len(weights)
     hidden, width = hs[0].shape[-1], values.shape[-1]
@@ -210,16 +222,21 @@ def _reverse_scan(weights, acts, new_cs, hs, cs, feed, query_kernel, v, combine,
         step, init, jnp.arange(outs.shape[0]), reverse=True, unroll=unroll
     )
     dh0, dc0, d_feed0, d_projected, d_values, d_v = carry
-    return dzs, das, dqs, dh0, dc0, d_feed0, d_projected, d_values, d_v
+    acc = outs.dtype
+    d_weights = tuple(_sum_outer(r, dz, acc, acc) for r, dz in zip(rows, dzs))
+    d_biases = tuple(jnp.sum(dz, axis=(0, 1)) for dz in dzs)
+    d_combine = _sum_outer(combined, das, acc, acc)
+    top = combined[..., width:]
+    d_query = _sum_outer(top, dqs, acc, acc) if additive else jnp.zeros_like(query_kernel)
+    return (dzs[0], d_weights, d_biases, d_combine, d_query, dh0, dc0, d_feed0, d_projected,
+            d_values, d_v)  # fmt: skip
 
 
 def _feeding_bwd(kind, unroll, native, saved, cotangents):
     (x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values,
      lengths), ys = saved  # fmt: skip
-    outs, attn, new_hs, new_cs, acts, contexts, queries = ys
+    outs, attn, _, new_cs, acts, queries, rows, combined = ys
     d_outs, d_attn = cotangents
-    additive = kind == "additive"
-    layers = len(weights)
     if isinstance(d_outs, SymbolicZero):
         d_outs = jnp.zeros_like(outs)
     d_attn = None if isinstance(d_attn, SymbolicZero) else d_attn
@@ -227,30 +244,21 @@ def _feeding_bwd(kind, unroll, native, saved, cotangents):
         zeros = (x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values)
         return (*jax.tree.map(jnp.zeros_like, zeros), None)
     loop_args = (weights, acts, new_cs, hs, cs, feed, query_kernel, v, combine, projected, values,
-                 lengths, outs, attn, queries, d_outs, d_attn)  # fmt: skip
+                 lengths, outs, attn, queries, combined, rows, d_outs, d_attn)  # fmt: skip
     scan = partial(_reverse_scan, kind=kind, unroll=unroll)
     if native:
         from seqlstm.kernels.native import feeding_backward
 
-        cpu = partial(feeding_backward, additive=additive)
-        reverse = jax.lax.platform_dependent(*loop_args, cpu=cpu, default=scan)
+        cpu = partial(feeding_backward, additive=kind == "additive")
+        grads = jax.lax.platform_dependent(*loop_args, cpu=cpu, default=scan)
     else:
-        reverse = scan(*loop_args)
-    dzs, das, dqs, dh0, dc0, d_feed0, d_projected, d_values, d_v = reverse
-    acc = outs.dtype
-    d_weights, d_biases = [], []
-    for k in range(layers):
-        inputs = _previous(outs, feed) if k == 0 else new_hs[k - 1]
-        rows = jnp.concatenate([inputs, _previous(new_hs[k], hs[k])], axis=-1)
-        d_weights.append(_summed_like(_sum_outer(rows, dzs[k], acc, acc), weights[k]))
-        d_biases.append(_summed_like(jnp.sum(dzs[k], axis=(0, 1)), biases[k]))
-    top = new_hs[-1]
-    d_combine = _sum_outer(jnp.concatenate([contexts, top], axis=-1), das, acc, acc)
-    d_query = _sum_outer(top, dqs, acc, acc) if additive else jnp.zeros_like(query_kernel)
+        grads = scan(*loop_args)
+    (dz_1, d_weights, d_biases, d_combine, d_query, dh0, dc0, d_feed0, d_projected, d_values,
+     d_v) = grads  # fmt: skip
     return (
-        dzs[0],
-        tuple(d_weights),
-        tuple(d_biases),
+        dz_1,
+        tuple(_summed_like(d, w) for d, w in zip(d_weights, weights)),
+        tuple(_summed_like(d, b) for d, b in zip(d_biases, biases)),
         tuple(_summed_like(d, h) for d, h in zip(dh0, hs)),
         tuple(_summed_like(d, c) for d, c in zip(dc0, cs)),
         _summed_like(d_feed0, feed),

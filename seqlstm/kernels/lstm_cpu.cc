@@ -859,9 +859,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmFeedingForward, Guarded<FeedingForward>::Ca
                                   .RemainingArgs()                // per layer: W, b, h0, c0
                                   .Ret<ffi::Buffer<ffi::F32>>()   // outputs [T, B, H]
                                   .Ret<ffi::Buffer<ffi::F32>>()   // attention [T, B, S]
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // contexts [T, B, E]
                                   .Ret<ffi::Buffer<ffi::F32>>()   // queries [T, B, A]
-                                  .RemainingRets()                // per layer: h, c, gates
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // [context | h_top] [T, B, E + H]
+                                  .RemainingRets()                // per layer: h, c, gates, rows
                                   .Attr<bool>("additive"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmFeedingBackward, Guarded<FeedingBackward>::Call,
@@ -875,16 +875,17 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmFeedingBackward, Guarded<FeedingBackward>::
                                   .Arg<ffi::Buffer<ffi::F32>>()   // outputs [T, B, H]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // attention [T, B, S]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // queries [T, B, A]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // [context | h_top]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // d outputs [T, B, H]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // d attention [T, B, S]
-                                  .RemainingArgs()                // per layer: W, gates, c, c0
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // d(h~) pre-activation [T, B, H]
-                                  .Ret<ffi::Buffer<ffi::F32>>()   // dq [T, B, A]
+                                  .RemainingArgs()                // per layer: W, gates, c, c0, rows
                                   .Ret<ffi::Buffer<ffi::F32>>()   // d feed [B, H]
                                   .Ret<ffi::Buffer<ffi::F32>>()   // d projected [B, S, A]
                                   .Ret<ffi::Buffer<ffi::F32>>()   // d values [B, S, E]
                                   .Ret<ffi::Buffer<ffi::F32>>()   // d v [A]
-                                  .RemainingRets()                // per layer: dz, dh0, dc0
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // d combine [E + H, H]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // d query kernel [H, A]
+                                  .RemainingRets()                // per layer: dz, dW, db, dh0, dc0
                                   .Attr<bool>("additive"));
 
 // The vector width of the tiles this CPU runs (16 with AVX-512, else 8): the hidden size is padded

@@ -351,18 +351,16 @@ def feeding_forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combin
                     values, lengths, additive):  # fmt: skip
     """The input-feeding decoder's teacher-forced forward loop in one call (float32): the
     arguments of `seqlstm.feeding.feeding_decoder` (every layer's `weights` `[2H, 4H]`), and
-    its forward pass's `(outputs, attention, hs, cs, gates, contexts, queries)`, each `[T, B,
-    .]` (hs, cs, gates: one per layer; gates activated, in the order i, f, g, o)."""
+    its forward pass's `(outputs, attention, hs, cs, gates, queries, rows, combined)`, each
+    `[T, B, .]`: hs, cs, gates (activated, in the order i, f, g, o) and rows (`[in | h]`,
+    what the step's product read) one per layer; combined `[context | h_top]`."""
     _require()
     steps, batch, gates = x_tm.shape
     hidden, source, width = gates // 4, projected.shape[1], projected.shape[2]
-    outputs = [
-        _f32((steps, batch, hidden)),
-        _f32((steps, batch, source)),
-        _f32((steps, batch, values.shape[-1])),
-        _f32((steps, batch, width)),
-    ]
-    outputs += [_f32((steps, batch, n)) for _ in weights for n in (hidden, hidden, gates)]
+    per_step = lambda n: _f32((steps, batch, n))
+    outputs = [per_step(hidden), per_step(source), per_step(width)]
+    outputs += [per_step(values.shape[-1] + hidden)]
+    outputs += [per_step(n) for _ in weights for n in (hidden, hidden, gates, 2 * hidden)]
     per_layer = [a for layer in zip(weights, biases, hs, cs) for a in layer]
     f32 = jnp.float32
     results = _ffi(
@@ -379,51 +377,47 @@ def feeding_forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combin
         *(a.astype(f32) for a in per_layer),
         additive=bool(additive),
     )
-    outs, attention, contexts, queries = results[:4]
+    outs, attention, queries, combined = results[:4]
     layers = results[4:]
     return (
         outs,
         attention,
-        tuple(layers[0::3]),
-        tuple(layers[1::3]),
-        tuple(layers[2::3]),
-        contexts,
+        tuple(layers[0::4]),
+        tuple(layers[1::4]),
+        tuple(layers[2::4]),
         queries,
+        tuple(layers[3::4]),
+        combined,
     )
 
 
-def _invariant_like(cotangent, primal):
-    """`cotangent` summed over the `shard_map` axes along which it varies and `primal` does not:
-    the gradient of a replicated value (the attention's `v`) is the sum over the devices, as
-    JAX's own transpose makes it."""
-    axes = tuple(sorted(set(_varying(cotangent)) - set(_varying(primal))))
-    return jax.lax.psum(cotangent, axes) if axes else cotangent
-
-
 def feeding_backward(weights, acts, new_cs, hs, cs, feed, query_kernel, v, combine, projected,
-                     values, lengths, outs, attention, queries, d_outs, d_attention,
-                     additive):  # fmt: skip
-    """The reverse loop of `seqlstm.feeding`'s backward pass in one call (float32): from the
-    forward pass's residuals and the outputs' cotangents (`d_attention` None: zero; `hs` and
-    `feed`, the initial states, are read for their `shard_map` axes only), `(dzs,
-    das, dqs, dh0, dc0, d_feed, d_projected, d_values, d_v)`: per layer each step's gate
-    pre-activation gradient `[T, B, 4H]`, each step's `h~` pre-activation and query gradients,
-    per layer the initial state's gradients, the first feed's, and the attention operands'."""
+                     values, lengths, outs, attention, queries, combined, rows, d_outs,
+                     d_attention, additive):  # fmt: skip
+    """The reverse loop of `seqlstm.feeding`'s backward pass and the weight gradients in one
+    call (float32): from the forward pass's residuals (`feeding_forward`) and the outputs'
+    cotangents (`d_attention` None: zero; `hs` and `feed`, the initial states, are read for
+    their `shard_map` axes only), `(dz_1, d_weights, d_biases, d_combine, d_query, dh0, dc0,
+    d_feed, d_projected, d_values, d_v)`: the first layer's gate pre-activation gradient `[T,
+    B, 4H]` (the embeddings' product's), per layer the weights', biases' and initial states'
+    gradients, then the combination's, the query kernel's (additive; else zeros), the first
+    feed's and the attention operands'."""
     _require()
     steps, batch, hidden = outs.shape
     if d_attention is None:
         d_attention = jnp.zeros_like(attention)
     outputs = [
-        _f32((steps, batch, hidden)),
-        _f32(queries.shape),
         _f32((batch, hidden)),
         _f32(projected.shape),
         _f32(values.shape),
         _f32(v.shape),
+        _f32(combine.shape),
+        _f32(query_kernel.shape),
     ]
-    per_step, state = (steps, batch, 4 * hidden), (batch, hidden)
-    outputs += [_f32(shape) for _ in weights for shape in (per_step, state, state)]
-    per_layer = [a for layer in zip(weights, acts, new_cs, cs) for a in layer]
+    for w in weights:
+        outputs += [_f32((steps, batch, 4 * hidden)), _f32(w.shape), _f32((4 * hidden,))]
+        outputs += [_f32((batch, hidden))] * 2
+    per_layer = [a for layer in zip(weights, acts, new_cs, cs, rows) for a in layer]
     f32 = jnp.float32
     results = _ffi(
         _FEEDING_BACKWARD,
@@ -437,20 +431,25 @@ def feeding_backward(weights, acts, new_cs, hs, cs, feed, query_kernel, v, combi
         outs,
         attention,
         queries,
+        combined,
         d_outs.astype(f32),
         d_attention.astype(f32),
         *(a.astype(f32) for a in per_layer),
         additive=bool(additive),
     )
-    das, dqs, d_feed, d_projected, d_values, d_v = results[:6]
+    d_feed, d_projected, d_values, d_v, d_combine, d_query = results[:6]
     layers = results[6:]
-    like = _invariant_like
+    # Inside shard_map: the gradients of what does not vary along an axis (the attention's `v`
+    # over a sharded batch) summed over it, as JAX's transpose of the scan makes them.
+    like = _summed_like
     return (
-        tuple(layers[0::3]),
-        das,
-        dqs,
-        tuple(like(d, h) for d, h in zip(layers[1::3], hs)),
-        tuple(like(d, c) for d, c in zip(layers[2::3], cs)),
+        layers[0],
+        tuple(layers[1::5]),
+        tuple(layers[2::5]),
+        d_combine,
+        d_query,
+        tuple(like(d, h) for d, h in zip(layers[3::5], hs)),
+        tuple(like(d, c) for d, c in zip(layers[4::5], cs)),
         like(d_feed, feed),
         like(d_projected, projected),
         like(d_values, values),
