@@ -23,6 +23,7 @@ SCRIPTS = (
     "char_speed",
     "cpu_devices",
     "cpu_split",
+    "feeding_rule",
     "lstm_layer",
     "memory",
     "native_models",

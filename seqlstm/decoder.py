@@ -20,6 +20,7 @@ from seqlstm.attention import KINDS, RECURRENT_KINDS, Attention
 from seqlstm.cell import LSTMState
 from seqlstm.checks import check_positive
 from seqlstm.feeding import feeding_decoder
+from seqlstm.kernels import rule
 from seqlstm.kernels.backends import auto_shape, choose_backend
 from seqlstm.layers import LSTM
 from seqlstm.tokens import check_vocab_size
@@ -211,9 +212,15 @@ class Decoder(nnx.Module):
         params = self.attention.params_dict()
         empty = jnp.zeros((0,), jnp.float32)
         # The layers' backend decides the loops' too: "auto" takes the native kernel's two calls
-        # on CPU where the layers' rule would (`seqlstm.kernels.backends`), "scan" the scans.
+        # on CPU where the layers' rule would (`seqlstm.kernels.backends`) and the decoder's
+        # (`rule.native_feeding_wins`: at a large batch x hidden the forward loop alone runs the
+        # scan), "native" always, "scan" never.
         shape = auto_shape(first.params_dict(), embedded)
         native = choose_backend(first.backend, jnp.float32, shape) in ("native", "native_train")
+        if native and first.backend == "auto":
+            batch, hidden = embedded.shape[0], first.recurrent_kernel.shape[0]
+            if not rule.native_feeding_wins(batch, hidden, forward_only=True):
+                native = "train"
         outputs, attention = feeding_decoder(
             x,
             tuple(weights),

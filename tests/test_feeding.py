@@ -12,7 +12,7 @@ from flax import nnx
 from seqlstm import feeding
 from seqlstm.cell import LSTMState
 from seqlstm.decoder import Decoder, DecoderCarry
-from seqlstm.kernels import native
+from seqlstm.kernels import native, rule
 
 B, T, S, H, V = 5, 7, 6, 16, 11
 LENGTHS = jnp.asarray([0, S, 3, 1, 5])  # an empty source and a full one
@@ -234,6 +234,27 @@ def test_native_loops_one_step_and_under_vmap():
     np.testing.assert_allclose(run(True), run(False), rtol=1e-5, atol=1e-5)
 
 
+def test_the_rule_for_the_native_loops():
+    assert rule.native_feeding_wins(64, 256) and rule.native_feeding_wins(256, 512)
+    assert rule.native_feeding_wins(128, 256, forward_only=True)  # measured 1.08x
+    assert not rule.native_feeding_wins(128, 512, forward_only=True)  # measured 0.68x
+
+
+@needs_kernel
+def test_native_for_training_only_runs_the_scan_without_a_gradient(monkeypatch):
+    args = _loop_arguments("general", 1, steps=3)
+    calls = []
+    for name in ("feeding_forward", "feeding_backward"):
+        original = getattr(native, name)
+        monkeypatch.setattr(native, name, partial(_record, calls, name, original))
+    outs, _ = jax.jit(lambda *a: feeding.feeding_decoder(*a, "general", 1, "train"))(*args)
+    assert calls == []
+    want, _ = feeding.feeding_decoder(*args, "general", 1, False)
+    np.testing.assert_allclose(outs, want, rtol=1e-5, atol=1e-5)
+    _loop_grads(args, "general", "train", attention_cotangent=True)
+    assert calls == ["feeding_forward", "feeding_backward"]
+
+
 @needs_kernel
 def test_the_decoder_takes_the_native_loops_as_its_layers_backend_says(monkeypatch):
     taken = []
@@ -247,6 +268,12 @@ def test_the_decoder_takes_the_native_loops_as_its_layers_backend_says(monkeypat
         memory = dec.memory(x["values"], LENGTHS)
         dec(x["tokens"], DecoderCarry(x["states"], x["feed"], None), memory)
         assert taken.pop() is want, backend
+    # Past the rule's batch x hidden, "auto" keeps the native loops for training only.
+    monkeypatch.setattr(rule, "FEEDING_FORWARD_MAX", B * H - 1)
+    dec = decoder("additive", 1)
+    x = inputs(dec, 1)
+    dec(x["tokens"], DecoderCarry(x["states"], x["feed"], None), dec.memory(x["values"], LENGTHS))
+    assert taken.pop() == "train"
     # Without the kernel "auto" runs the scans.
     monkeypatch.setattr(native, "native_available", lambda: False)
     dec = decoder("additive", 1)

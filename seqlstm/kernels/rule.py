@@ -37,6 +37,9 @@ at wide H and long sequences, and there a forward-only call ran the scan (`choos
 from __future__ import annotations
 
 BF16_MAX_HIDDEN = 128  # bfloat16 without bfloat16 units: the kernel up to this size, the scan above
+# The input-feeding decoder's native forward loop: up to this many batch rows x units (above,
+# its single-threaded gate and attention math loses to XLA's; see `native_feeding_wins`).
+FEEDING_FORWARD_MAX = 128 * 256
 
 
 def native_wins(
@@ -64,3 +67,19 @@ def native_forward_wins(
 ) -> bool:
     """Whether the native kernel's forward pass alone beats the scan's (same arguments)."""
     return native_wins(batch, time, features, hidden, bf16, units)
+
+
+def native_feeding_wins(batch: int, hidden: int, forward_only: bool = False) -> bool:
+    """Whether the input-feeding decoder's native loops (`seqlstm.feeding`, float32) beat its
+    scans: the training step (forward and backward loops) at every shape measured, the forward
+    loop alone up to `FEEDING_FORWARD_MAX` rows x units.
+
+    `python benchmarks/feeding_rule.py` (additive attention, two layers unless noted; scan /
+    native speed-up, forward / training step): (B, T, S, H) = (64, 9, 8, 256) 1.38 / 1.49 (G2P),
+    (64, 12, 16, 256) 1.42 / 1.51, (128, 9, 8, 256) 1.08 / 1.71, (64, 9, 8, 512) 1.32 / 1.53,
+    (128, 9, 8, 512) 0.68 / 1.14, (256, 9, 8, 512) 0.61 / 1.05 (configs/g2p.py:large), one
+    layer: (32, 20, 20, 128) 2.30 / 2.64, (16, 30, 30, 64) 1.48 / 2.46, (8, 10, 10, 16)
+    2.31 / 3.58. The native loops run their gate, attention and softmax math on one core (the
+    products on every core, through oneDNN), which XLA spreads over both at large B x H.
+    """
+    return not forward_only or batch * hidden <= FEEDING_FORWARD_MAX
