@@ -40,7 +40,7 @@ SHAPES = [
 ]
 
 
-def loop_fns(b, t, s, h, layers, native):
+def loop_fns(b, t, s, h, layers, backend):
     """(forward, train) callables of `feeding_decoder` with additive attention."""
     from seqlstm import feeding
 
@@ -62,7 +62,7 @@ def loop_fns(b, t, s, h, layers, native):
     )
 
     def apply(*arrays):
-        return feeding.feeding_decoder(*arrays, "additive", 1, native)[0]
+        return feeding.feeding_decoder(*arrays, "additive", 1, backend)[0]
 
     fwd = jax.jit(apply)
     train = jax.jit(jax.grad(lambda *a: jnp.sum(apply(*a)), argnums=tuple(range(11))))
@@ -86,7 +86,7 @@ def main() -> None:
     )
     print("|---|---|---|---|")
     for shape in shapes:
-        fns = {k: loop_fns(*shape, native=k == "native") for k in ("scan", "native")}
+        fns = {k: loop_fns(*shape, backend=k) for k in ("scan", "native")}
         ms = best_medians(fns, reps, rounds)
         sc, na = ms["scan"], ms["native"]
         print(

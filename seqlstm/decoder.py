@@ -216,11 +216,13 @@ class Decoder(nnx.Module):
         # (`rule.native_feeding_wins`: at a large batch x hidden the forward loop alone runs the
         # scan), "native" always, "scan" never.
         shape = auto_shape(first.params_dict(), embedded)
-        native = choose_backend(first.backend, jnp.float32, shape) in ("native", "native_train")
-        if native and first.backend == "auto":
+        backend = choose_backend(first.backend, jnp.float32, shape)
+        if backend not in ("native", "native_train"):
+            backend = "scan"
+        elif first.backend == "auto":
             batch, hidden = embedded.shape[0], first.recurrent_kernel.shape[0]
-            if not rule.native_feeding_wins(batch, hidden, forward_only=True):
-                native = "train"
+            fast = rule.native_feeding_wins(batch, hidden, forward_only=True)
+            backend = "native" if fast else "native_train"
         outputs, attention = feeding_decoder(
             x,
             tuple(weights),
@@ -236,7 +238,7 @@ class Decoder(nnx.Module):
             memory.lengths,
             self.attention.kind,
             first.unroll,
-            native,
+            backend,
         )
         logits = self.output(jnp.swapaxes(outputs, 0, 1))
         return logits, jnp.swapaxes(attention, 0, 1)

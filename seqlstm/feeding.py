@@ -20,7 +20,7 @@ whose score does not read the previous weights (additive, general, dot); `Decode
 generic scan otherwise. Results equal the generic scan's to float rounding
 (tests/test_feeding.py).
 
-On CPU, with `native` (the decoder's layers' backend resolving to the native kernel), both
+On CPU, with `backend="native"` (the decoder's layers' backend resolving to the native kernel), both
 loops run in the native kernel, one call each (`seqlstm.kernels.native.feeding_forward` and
 `feeding_backward`, which also forms the weight gradients); the embeddings' product and the
 output projection stay here. A program lowered for another platform runs the scans
@@ -58,7 +58,7 @@ def _forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, proj
              lengths, kind, unroll, native):  # fmt: skip
     """The forward loop's `(outputs, attention, hs, cs, gates, queries, rows, combined)` (see
     `seqlstm.kernels.native.feeding_forward`): on CPU in the native kernel's one call where
-    `native`, else (and on every other platform) a scan."""
+    `native` (a bool), else (and on every other platform) a scan."""
     arrays = (x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values,
               lengths)  # fmt: skip
     scan = partial(_forward_scan, kind=kind, unroll=unroll)
@@ -112,9 +112,12 @@ def _forward_scan(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine,
     return ys if steps else jax.tree.map(lambda a: a[:0], ys)
 
 
+BACKENDS = ("scan", "native", "native_train")
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(12, 13, 14))
 def feeding_decoder(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected,
-                    values, lengths, kind, unroll, native=False):  # fmt: skip
+                    values, lengths, kind, unroll, backend="scan"):  # fmt: skip
     """Teacher-forced steps of an input-feeding decoder (see the module docstring).
 
     Args:
@@ -133,29 +136,36 @@ def feeding_decoder(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combin
       kind: an attention kind whose score does not read the previous weights (additive, general,
         dot; not `seqlstm.attention.RECURRENT_KINDS`).
       unroll: steps per scan iteration.
-      native: run both loops in the native CPU kernel's calls (`seqlstm.kernels.native`,
-        which must be available) when the program runs on CPU; a program lowered for another
-        platform runs the scans all the same (`jax.lax.platform_dependent`). `"train"`: only
-        under differentiation (a forward pass alone runs the scan).
+      backend: one of `BACKENDS`, as `seqlstm.kernels.backends.choose_backend` resolves a
+        layer's: "native" runs both loops in the native CPU kernel's calls
+        (`seqlstm.kernels.native`, which must be available) when the program runs on CPU (a
+        program lowered for another platform runs the scans all the same,
+        `jax.lax.platform_dependent`); "native_train" only under differentiation (a forward
+        pass alone runs the scan).
 
     Returns:
       `(outputs [T, B, H], weights [T, B, S])`: each step's `h~` and attention weights.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     ys = _forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected,
-                  values, lengths, kind, unroll, native is True)  # fmt: skip
+                  values, lengths, kind, unroll, backend == "native")  # fmt: skip
     return ys[0], ys[1]
 
 
 def _feeding_fwd(*args):
-    *arrays, kind, unroll, native = args
+    *arrays, kind, unroll, backend = args
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     # With `symbolic_zeros=True` each array comes as a `CustomVJPPrimal`.
     arrays = jax.tree.map(
         lambda a: a.value if isinstance(a, CustomVJPPrimal) else a,
         arrays,
         is_leaf=lambda a: isinstance(a, CustomVJPPrimal),
     )
-    ys = _forward(*arrays, kind, unroll, bool(native))
-    return (ys[0], ys[1]), (tuple(arrays), ys)
+    ys = _forward(*arrays, kind, unroll, backend != "scan")
+    # The backward pass reads every residual but the layers' outputs h (its rows hold them).
+    return (ys[0], ys[1]), (tuple(arrays), ys[:2] + ys[3:])
 
 
 def _previous(seq, first):
@@ -234,10 +244,10 @@ def _reverse_scan(weights, acts, new_cs, hs, cs, feed, query_kernel, v, combine,
             d_values, d_v)  # fmt: skip
 
 
-def _feeding_bwd(kind, unroll, native, saved, cotangents):
+def _feeding_bwd(kind, unroll, backend, saved, cotangents):
     (x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected, values,
      lengths), ys = saved  # fmt: skip
-    outs, attn, _, new_cs, acts, queries, rows, combined = ys
+    outs, attn, new_cs, acts, queries, rows, combined = ys
     d_outs, d_attn = cotangents
     if isinstance(d_outs, SymbolicZero):
         d_outs = jnp.zeros_like(outs)
@@ -248,7 +258,7 @@ def _feeding_bwd(kind, unroll, native, saved, cotangents):
     loop_args = (weights, acts, new_cs, hs, cs, feed, query_kernel, v, combine, projected, values,
                  lengths, outs, attn, queries, combined, rows, d_outs, d_attn)  # fmt: skip
     scan = partial(_reverse_scan, kind=kind, unroll=unroll)
-    if bool(native):
+    if backend != "scan":
         from seqlstm.kernels.native import feeding_backward
 
         cpu = partial(feeding_backward, additive=kind == "additive")

@@ -178,14 +178,14 @@ def _loop_arguments(kind, layers, steps, seed=0):
     )
 
 
-def _loop_grads(args, kind, native, attention_cotangent):
+def _loop_grads(args, kind, backend, attention_cotangent):
     steps = args[0].shape[0]
     rng = np.random.default_rng(1)
     w_out = jnp.asarray(rng.normal(size=(steps, B, H)), jnp.float32)
     w_attn = jnp.asarray(rng.normal(size=(steps, B, S)), jnp.float32)
 
     def loss(*arrays):
-        outs, attn = feeding.feeding_decoder(*arrays, kind, 1, native)
+        outs, attn = feeding.feeding_decoder(*arrays, kind, 1, backend)
         total = jnp.sum(outs * w_out)
         if attention_cotangent:
             total = total + jnp.sum(attn * w_attn)
@@ -200,18 +200,24 @@ def _loop_grads(args, kind, native, attention_cotangent):
 @pytest.mark.parametrize("layers", [1, 2])
 def test_native_loops_equal_the_scans(kind, layers, monkeypatch):
     args = _loop_arguments(kind, layers, steps=T)
-    calls = []
-    for name in ("feeding_forward", "feeding_backward"):
-        original = getattr(native, name)
-        monkeypatch.setattr(native, name, partial(_record, calls, name, original))
-    got = _loop_grads(args, kind, True, attention_cotangent=layers == 2)
+    calls = _spy_on_native(monkeypatch)
+    got = _loop_grads(args, kind, "native", attention_cotangent=layers == 2)
     assert calls == ["feeding_forward", "feeding_backward"]
-    want = _loop_grads(args, kind, False, attention_cotangent=layers == 2)
+    want = _loop_grads(args, kind, "scan", attention_cotangent=layers == 2)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     (_, (_, weights)), grads = got
     assert np.all(np.asarray(weights)[:, 0] == 0.0)  # the empty source
     assert float(jnp.max(jnp.abs(grads[10][0]))) == 0.0  # and nothing flows to it
+
+
+def _spy_on_native(monkeypatch) -> list:
+    """A list that grows by the name of each native loop call traced."""
+    calls = []
+    for name in ("feeding_forward", "feeding_backward"):
+        original = getattr(native, name)
+        monkeypatch.setattr(native, name, partial(_record, calls, name, original))
+    return calls
 
 
 def _record(calls, name, original, *args, **kwargs):
@@ -222,16 +228,16 @@ def _record(calls, name, original, *args, **kwargs):
 @needs_kernel
 def test_native_loops_one_step_and_under_vmap():
     args = _loop_arguments("additive", 2, steps=1, seed=3)
-    got = _loop_grads(args, "additive", True, attention_cotangent=True)
-    want = _loop_grads(args, "additive", False, attention_cotangent=True)
+    got = _loop_grads(args, "additive", "native", attention_cotangent=True)
+    want = _loop_grads(args, "additive", "scan", attention_cotangent=True)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     # vmap over a leading axis of the embeddings' product: one call per slice, in turn.
     x = jnp.stack([args[0], 2 * args[0]])
-    run = lambda native: jax.vmap(
-        lambda x: feeding.feeding_decoder(x, *args[1:], "additive", 1, native)[0]
+    run = lambda backend: jax.vmap(
+        lambda x: feeding.feeding_decoder(x, *args[1:], "additive", 1, backend)[0]
     )(x)
-    np.testing.assert_allclose(run(True), run(False), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run("native"), run("scan"), rtol=1e-5, atol=1e-5)
 
 
 def test_the_rule_for_the_native_loops():
@@ -240,18 +246,23 @@ def test_the_rule_for_the_native_loops():
     assert not rule.native_feeding_wins(128, 512, forward_only=True)  # measured 0.68x
 
 
+def test_an_unknown_backend_is_refused():
+    args = _loop_arguments("dot", 1, steps=2)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        feeding.feeding_decoder(*args, "dot", 1, "cudnn")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        jax.grad(lambda x: feeding.feeding_decoder(x, *args[1:], "dot", 1, "nat")[0].sum())(args[0])
+
+
 @needs_kernel
 def test_native_for_training_only_runs_the_scan_without_a_gradient(monkeypatch):
     args = _loop_arguments("general", 1, steps=3)
-    calls = []
-    for name in ("feeding_forward", "feeding_backward"):
-        original = getattr(native, name)
-        monkeypatch.setattr(native, name, partial(_record, calls, name, original))
-    outs, _ = jax.jit(lambda *a: feeding.feeding_decoder(*a, "general", 1, "train"))(*args)
+    calls = _spy_on_native(monkeypatch)
+    outs, _ = jax.jit(lambda *a: feeding.feeding_decoder(*a, "general", 1, "native_train"))(*args)
     assert calls == []
-    want, _ = feeding.feeding_decoder(*args, "general", 1, False)
+    want, _ = feeding.feeding_decoder(*args, "general", 1, "scan")
     np.testing.assert_allclose(outs, want, rtol=1e-5, atol=1e-5)
-    _loop_grads(args, "general", "train", attention_cotangent=True)
+    _loop_grads(args, "general", "native_train", attention_cotangent=True)
     assert calls == ["feeding_forward", "feeding_backward"]
 
 
@@ -262,21 +273,21 @@ def test_the_decoder_takes_the_native_loops_as_its_layers_backend_says(monkeypat
     monkeypatch.setattr(
         "seqlstm.decoder.feeding_decoder", lambda *a: taken.append(a[-1]) or original(*a)
     )
-    for backend, want in (("auto", True), ("native", True), ("scan", False)):
+    for backend, want in (("auto", "native"), ("native", "native"), ("scan", "scan")):
         dec = decoder("additive", 2, backend=backend)
         x = inputs(dec, 2)
         memory = dec.memory(x["values"], LENGTHS)
         dec(x["tokens"], DecoderCarry(x["states"], x["feed"], None), memory)
-        assert taken.pop() is want, backend
+        assert taken.pop() == want, backend
     # Past the rule's batch x hidden, "auto" keeps the native loops for training only.
     monkeypatch.setattr(rule, "FEEDING_FORWARD_MAX", B * H - 1)
     dec = decoder("additive", 1)
     x = inputs(dec, 1)
     dec(x["tokens"], DecoderCarry(x["states"], x["feed"], None), dec.memory(x["values"], LENGTHS))
-    assert taken.pop() == "train"
+    assert taken.pop() == "native_train"
     # Without the kernel "auto" runs the scans.
     monkeypatch.setattr(native, "native_available", lambda: False)
     dec = decoder("additive", 1)
     x = inputs(dec, 1)
     dec(x["tokens"], DecoderCarry(x["states"], x["feed"], None), dec.memory(x["values"], LENGTHS))
-    assert taken.pop() is False
+    assert taken.pop() == "scan"

@@ -127,6 +127,30 @@ struct BackwardArgs : Layout {
   uint16_t* dzb = nullptr;
 };
 
+// tanh(x) as a rational function of x (Eigen's and XLA:CPU's approximation, a few ulp over the
+// float range): one division and a dozen FMAs. T is float (the decoder's loops) or a vector of
+// floats (the tiles: always inlined, so compiled for the caller's instruction set).
+template <typename T>
+__attribute__((always_inline)) inline T RationalTanh(T x) {
+  constexpr float kClamp = 7.90531110763549805f;
+  x = x < -kClamp ? T{} - kClamp : x;
+  x = x > kClamp ? T{} + kClamp : x;
+  const T x2 = x * x;
+  T p = T{} + -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  p = p * x;
+  T q = T{} + 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  return p / q;
+}
+
 namespace avx2 {
 constexpr int L = 8;
 constexpr int kFwdRows = 2;  // 8 accumulators of the 16 ymm registers
@@ -427,8 +451,9 @@ Scratch ToBf16Rows(int slot, const float* x, int64_t rows, int64_t D, int64_t Dp
 // The packing below runs once per call on every weight matrix: it copies runs of L contiguous
 // floats (no per-element index arithmetic; 250 us -> ~15 us at H = 128). Each function packs
 // unit blocks [u0, u1), so that the threads of a call pack their shares at once (one thread
-// packed G2P's layers in 0.14-0.36 ms a call; sharing it, and the backward pass's transposes
-// below, took 1.5-2 ms off its 52 ms training step).
+// packed G2P's encoder layers in 0.14-0.36 ms a call; sharing it and the backward pass's
+// transposes below, G2P's second encoder layer, one direction, trained in 6.1 against 7.0 ms:
+// a scratch A/B of the two builds with benchmarks/native_rule.py's `layer_fns`).
 
 // W [K, 4H] -> [Hp / L][K][4L] (forward tiles), blocks [u0, u1).
 void PackPanelsInto(const float* w, int64_t K, int64_t H, int64_t L, int64_t u0, int64_t u1,
@@ -788,7 +813,7 @@ struct Guarded<Fn> {
   }
 };
 
-// The bindings of the three handlers: the forward inputs they share, and the attributes of all.
+// The bindings of the LSTM handlers: the forward inputs they share, and the attributes of all.
 auto BindForwardInputs() {
   return ffi::Ffi::Bind()
       .Arg<ffi::Buffer<ffi::F32>>()    // x
@@ -798,6 +823,18 @@ auto BindForwardInputs() {
       .Arg<ffi::Buffer<ffi::F32>>()    // h0
       .Arg<ffi::Buffer<ffi::F32>>()    // c0
       .Arg<ffi::Buffer<ffi::PRED>>();  // valid
+}
+
+// The operands both decoder handlers read first (after the forward's x_tm), in this order.
+template <typename Binding>
+auto BindAttentionOperands(Binding binding) {
+  return std::move(binding)
+      .template Arg<ffi::Buffer<ffi::F32>>()   // query kernel [H, A] ([0, 0] unless additive)
+      .template Arg<ffi::Buffer<ffi::F32>>()   // v [A] ([0] unless additive)
+      .template Arg<ffi::Buffer<ffi::F32>>()   // combine [E + H, H]
+      .template Arg<ffi::Buffer<ffi::F32>>()   // projected keys [B, S, A]
+      .template Arg<ffi::Buffer<ffi::F32>>()   // values [B, S, E]
+      .template Arg<ffi::Buffer<ffi::S32>>();  // lengths [B]
 }
 
 template <typename Binding>
@@ -847,14 +884,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmLstmBackward, Guarded<LstmBackward>::Call,
                                                  .Ret<ffi::Buffer<ffi::F32>>()));  // dc0
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmFeedingForward, Guarded<FeedingForward>::Call,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // x_tm [T, B, 4H]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // query kernel [H, A]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // v [A]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // combine [E + H, H]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // projected [B, S, A]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // values [B, S, E]
-                                  .Arg<ffi::Buffer<ffi::S32>>()   // lengths [B]
+                              BindAttentionOperands(  // after x_tm [T, B, 4H]
+                                  ffi::Ffi::Bind().Arg<ffi::Buffer<ffi::F32>>())
                                   .Arg<ffi::Buffer<ffi::F32>>()   // feed [B, H]
                                   .RemainingArgs()                // per layer: W, b, h0, c0
                                   .Ret<ffi::Buffer<ffi::F32>>()   // outputs [T, B, H]
@@ -865,20 +896,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmFeedingForward, Guarded<FeedingForward>::Ca
                                   .Attr<bool>("additive"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqlstmFeedingBackward, Guarded<FeedingBackward>::Call,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // query kernel [H, A]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // v [A]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // combine [E + H, H]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // projected [B, S, A]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // values [B, S, E]
-                                  .Arg<ffi::Buffer<ffi::S32>>()   // lengths [B]
+                              BindAttentionOperands(ffi::Ffi::Bind())
                                   .Arg<ffi::Buffer<ffi::F32>>()   // outputs [T, B, H]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // attention [T, B, S]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // queries [T, B, A]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // [context | h_top]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // d outputs [T, B, H]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // d attention [T, B, S]
-                                  .RemainingArgs()                // per layer: W, gates, c, c0, rows
+                                  .RemainingArgs()  // per layer: W, gates, c, c0, rows
                                   .Ret<ffi::Buffer<ffi::F32>>()   // d feed [B, H]
                                   .Ret<ffi::Buffer<ffi::F32>>()   // d projected [B, S, A]
                                   .Ret<ffi::Buffer<ffi::F32>>()   // d values [B, S, E]

@@ -347,6 +347,12 @@ def _native_bwd(reverse, inference, batch_major, bf16, saved, cotangents):
 native_lstm.defvjp(_native_fwd, _native_bwd)
 
 
+def _attention_operands(query_kernel, v, combine, projected, values, lengths):
+    """The operands both decoder calls read first, in their order; `lengths` as int32 (the
+    arrays are float32 already: `Decoder` takes these loops in float32 only)."""
+    return query_kernel, v, combine, projected, values, lengths.astype(jnp.int32)
+
+
 def feeding_forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combine, projected,
                     values, lengths, additive):  # fmt: skip
     """The input-feeding decoder's teacher-forced forward loop in one call (float32): the
@@ -362,19 +368,14 @@ def feeding_forward(x_tm, weights, biases, hs, cs, feed, query_kernel, v, combin
     outputs += [per_step(values.shape[-1] + hidden)]
     outputs += [per_step(n) for _ in weights for n in (hidden, hidden, gates, 2 * hidden)]
     per_layer = [a for layer in zip(weights, biases, hs, cs) for a in layer]
-    f32 = jnp.float32
+    operands = _attention_operands(query_kernel, v, combine, projected, values, lengths)
     results = _ffi(
         _FEEDING_FORWARD,
         outputs,
-        x_tm.astype(f32),
-        query_kernel.astype(f32),
-        v.astype(f32),
-        combine.astype(f32),
-        projected.astype(f32),
-        values.astype(f32),
-        lengths.astype(jnp.int32),
-        feed.astype(f32),
-        *(a.astype(f32) for a in per_layer),
+        x_tm,
+        *operands,
+        feed,
+        *per_layer,
         additive=bool(additive),
     )
     outs, attention, queries, combined = results[:4]
@@ -418,23 +419,18 @@ def feeding_backward(weights, acts, new_cs, hs, cs, feed, query_kernel, v, combi
         outputs += [_f32((steps, batch, 4 * hidden)), _f32(w.shape), _f32((4 * hidden,))]
         outputs += [_f32((batch, hidden))] * 2
     per_layer = [a for layer in zip(weights, acts, new_cs, cs, rows) for a in layer]
-    f32 = jnp.float32
+    operands = _attention_operands(query_kernel, v, combine, projected, values, lengths)
     results = _ffi(
         _FEEDING_BACKWARD,
         outputs,
-        query_kernel.astype(f32),
-        v.astype(f32),
-        combine.astype(f32),
-        projected.astype(f32),
-        values.astype(f32),
-        lengths.astype(jnp.int32),
+        *operands,
         outs,
         attention,
         queries,
         combined,
-        d_outs.astype(f32),
-        d_attention.astype(f32),
-        *(a.astype(f32) for a in per_layer),
+        d_outs,
+        d_attention,
+        *per_layer,
         additive=bool(additive),
     )
     d_feed, d_projected, d_values, d_v, d_combine, d_query = results[:6]
